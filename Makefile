@@ -1,0 +1,56 @@
+# status-reporter — developer entry points. `make` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+PYTEST := hack/pytest.sh
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is required")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create .venv/ with the package and the pinned dev tools (idempotent)
+
+.PHONY: lock
+lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml (needs PyPI)
+	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe -o requirements/runtime.txt pyproject.toml
+	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --extra dev -o requirements/dev.txt pyproject.toml
+	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --extra dev --extra bench -o requirements/bench.txt pyproject.toml
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format and auto-fix the code
+	$(BIN)/ruff format src tests hack
+	$(BIN)/ruff check --fix src tests hack
+
+.PHONY: lint
+lint: $(STAMP) ## ruff lint + format check, mypy --strict
+	$(BIN)/ruff check src tests hack
+	$(BIN)/ruff format --check src tests hack
+	$(BIN)/mypy
+
+.PHONY: typecheck
+typecheck: $(STAMP) ## mypy --strict only
+	$(BIN)/mypy
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Unit tests (fast, no network)
+	$(PYTEST) tests/unit
+
+.PHONY: verify
+verify: lint test-unit ## Everything that needs no control plane: lint, types, unit tests
+
+.PHONY: test
+test: lint test-unit ## The whole suite: lint, unit, integration

@@ -1,0 +1,5 @@
+"""``python -m status_reporter``: the same entry point as the console script."""
+
+from status_reporter.cli import main
+
+raise SystemExit(main())

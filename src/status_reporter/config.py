@@ -1,0 +1,225 @@
+"""Configuration from environment variables (SPEC §3).
+
+Every rule lives in :func:`load`, which turns a mapping of environment variables
+into a validated, immutable :class:`Config` or raises :class:`ConfigError` naming
+the variable, the offending value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+DEFAULT_RESULTS_PATH = "/results/adapter-result.json"
+DEFAULT_POLL_INTERVAL_SECONDS = 2
+DEFAULT_MAX_WAIT_TIME_SECONDS = 300
+DEFAULT_CONDITION_TYPE = "Available"
+DEFAULT_REPORTER_CONTAINER_NAME = "status-reporter"
+DEFAULT_CONTAINER_STATUS_INTERVAL_SECONDS = 10
+
+# Plain decimal digits only: int() would also take "1_000", "٣" or "0x10".
+_INTEGER = re.compile(r"[+]?[0-9]+")
+
+_Choice = TypeVar("_Choice", bound=enum.StrEnum)
+
+
+class LogLevel(enum.StrEnum):
+    """Accepted values of ``LOG_LEVEL``."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+class LogFormat(enum.StrEnum):
+    """Accepted values of ``LOG_FORMAT``."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+class MonitorMode(enum.StrEnum):
+    """Accepted values of ``MONITOR_MODE``."""
+
+    AUTO = "auto"
+    POLL = "poll"
+
+
+class ConfigError(Exception):
+    """An environment variable holds a value that is not allowed."""
+
+    def __init__(self, variable: str, value: str | None, allowed: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.allowed = allowed
+        shown = "(unset)" if value is None else f'"{value}"'
+        super().__init__(f"invalid configuration: {variable}={shown}: {allowed}")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The validated configuration of one reporter run."""
+
+    job_name: str
+    job_namespace: str
+    pod_name: str
+    results_path: str = DEFAULT_RESULTS_PATH
+    poll_interval_seconds: int = DEFAULT_POLL_INTERVAL_SECONDS
+    max_wait_time_seconds: int = DEFAULT_MAX_WAIT_TIME_SECONDS
+    condition_type: str = DEFAULT_CONDITION_TYPE
+    log_level: LogLevel = LogLevel.INFO
+    adapter_container_name: str = ""
+    log_format: LogFormat = LogFormat.TEXT
+    reporter_container_name: str = DEFAULT_REPORTER_CONTAINER_NAME
+    monitor_mode: MonitorMode = MonitorMode.AUTO
+    container_status_interval_seconds: int = DEFAULT_CONTAINER_STATUS_INTERVAL_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """Where a configuration error can still be reported: the Job, when its name is valid."""
+
+    name: str
+    namespace: str
+    condition_type: str
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    """Return the variable's value, or None when unset; empty counts as unset (SPEC §3)."""
+    value = env.get(name)
+    return value if value else None
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = _get(env, name)
+    if value is None or not value.strip():
+        raise ConfigError(name, value, "required, must not be empty")
+    return value.strip()
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int, allowed: str) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    text = raw.strip()
+    if not _INTEGER.fullmatch(text) or int(text) <= 0:
+        raise ConfigError(name, raw, allowed)
+    return int(text)
+
+
+def _choice(env: Mapping[str, str], name: str, kind: type[_Choice], default: _Choice) -> _Choice:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        return kind(raw.strip().lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise ConfigError(name, raw, f"must be one of {choices} (case-insensitive)") from None
+
+
+def _results_path(env: Mapping[str, str]) -> str:
+    raw = _get(env, "RESULTS_PATH")
+    if raw is None:
+        return DEFAULT_RESULTS_PATH
+    if not raw.startswith("/") or raw.endswith("/"):
+        raise ConfigError(
+            "RESULTS_PATH", raw, "must be an absolute file path (start with /, not end with /)"
+        )
+    return raw
+
+
+def _condition_type(env: Mapping[str, str]) -> str:
+    raw = _get(env, "CONDITION_TYPE")
+    if raw is None:
+        return DEFAULT_CONDITION_TYPE
+    if not raw.strip():
+        raise ConfigError("CONDITION_TYPE", raw, "must not be blank")
+    return raw.strip()
+
+
+def job_ref(env: Mapping[str, str]) -> JobRef | None:
+    """Return the Job to report a configuration error on, or None when it cannot be named.
+
+    Used only after :func:`load` failed, so every lookup here tolerates bad values:
+    an invalid ``CONDITION_TYPE`` falls back to the default type.
+    """
+    try:
+        name = _required(env, "JOB_NAME")
+        namespace = _required(env, "JOB_NAMESPACE")
+    except ConfigError:
+        return None
+    try:
+        condition_type = _condition_type(env)
+    except ConfigError:
+        condition_type = DEFAULT_CONDITION_TYPE
+    return JobRef(name=name, namespace=namespace, condition_type=condition_type)
+
+
+def load(env: Mapping[str, str]) -> Config:
+    """Validate the environment and build the configuration.
+
+    Raises:
+        ConfigError: for the first variable (in SPEC §3 table order) whose value is invalid.
+    """
+    job_name = _required(env, "JOB_NAME")
+    job_namespace = _required(env, "JOB_NAMESPACE")
+    pod_name = _required(env, "POD_NAME")
+    results_path = _results_path(env)
+    max_wait = _positive_int(
+        env,
+        "MAX_WAIT_TIME_SECONDS",
+        DEFAULT_MAX_WAIT_TIME_SECONDS,
+        "must be an integer greater than 0",
+    )
+    poll_interval = _positive_int(
+        env,
+        "POLL_INTERVAL_SECONDS",
+        DEFAULT_POLL_INTERVAL_SECONDS,
+        f"must be an integer greater than 0 and less than MAX_WAIT_TIME_SECONDS ({max_wait})",
+    )
+    if poll_interval >= max_wait:
+        raise ConfigError(
+            "POLL_INTERVAL_SECONDS",
+            _get(env, "POLL_INTERVAL_SECONDS") or str(poll_interval),
+            f"must be an integer greater than 0 and less than MAX_WAIT_TIME_SECONDS ({max_wait})",
+        )
+    condition_type = _condition_type(env)
+    log_level = _choice(env, "LOG_LEVEL", LogLevel, LogLevel.INFO)
+    adapter = (_get(env, "ADAPTER_CONTAINER_NAME") or "").strip()
+    log_format = _choice(env, "LOG_FORMAT", LogFormat, LogFormat.TEXT)
+    reporter = (_get(env, "REPORTER_CONTAINER_NAME") or "").strip() or (
+        DEFAULT_REPORTER_CONTAINER_NAME
+    )
+    if adapter and adapter == reporter:
+        raise ConfigError(
+            "ADAPTER_CONTAINER_NAME",
+            adapter,
+            f"must not name the reporter's own container (REPORTER_CONTAINER_NAME={reporter})",
+        )
+    monitor_mode = _choice(env, "MONITOR_MODE", MonitorMode, MonitorMode.AUTO)
+    status_interval = _positive_int(
+        env,
+        "CONTAINER_STATUS_INTERVAL_SECONDS",
+        DEFAULT_CONTAINER_STATUS_INTERVAL_SECONDS,
+        "must be an integer greater than 0",
+    )
+    return Config(
+        job_name=job_name,
+        job_namespace=job_namespace,
+        pod_name=pod_name,
+        results_path=results_path,
+        poll_interval_seconds=poll_interval,
+        max_wait_time_seconds=max_wait,
+        condition_type=condition_type,
+        log_level=log_level,
+        adapter_container_name=adapter,
+        log_format=log_format,
+        reporter_container_name=reporter,
+        monitor_mode=monitor_mode,
+        container_status_interval_seconds=status_interval,
+    )

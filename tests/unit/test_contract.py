@@ -1,0 +1,397 @@
+"""SPEC §2: the result contract — parsing, normalisation and safe reading."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from status_reporter.contract import (
+    MAX_RESULT_BYTES,
+    AdapterResult,
+    ResultInvalid,
+    ResultMissing,
+    ResultValid,
+    parse_result,
+    read_result,
+    render_details,
+    trim,
+    truncate_utf8,
+)
+
+
+def parsed(document: object) -> ResultValid | ResultInvalid:
+    return parse_result(json.dumps(document).encode())
+
+
+def valid(document: object) -> AdapterResult:
+    state = parsed(document)
+    assert isinstance(state, ResultValid), state
+    return state.result
+
+
+def invalid(data: bytes) -> str:
+    state = parse_result(data)
+    assert isinstance(state, ResultInvalid), state
+    return state.error
+
+
+# --- status -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["success", "failure"])
+def test_status_values(status: str) -> None:
+    assert valid({"status": status}).status == status
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {},
+        {"status": None},
+        {"status": "Success"},
+        {"status": "SUCCESS"},
+        {"status": " success"},
+        {"status": "ok"},
+        {"status": ""},
+        {"status": 1},
+        {"status": True},
+        {"status": ["success"]},
+        {"Status": "success"},
+    ],
+)
+def test_status_must_be_exactly_success_or_failure(document: object) -> None:
+    assert invalid(json.dumps(document).encode()) == "status: must be either 'success' or 'failure'"
+
+
+# --- reason and message -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "default"), [("reason", "NoReasonProvided"), ("message", "No message provided")]
+)
+@pytest.mark.parametrize("value", [None, "", "   ", "\n\t", "\u3000\u00a0\u2028"])
+def test_missing_null_or_blank_text_gets_the_default(field: str, default: str, value: str | None) -> None:
+    document: dict[str, object] = {"status": "success"}
+    if value is not None:
+        document[field] = value
+    assert getattr(valid(document), field) == default
+    assert getattr(valid({"status": "failure", field: None}), field) == default
+
+
+@pytest.mark.parametrize("field", ["reason", "message"])
+@pytest.mark.parametrize("value", [1, 1.5, True, False, [], {}, ["x"], {"a": "b"}])
+def test_non_string_text_is_invalid(field: str, value: object) -> None:
+    error = invalid(json.dumps({"status": "success", field: value}).encode())
+    assert error.startswith(f"{field}: must be a string or null, got ")
+
+
+def test_text_is_trimmed_of_unicode_whitespace() -> None:
+    result = valid({"status": "success", "reason": "\u2003 Ready\t\n", "message": "\u00a0all good \u3000"})
+    assert (result.reason, result.message) == ("Ready", "all good")
+
+
+def test_trim_keeps_separators_that_are_not_whitespace() -> None:
+    # U+001C..U+001F are not White_Space (Go's TrimSpace keeps them; str.strip() would not).
+    assert trim("\x1cA\x1f") == "\x1cA\x1f"
+    assert trim("\u200bA") == "\u200bA"  # zero width space is not White_Space either
+
+
+@pytest.mark.parametrize(("field", "limit"), [("reason", 128), ("message", 1024)])
+def test_text_is_cut_to_the_byte_limit(field: str, limit: int) -> None:
+    exact = "a" * limit
+    assert getattr(valid({"status": "success", field: exact}), field) == exact
+    longer = "b" * (limit + 50)
+    assert getattr(valid({"status": "success", field: longer}), field) == "b" * limit
+
+
+@pytest.mark.parametrize(("field", "limit"), [("reason", 128), ("message", 1024)])
+def test_cut_never_splits_a_character(field: str, limit: int) -> None:
+    # "é" is 2 bytes, "€" 3, "😀" 4: every alignment against the limit.
+    for prefix in range(4):
+        for char in ("é", "€", "😀"):
+            text = "a" * prefix + char * limit
+            value = getattr(valid({"status": "success", field: text}), field)
+            encoded = value.encode()
+            assert len(encoded) <= limit
+            assert len(encoded) > limit - len(char.encode())
+            assert text.startswith(value)
+
+
+def test_truncation_happens_after_trimming() -> None:
+    reason = " " * 200 + "R" * 10 + " " * 200
+    assert valid({"status": "success", "reason": reason}).reason == "R" * 10
+
+
+def test_unpaired_surrogate_escape_is_invalid() -> None:
+    assert invalid(b'{"status":"success","reason":"\\ud800"}') == (
+        "reason: contains an unpaired UTF-16 surrogate escape"
+    )
+    assert valid({"status": "success", "reason": "\U0001f600"}).reason == "\U0001f600"
+
+
+# --- details and other keys ---------------------------------------------------
+
+
+def test_details_any_json_value_and_other_keys_ignored() -> None:
+    for details in ({"a": [1, 2]}, [1], "text", 3, None, True):
+        result = valid({"status": "failure", "details": details, "extra": {"x": 1}})
+        assert result.details == details
+        assert result.has_details
+    assert not valid({"status": "failure"}).has_details
+
+
+def test_keys_are_case_sensitive() -> None:
+    result = valid({"status": "success", "Reason": "X", "MESSAGE": "Y"})
+    assert (result.reason, result.message) == ("NoReasonProvided", "No message provided")
+
+
+def test_render_details_is_bounded() -> None:
+    text, cut = render_details({"k": "v"})
+    assert (text, cut) == ('{"k":"v"}', False)
+    text, cut = render_details({"k": "é" * 100_000}, limit=1000)
+    assert cut
+    assert len(text.encode()) <= 1000
+    text, cut = render_details(json.loads('"\\udc00"'))
+    assert (text, cut) == ('"\\udc00"', False)
+
+
+# --- whole-file rules -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [b"", b" ", b"\n\t\r\n  "])
+def test_empty_or_whitespace_file(data: bytes) -> None:
+    assert invalid(data) == "file is empty"
+
+
+def test_size_limit_is_exactly_one_mebibyte() -> None:
+    head = b'{"status":"success","pad":"'
+    tail = b'"}'
+    exact = head + b"x" * (MAX_RESULT_BYTES - len(head) - len(tail)) + tail
+    assert len(exact) == MAX_RESULT_BYTES
+    assert isinstance(parse_result(exact), ResultValid)
+    over = head + b"x" * (MAX_RESULT_BYTES - len(head) - len(tail) + 1) + tail
+    assert invalid(over) == "file is larger than 1 MiB (1048576 bytes)"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'{"status": "success",}', "invalid JSON: "),
+        (b"{'status': 'success'}", "invalid JSON: "),
+        (b'{"status": "success"} {}', "invalid JSON: Extra data"),
+        (b'{"status": "success"}x', "invalid JSON: Extra data"),
+        (b'{"status": "success", "d": NaN}', "invalid JSON: NaN is not allowed"),
+        (b'{"status": "success", "d": Infinity}', "invalid JSON: Infinity is not allowed"),
+        (b'{"status": "success", "d": -Infinity}', "invalid JSON: -Infinity is not allowed"),
+        (b'{"status": "success", "m": "a\x01b"}', "invalid JSON: Invalid control character"),
+        (b"// comment\n{}", "invalid JSON: "),
+        (b'{"status": "succ', "invalid JSON: "),
+    ],
+)
+def test_strict_json(data: bytes, expected: str) -> None:
+    assert invalid(data).startswith(expected)
+
+
+def test_deep_nesting_is_invalid_not_a_crash() -> None:
+    assert invalid(b"[" * 200_000 + b"]" * 200_000) == "invalid JSON: nested too deeply"
+    assert invalid(b'{"status":"success","d":' + b"[" * 100_000).startswith("invalid JSON: ")
+
+
+def test_huge_integers_are_valid_json() -> None:
+    data = b'{"status":"success","details":' + b"9" * 5000 + b"}"
+    assert isinstance(parse_result(data), ResultValid)
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [(b"[]", "array"), (b'"success"', "string"), (b"1", "number"), (b"null", "null"), (b"true", "boolean")],
+)
+def test_top_level_must_be_an_object(data: bytes, kind: str) -> None:
+    assert invalid(data) == f"top level must be a JSON object, got {kind}"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"status":"success","reason":"\xff"}',
+        b'{"status":"success","reason":"\xc3"}',
+        b'{"status":"success","reason":"\xed\xa0\x80"}',  # an encoded surrogate
+        b'{"status":"success","reason":"\xc0\xaf"}',  # overlong
+        b'\xfe\xff{"status":"success"}',
+    ],
+)
+def test_invalid_utf8(data: bytes) -> None:
+    assert invalid(data).startswith("file is not valid UTF-8 (invalid byte at offset ")
+
+
+def test_utf8_byte_order_mark_is_tolerated() -> None:
+    assert isinstance(parse_result(b'\xef\xbb\xbf{"status":"success"}'), ResultValid)
+
+
+def test_fingerprint_tracks_content() -> None:
+    one = parse_result(b"{")
+    same = parse_result(b"{")
+    other = parse_result(b"{ ")
+    assert isinstance(one, ResultInvalid)
+    assert isinstance(same, ResultInvalid)
+    assert isinstance(other, ResultInvalid)
+    assert one.fingerprint == same.fingerprint != other.fingerprint
+
+
+# --- properties ------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+text_fields = st.none() | st.text() | st.integers() | st.booleans() | st.lists(st.text(), max_size=2)
+
+
+def _check_state(state: ResultValid | ResultInvalid) -> None:
+    if isinstance(state, ResultValid):
+        result = state.result
+        assert result.status in ("success", "failure")
+        for text, limit in ((result.reason, 128), (result.message, 1024)):
+            assert text
+            assert len(text.encode("utf-8")) <= limit
+            assert trim(text[:1]) == text[:1]
+    else:
+        assert state.error
+        state.error.encode("utf-8")
+
+
+@settings(max_examples=400)
+@given(st.binary(max_size=2048))
+def test_parser_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    _check_state(parse_result(data))
+
+
+@settings(max_examples=400)
+@given(
+    status=st.sampled_from(["success", "failure", "Success", "", None]) | st.text(max_size=8),
+    reason=text_fields,
+    message=text_fields,
+    details=json_values,
+)
+def test_parser_output_is_bounded_valid_utf8(
+    status: object, reason: object, message: object, details: object
+) -> None:
+    document = {"status": status, "reason": reason, "message": message, "details": details}
+    data = json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    _check_state(parse_result(data))
+    _check_state(parse_result(json.dumps(document).encode()))
+
+
+@given(st.text(), st.integers(min_value=0, max_value=300))
+def test_truncate_utf8_properties(text: str, limit: int) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    cut = truncate_utf8(text, limit)
+    assert len(cut.encode()) <= limit
+    assert text.startswith(cut)
+    if len(text.encode()) <= limit:
+        assert cut == text
+    else:
+        # Nothing more of the next character would have fitted.
+        assert len(cut.encode()) + len(text[len(cut)].encode()) > limit
+
+
+# --- safe reading ------------------------------------------------------------------
+
+
+def test_missing_file_and_missing_directory(tmp_path: Path) -> None:
+    assert read_result(str(tmp_path / "none.json")) == ResultMissing()
+    assert read_result(str(tmp_path / "no-dir" / "none.json")) == ResultMissing()
+
+
+def test_reads_a_regular_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text('{"status": "failure", "reason": "Denied"}')
+    state = read_result(str(path))
+    assert isinstance(state, ResultValid)
+    assert state.result.reason == "Denied"
+
+
+def test_directory_is_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.mkdir()
+    state = read_result(str(path))
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "result path is a directory, not a regular file"
+
+
+def test_symlink_is_never_followed(tmp_path: Path) -> None:
+    target = tmp_path / "target.json"
+    target.write_text('{"status": "success"}')
+    link = tmp_path / "r.json"
+    link.symlink_to(target)
+    state = read_result(str(link))
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "result path is a symbolic link, not a regular file"
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "nowhere")
+    assert isinstance(read_result(str(dangling)), ResultInvalid)
+
+
+def test_fifo_is_invalid_and_never_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    os.mkfifo(path)
+    started = time.monotonic()
+    outcome: list[object] = []
+    reader = threading.Thread(target=lambda: outcome.append(read_result(str(path))), daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    assert not reader.is_alive(), "read_result blocked on a FIFO"
+    assert time.monotonic() - started < 5
+    assert outcome == [
+        ResultInvalid("result path is a FIFO, not a regular file", b"result path is a FIFO, not a regular file")
+    ]
+
+
+def test_socket_and_device_are_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        state = read_result(str(path))
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "result path is a socket, not a regular file"
+    state = read_result("/dev/null")
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "result path is a character device, not a regular file"
+
+
+def test_reads_at_most_one_mebibyte_plus_one(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    with path.open("wb") as handle:
+        handle.write(b'{"status":"success"}')
+        handle.truncate(64 * MAX_RESULT_BYTES)  # sparse: 64 MiB by stat
+    state = read_result(str(path))
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "file is larger than 1 MiB (1048576 bytes)"
+
+
+def test_parent_that_is_a_file(tmp_path: Path) -> None:
+    parent = tmp_path / "results"
+    parent.write_text("x")
+    state = read_result(str(parent / "r.json"))
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "cannot read result file: Not a directory"
+
+
+def test_other_os_errors_are_reported(tmp_path: Path) -> None:
+    # Any error but "not found" is reported with its cause (EACCES takes this path too,
+    # but root, which CI runs as, can read any file).
+    state = read_result(str(tmp_path / ("x" * 300)))
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "cannot read result file: File name too long"

@@ -1,0 +1,293 @@
+"""SPEC §4: every row of the decision table, and which row wins when several hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from status_reporter.contract import (
+    AdapterResult,
+    ResultInvalid,
+    ResultMissing,
+    ResultState,
+    ResultValid,
+)
+from status_reporter.decision import (
+    AdapterState,
+    Condition,
+    Observation,
+    Pending,
+    Rule,
+    Terminated,
+    Verdict,
+    Waiting,
+    decide,
+    go_duration,
+)
+
+SUCCESS = ResultValid(AdapterResult("success", "AllChecksPassed", "All good"))
+FAILURE = ResultValid(AdapterResult("failure", "MissingPermissions", "SA lacks IAM roles"))
+INVALID = ResultInvalid("status: must be either 'success' or 'failure'", b"fp")
+MISSING = ResultMissing()
+RUNNING = AdapterState(ever_ran=True)
+OOM = AdapterState(terminated=Terminated(137, "OOMKilled"), ever_ran=True)
+CRASHED = AdapterState(terminated=Terminated(1, "Error"), ever_ran=True)
+COMPLETED = AdapterState(terminated=Terminated(0, "Completed"), ever_ran=True)
+PULL_BACKOFF = AdapterState(waiting=Waiting("ImagePullBackOff", 'Back-off pulling image "x"'))
+
+
+def observe(
+    result: ResultState = MISSING,
+    adapter: AdapterState | None = RUNNING,
+    now: float = 10.0,
+    invalid_since: float | None = None,
+    interrupted: bool = False,
+    max_wait: int = 300,
+) -> Verdict | Pending:
+    return decide(
+        Observation(
+            result=result,
+            adapter=adapter,
+            now=now,
+            deadline=float(max_wait),
+            max_wait_seconds=max_wait,
+            settle_seconds=2.0,
+            invalid_since=invalid_since,
+            interrupted=interrupted,
+        )
+    )
+
+
+def verdict(**kwargs: object) -> Verdict:
+    outcome = observe(**kwargs)  # type: ignore[arg-type]
+    assert isinstance(outcome, Verdict), outcome
+    return outcome
+
+
+# --- rows 1 and 2: a valid result wins over everything --------------------------------
+
+ALL_ADAPTERS = [None, RUNNING, OOM, CRASHED, COMPLETED, PULL_BACKOFF]
+
+
+@pytest.mark.parametrize("adapter", ALL_ADAPTERS)
+@pytest.mark.parametrize("now", [0.0, 299.9, 300.0, 10_000.0])
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_valid_result_wins(adapter: AdapterState | None, now: float, interrupted: bool) -> None:
+    success = verdict(result=SUCCESS, adapter=adapter, now=now, interrupted=interrupted)
+    assert success == Verdict(Rule.RESULT_SUCCESS, Condition("True", "AllChecksPassed", "All good"))
+    assert success.from_result
+    failure = verdict(result=FAILURE, adapter=adapter, now=now, interrupted=interrupted)
+    assert failure == Verdict(
+        Rule.RESULT_FAILURE, Condition("False", "MissingPermissions", "SA lacks IAM roles")
+    )
+    assert failure.from_result
+
+
+# --- row 3 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("result", [MISSING, INVALID])
+def test_oom_killed(result: ResultState) -> None:
+    outcome = verdict(result=result, adapter=OOM, invalid_since=10.0)
+    assert outcome == Verdict(
+        Rule.OOM_KILLED,
+        Condition(
+            "False", "AdapterOOMKilled", "Adapter container was killed due to out of memory (OOMKilled)"
+        ),
+    )
+    assert not outcome.from_result
+
+
+def test_oom_is_recognised_by_reason_whatever_the_exit_code() -> None:
+    adapter = AdapterState(terminated=Terminated(0, "OOMKilled"), ever_ran=True)
+    assert verdict(adapter=adapter).rule is Rule.OOM_KILLED
+
+
+# --- row 4 ----------------------------------------------------------------------------
+
+
+def test_invalid_file_after_termination_is_reported_at_once() -> None:
+    for adapter, code in ((CRASHED, 1), (COMPLETED, 0)):
+        outcome = verdict(result=INVALID, adapter=adapter, invalid_since=10.0)
+        assert outcome == Verdict(
+            Rule.INVALID_RESULT,
+            Condition(
+                "False",
+                "InvalidResultFormat",
+                "Failed to parse adapter result: status: must be either 'success' or 'failure'"
+                f"; adapter exited with code {code}",
+            ),
+        )
+
+
+def test_invalid_file_while_running_waits_for_the_settle_window() -> None:
+    assert observe(result=INVALID, invalid_since=10.0, now=10.0) == Pending(12.0)
+    assert observe(result=INVALID, invalid_since=10.0, now=11.9) == Pending(12.0)
+    settled = verdict(result=INVALID, invalid_since=10.0, now=12.0)
+    assert settled.condition == Condition(
+        "False",
+        "InvalidResultFormat",
+        "Failed to parse adapter result: status: must be either 'success' or 'failure'",
+    )
+
+
+def test_invalid_file_first_seen_now_starts_the_window() -> None:
+    assert observe(result=INVALID, invalid_since=None, now=50.0) == Pending(52.0)
+
+
+@pytest.mark.parametrize("adapter", [None, PULL_BACKOFF, RUNNING])
+def test_invalid_file_settles_whatever_the_adapter_state(adapter: AdapterState | None) -> None:
+    assert verdict(result=INVALID, adapter=adapter, invalid_since=0.0, now=5.0).rule is (
+        Rule.INVALID_RESULT
+    )
+
+
+def test_settle_window_never_extends_past_the_timeout() -> None:
+    assert observe(result=INVALID, invalid_since=299.0, now=299.0) == Pending(300.0)
+    assert verdict(result=INVALID, invalid_since=299.0, now=300.0).rule is Rule.TIMEOUT
+
+
+def test_long_parse_errors_are_cut_to_the_message_limit() -> None:
+    outcome = verdict(result=ResultInvalid("é" * 2000, b"x"), adapter=CRASHED)
+    assert len(outcome.condition.message.encode()) <= 1024
+
+
+# --- row 5 ----------------------------------------------------------------------------
+
+
+def test_exited_with_error() -> None:
+    assert verdict(adapter=CRASHED).condition == Condition(
+        "False", "AdapterExitedWithError", "Adapter container exited with code 1: Error"
+    )
+
+
+@pytest.mark.parametrize(
+    ("termination_message", "suffix"),
+    [
+        ("", ""),
+        ("\n  \n", ""),
+        ("panic: boom", ": panic: boom"),
+        ("line one\nline two\n", ": line two"),
+        ("first\nlast line  \n\n", ": last line"),
+    ],
+)
+def test_exited_with_error_adds_the_last_line_of_the_termination_message(
+    termination_message: str, suffix: str
+) -> None:
+    adapter = AdapterState(terminated=Terminated(2, "Error", termination_message), ever_ran=True)
+    assert verdict(adapter=adapter).condition.message == (
+        "Adapter container exited with code 2: Error" + suffix
+    )
+
+
+def test_exited_with_error_message_is_bounded() -> None:
+    adapter = AdapterState(terminated=Terminated(1, "Error", "ü" * 5000), ever_ran=True)
+    message = verdict(adapter=adapter).condition.message
+    assert len(message.encode()) <= 1024
+    assert message.startswith("Adapter container exited with code 1: Error: üü")
+
+
+@pytest.mark.parametrize("code", [-1, 2, 127, 137, 255])
+def test_any_nonzero_exit_code(code: int) -> None:
+    adapter = AdapterState(terminated=Terminated(code, "Error"), ever_ran=True)
+    assert verdict(adapter=adapter).condition.message == (
+        f"Adapter container exited with code {code}: Error"
+    )
+
+
+# --- row 6 ----------------------------------------------------------------------------
+
+
+def test_missing_results() -> None:
+    assert verdict(adapter=COMPLETED) == Verdict(
+        Rule.MISSING_RESULTS,
+        Condition(
+            "False",
+            "AdapterMissingResults",
+            "Adapter container exited successfully (code 0) but did not produce a valid "
+            "result file: Completed",
+        ),
+    )
+
+
+# --- row 7 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("max_wait", "shown"), [(30, "30s"), (90, "1m30s"), (300, "5m0s"), (3600, "1h0m0s")]
+)
+def test_timeout(max_wait: int, shown: str) -> None:
+    assert observe(now=max_wait - 0.001, max_wait=max_wait) == Pending(float(max_wait))
+    assert verdict(now=float(max_wait), max_wait=max_wait) == Verdict(
+        Rule.TIMEOUT,
+        Condition("False", "AdapterTimeout", f"Adapter did not produce results within {shown}"),
+    )
+
+
+def test_timeout_names_why_the_adapter_never_started() -> None:
+    assert verdict(adapter=PULL_BACKOFF, now=300.0).condition.message == (
+        "Adapter did not produce results within 5m0s "
+        '(adapter waiting: ImagePullBackOff: Back-off pulling image "x")'
+    )
+    reason_only = AdapterState(waiting=Waiting("ContainerCreating"))
+    assert verdict(adapter=reason_only, now=300.0).condition.message == (
+        "Adapter did not produce results within 5m0s (adapter waiting: ContainerCreating)"
+    )
+
+
+def test_timeout_without_waiting_detail() -> None:
+    plain = "Adapter did not produce results within 5m0s"
+    # A container that ran before and now waits (restart back-off) did start.
+    restarted = AdapterState(waiting=Waiting("CrashLoopBackOff", "back-off"), ever_ran=True)
+    for adapter in (None, RUNNING, restarted, AdapterState(waiting=Waiting())):
+        assert verdict(adapter=adapter, now=300.0).condition.message == plain
+
+
+def test_timeout_message_is_bounded() -> None:
+    adapter = AdapterState(waiting=Waiting("ErrImagePull", "x" * 3000))
+    assert len(verdict(adapter=adapter, now=300.0).condition.message.encode()) == 1024
+
+
+# --- row 8 ----------------------------------------------------------------------------
+
+
+def test_interrupted() -> None:
+    assert verdict(interrupted=True) == Verdict(
+        Rule.INTERRUPTED,
+        Condition(
+            "False",
+            "ReporterInterrupted",
+            "Status reporter was stopped before the adapter produced a result",
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rule"),
+    [
+        ({"adapter": OOM}, Rule.OOM_KILLED),
+        ({"adapter": CRASHED}, Rule.EXITED_WITH_ERROR),
+        ({"adapter": COMPLETED}, Rule.MISSING_RESULTS),
+        ({"result": INVALID, "invalid_since": 0.0}, Rule.INVALID_RESULT),
+        ({"now": 300.0}, Rule.TIMEOUT),
+        ({"result": INVALID, "invalid_since": 9.0}, Rule.INTERRUPTED),
+    ],
+)
+def test_interruption_comes_after_rules_one_to_seven(kwargs: dict[str, object], rule: Rule) -> None:
+    assert verdict(interrupted=True, **kwargs).rule is rule
+
+
+# --- nothing decided yet ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("adapter", [None, RUNNING, PULL_BACKOFF])
+def test_pending_until_the_deadline(adapter: AdapterState | None) -> None:
+    assert observe(adapter=adapter, now=0.0) == Pending(300.0)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (1, "1s"), (59, "59s"), (60, "1m0s"), (61, "1m1s"), (3599, "59m59s"),
+     (3600, "1h0m0s"), (3661, "1h1m1s"), (90000, "25h0m0s")],
+)
+def test_go_duration(seconds: int, text: str) -> None:
+    assert go_duration(seconds) == text
