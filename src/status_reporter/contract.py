@@ -156,7 +156,7 @@ def parse_result(data: bytes) -> ResultValid | ResultInvalid:
         if not isinstance(document, dict):
             raise _Invalid(f"top level must be a JSON object, got {_json_type(document)}")
         status = document.get("status")
-        if status != "success" and status != "failure":
+        if status not in ("success", "failure"):
             raise _Invalid("status: must be either 'success' or 'failure'")
         reason = _text_field(document, "reason", DEFAULT_REASON, REASON_LIMIT_BYTES)
         message = _text_field(document, "message", DEFAULT_MESSAGE, MESSAGE_LIMIT_BYTES)

@@ -163,7 +163,9 @@ def _timeout(obs: Observation) -> Verdict:
     message = f"Adapter did not produce results within {go_duration(obs.max_wait_seconds)}"
     adapter = obs.adapter
     if adapter is not None and adapter.waiting is not None and not adapter.ever_ran:
-        waiting = ": ".join(part for part in (adapter.waiting.reason, adapter.waiting.message) if part)
+        waiting = ": ".join(
+            part for part in (adapter.waiting.reason, adapter.waiting.message) if part
+        )
         if waiting:
             message += f" (adapter waiting: {waiting})"
     return _false(Rule.TIMEOUT, "AdapterTimeout", message)

@@ -135,7 +135,9 @@ def test_integers_accept_surrounding_space_and_plus_sign() -> None:
     assert (config.poll_interval_seconds, config.max_wait_time_seconds) == (3, 10)
 
 
-@pytest.mark.parametrize(("poll", "wait"), [("300", "300"), ("301", "300"), ("2", "2"), ("300", "")])
+@pytest.mark.parametrize(
+    ("poll", "wait"), [("300", "300"), ("301", "300"), ("2", "2"), ("300", "")]
+)
 def test_poll_interval_must_be_less_than_max_wait(poll: str, wait: str) -> None:
     # An empty MAX_WAIT_TIME_SECONDS is the default, 300.
     error = error_for(POLL_INTERVAL_SECONDS=poll, MAX_WAIT_TIME_SECONDS=wait)
@@ -158,13 +160,16 @@ def test_log_level_values(value: str) -> None:
     assert "debug, info, warn, error" in str(error)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("WARN", LogLevel.WARN), ("Error", LogLevel.ERROR)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("WARN", LogLevel.WARN), ("Error", LogLevel.ERROR)]
+)
 def test_log_level_is_case_insensitive(value: str, expected: LogLevel) -> None:
     assert load(env(LOG_LEVEL=value)).log_level is expected
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("LOG_FORMAT", "yaml"), ("MONITOR_MODE", "watch"), ("MONITOR_MODE", "inotify")]
+    ("name", "value"),
+    [("LOG_FORMAT", "yaml"), ("MONITOR_MODE", "watch"), ("MONITOR_MODE", "inotify")],
 )
 def test_enumerations(name: str, value: str) -> None:
     error = error_for(**{name: value})
@@ -182,7 +187,10 @@ def test_error_is_one_line_naming_variable_value_and_rule() -> None:
     error = error_for(MAX_WAIT_TIME_SECONDS="soon")
     text = str(error)
     assert "\n" not in text
-    assert text == 'invalid configuration: MAX_WAIT_TIME_SECONDS="soon": must be an integer greater than 0'
+    assert (
+        text
+        == 'invalid configuration: MAX_WAIT_TIME_SECONDS="soon": must be an integer greater than 0'
+    )
 
 
 def test_job_ref_for_error_reporting() -> None:

@@ -78,7 +78,9 @@ def test_status_must_be_exactly_success_or_failure(document: object) -> None:
     ("field", "default"), [("reason", "NoReasonProvided"), ("message", "No message provided")]
 )
 @pytest.mark.parametrize("value", [None, "", "   ", "\n\t", "\u3000\u00a0\u2028"])
-def test_missing_null_or_blank_text_gets_the_default(field: str, default: str, value: str | None) -> None:
+def test_missing_null_or_blank_text_gets_the_default(
+    field: str, default: str, value: str | None
+) -> None:
     document: dict[str, object] = {"status": "success"}
     if value is not None:
         document[field] = value
@@ -94,7 +96,9 @@ def test_non_string_text_is_invalid(field: str, value: object) -> None:
 
 
 def test_text_is_trimmed_of_unicode_whitespace() -> None:
-    result = valid({"status": "success", "reason": "\u2003 Ready\t\n", "message": "\u00a0all good \u3000"})
+    result = valid(
+        {"status": "success", "reason": "\u2003 Ready\t\n", "message": "\u00a0all good \u3000"}
+    )
     assert (result.reason, result.message) == ("Ready", "all good")
 
 
@@ -212,7 +216,13 @@ def test_huge_integers_are_valid_json() -> None:
 
 @pytest.mark.parametrize(
     ("data", "kind"),
-    [(b"[]", "array"), (b'"success"', "string"), (b"1", "number"), (b"null", "null"), (b"true", "boolean")],
+    [
+        (b"[]", "array"),
+        (b'"success"', "string"),
+        (b"1", "number"),
+        (b"null", "null"),
+        (b"true", "boolean"),
+    ],
 )
 def test_top_level_must_be_an_object(data: bytes, kind: str) -> None:
     assert invalid(data) == f"top level must be a JSON object, got {kind}"
@@ -253,7 +263,9 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )
-text_fields = st.none() | st.text() | st.integers() | st.booleans() | st.lists(st.text(), max_size=2)
+text_fields = (
+    st.none() | st.text() | st.integers() | st.booleans() | st.lists(st.text(), max_size=2)
+)
 
 
 def _check_state(state: ResultValid | ResultInvalid) -> None:
@@ -355,7 +367,10 @@ def test_fifo_is_invalid_and_never_blocks(tmp_path: Path) -> None:
     assert not reader.is_alive(), "read_result blocked on a FIFO"
     assert time.monotonic() - started < 5
     assert outcome == [
-        ResultInvalid("result path is a FIFO, not a regular file", b"result path is a FIFO, not a regular file")
+        ResultInvalid(
+            "result path is a FIFO, not a regular file",
+            b"result path is a FIFO, not a regular file",
+        )
     ]
 
 

@@ -91,7 +91,9 @@ def test_oom_killed(result: ResultState) -> None:
     assert outcome == Verdict(
         Rule.OOM_KILLED,
         Condition(
-            "False", "AdapterOOMKilled", "Adapter container was killed due to out of memory (OOMKilled)"
+            "False",
+            "AdapterOOMKilled",
+            "Adapter container was killed due to out of memory (OOMKilled)",
         ),
     )
     assert not outcome.from_result
@@ -286,8 +288,17 @@ def test_pending_until_the_deadline(adapter: AdapterState | None) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (1, "1s"), (59, "59s"), (60, "1m0s"), (61, "1m1s"), (3599, "59m59s"),
-     (3600, "1h0m0s"), (3661, "1h1m1s"), (90000, "25h0m0s")],
+    [
+        (0, "0s"),
+        (1, "1s"),
+        (59, "59s"),
+        (60, "1m0s"),
+        (61, "1m1s"),
+        (3599, "59m59s"),
+        (3600, "1h0m0s"),
+        (3661, "1h1m1s"),
+        (90000, "25h0m0s"),
+    ],
 )
 def test_go_duration(seconds: int, text: str) -> None:
     assert go_duration(seconds) == text
