@@ -264,9 +264,12 @@ class KubeCluster:
             reraise=True,
         )
         try:
-            return await retrying(call)
+            async for attempt in retrying:
+                with attempt:
+                    return await call()
         except (httpx2.HTTPError, ApiError) as exc:
             raise self._error(op, exc) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _error(self, op: Operation, exc: BaseException) -> KubeError:
         status = _status_code(exc)
@@ -443,12 +446,12 @@ class KubeCluster:
                 )
             except KubeError as exc:
                 attempt += 1
-                if exc.status != 409 or self._clock.now() - start >= limit:
+                remaining = limit - (self._clock.now() - start)
+                if exc.status != 409 or remaining <= 0:
                     raise
                 self._log.info("the Job changed while writing; reading it again", attempt=attempt)
-                await self._clock.sleep_until(
-                    self._clock.now() + _backoff(self._retry, attempt, None)
-                )
+                delay = min(_backoff(self._retry, attempt, None), remaining)
+                await self._clock.sleep_until(self._clock.now() + delay)
                 continue
             self._log.info(
                 "condition written",
