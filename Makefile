@@ -54,3 +54,8 @@ verify: lint test-unit ## Everything that needs no control plane: lint, types, u
 
 .PHONY: test
 test: lint test-unit ## The whole suite: lint, unit, integration
+
+.PHONY: clean
+clean: ## Remove the venv, caches and build output
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
