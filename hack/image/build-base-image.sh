@@ -73,9 +73,9 @@ apt_uri_for_suite() {
     for f in /etc/apt/sources.list.d/*.sources; do
         awk -v want="$suite" '
             function flush() {
-                if (types ~ /(^|[ \t])deb([ \t]|$)/ && enabled != "no" && uris != "") {
+                if (!done && types ~ /(^|[ \t])deb([ \t]|$)/ && enabled != "no" && uris != "") {
                     n = split(suites, s, /[ \t]+/)
-                    for (i = 1; i <= n; i++) if (s[i] == want) { split(uris, u, /[ \t]+/); print u[1]; exit }
+                    for (i = 1; i <= n; i++) if (s[i] == want) { split(uris, u, /[ \t]+/); print u[1]; done = 1; exit }
                 }
                 types = uris = suites = ""; enabled = "yes"
             }
@@ -98,7 +98,7 @@ apt_uri_for_suite() {
 
 if [ -z "${MIRROR:-}" ]; then
     MIRROR="$(apt_uri_for_suite "$SUITE" | head -n1)"
-    [ -n "$MIRROR" ] || MIRROR="http://deb.debian.org/debian"
+    [ -n "$MIRROR" ] || die "no apt source for suite '$SUITE' found in /etc/apt; set MIRROR=<debian mirror URL>"
 fi
 if [ -z "${SECURITY_MIRROR+x}" ]; then
     SECURITY_MIRROR="$(apt_uri_for_suite "$SUITE-security" | head -n1)"
@@ -184,14 +184,13 @@ APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/a
 Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 EOF
-# Copy the host's apt proxy / validity settings, if any, so `apt-get` inside
-# the chroot (and inside builds with --network host) behaves like the host.
-for f in /etc/apt/apt.conf.d/*; do
-    if grep -qiE 'Proxy|Check-Valid-Until|Check-Date' "$f" 2>/dev/null; then
-        grep -iE 'Proxy|Check-Valid-Until|Check-Date' "$f" >>"$rootfs/etc/apt/apt.conf.d/02-status-reporter-host" || true
-    fi
+# Carry over the host's apt proxy / validity settings, if any, so `apt-get`
+# inside the chroot (and in builds from the -build tag) behaves like the host.
+host_apt_conf="$rootfs/etc/apt/apt.conf.d/02-status-reporter-host"
+for key in Acquire::http::Proxy Acquire::https::Proxy Acquire::Check-Valid-Until Acquire::Check-Date; do
+    val="$(apt-config dump "$key" 2>/dev/null | awk -v k="$key" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }')"
+    [ -n "$val" ] && printf '%s %s\n' "$key" "$val" >>"$host_apt_conf"
 done
-
 # Non-root user used by the final image (uid/gid 65532, like distroless).
 if ! grep -q '^nonroot:' "$rootfs/etc/passwd"; then
     echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin' >>"$rootfs/etc/passwd"
@@ -222,7 +221,9 @@ slim() {
     rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/* "$r"/var/cache/debconf/*-old \
         "$r"/var/cache/ldconfig/* "$r"/var/lib/dpkg/*-old "$r"/var/log/* \
         "$r"/tmp/* "$r"/var/tmp/* "$r"/root/.cache
-    mkdir -p "$r/var/lib/apt/lists/partial" "$r/var/cache/apt/archives/partial"
+    if [ -x "$r/usr/bin/apt-get" ]; then
+        mkdir -p "$r/var/lib/apt/lists/partial" "$r/var/cache/apt/archives/partial"
+    fi
     # docs (keep copyright files for licence compliance), man, info, locales
     find "$r/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
     find "$r/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
