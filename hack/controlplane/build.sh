@@ -49,6 +49,14 @@ modver() { # <go.mod> <module path>
 k8s_ver="$(modver "$here/kube-apiserver/go.mod" k8s.io/kubernetes)" # e.g. v1.37.2
 etcd_ver="$(modver "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)"  # e.g. v3.6.16
 
+# Guard against a half-done bump: every staging replace must be v0.X.Y for v1.X.Y.
+staging_ver="v0.${k8s_ver#v1.}"
+bad="$(awk -v want="$staging_ver" '
+	$2 == "=>" && $3 ~ /^k8s\.io\// && $4 != want { print "  " $1 " => " $4 }
+' "$here/kube-apiserver/go.mod")"
+[[ -z "$bad" ]] || die "kube-apiserver/go.mod: staging replaces must be $staging_ver for k8s $k8s_ver:
+$bad"
+
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/status-reporter/controlplane"
 out="$cache_root/k8s-${k8s_ver#v}-etcd-${etcd_ver#v}"
 
@@ -81,7 +89,7 @@ export CGO_ENABLED=0
 # kube-apiserver: without these -X flags it reports v0.0.0-master+$Format:%H$,
 # and that string is what /version and discovery serve. The proxy's module
 # metadata has no git commit, so gitCommit is left empty; the build date is the
-# release's module timestamp (reproducible), not "now".
+# release's module timestamp, not "now".
 (
 	cd "$here/kube-apiserver"
 	minor="${k8s_ver#v*.}"
@@ -111,10 +119,10 @@ log "  kube-apiserver done after $((SECONDS - start))s"
 log "  etcd done after $((SECONDS - start))s"
 
 # Sanity check before publishing: both run and report the pinned versions.
-"$tmp/kube-apiserver" --version 2>&1 | grep -qF "Kubernetes $k8s_ver" ||
-	die "built kube-apiserver does not report $k8s_ver"
-"$tmp/etcd" --version 2>&1 | grep -qF "etcd Version: ${etcd_ver#v}" ||
-	die "built etcd does not report ${etcd_ver#v}"
+got="$("$tmp/kube-apiserver" --version 2>&1)" || die "built kube-apiserver does not run: $got"
+[[ "$got" == *"Kubernetes $k8s_ver"* ]] || die "built kube-apiserver reports '$got', want $k8s_ver"
+got="$("$tmp/etcd" --version 2>&1)" || die "built etcd does not run: $got"
+[[ "$got" == *"etcd Version: ${etcd_ver#v}"* ]] || die "built etcd reports '$got', want ${etcd_ver#v}"
 
 chmod 0755 "$tmp"
 if ! mv -T "$tmp" "$out" 2>/dev/null; then

@@ -92,6 +92,7 @@ apiserver_flags=(
 	--etcd-servers="http://127.0.0.1:$etcd_client"
 	--bind-address=127.0.0.1
 	--advertise-address=127.0.0.1
+	--endpoint-reconciler-type=none
 	--secure-port="$port"
 	--tls-cert-file="$work/serving.crt"
 	--tls-private-key-file="$work/serving.key"
