@@ -34,6 +34,12 @@ from status_reporter.pods import adapter_state, find_adapter, has_container, is_
 from status_reporter.watch import Clock, poll, watch_file
 
 
+# Condition types owned by the Job controller (batch/v1 JobConditionType).
+JOB_CONTROLLER_CONDITIONS = frozenset(
+    {"Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"}
+)
+
+
 class ExitCode(enum.IntEnum):
     """Process exit codes (SPEC §6)."""
 
@@ -107,13 +113,26 @@ class Reporter:
     async def _start(self) -> Target:
         config = self._config
         await self._cluster.read_job()
-        pod = await self._cluster.read_pod()
+        try:
+            pod = await self._cluster.read_pod()
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+            raise ConfigError(
+                "POD_NAME", config.pod_name, f"no such Pod in namespace {config.job_namespace}"
+            ) from None
         adapter = find_adapter(pod, config.adapter_container_name, config.reporter_container_name)
         if not has_container(pod, config.reporter_container_name):
             self._log.warning(
                 "REPORTER_CONTAINER_NAME is not a container of this Pod; "
                 "set it so the reporter is never taken for the adapter",
                 reporter_container=config.reporter_container_name,
+            )
+        if config.condition_type in JOB_CONTROLLER_CONDITIONS:
+            self._log.warning(
+                "CONDITION_TYPE is a condition the Job controller itself manages; "
+                "writing it can change how the Job ends",
+                condition_type=config.condition_type,
             )
         access = await self._cluster.check_access()
         native = is_native_sidecar(pod, config.reporter_container_name)
@@ -252,7 +271,7 @@ class Reporter:
             rule=int(verdict.rule),
             status=condition.status,
             reason=condition.reason,
-            message=condition.message,
+            condition_message=condition.message,
         )
         try:
             await self._cluster.write_condition(condition)

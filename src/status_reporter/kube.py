@@ -71,12 +71,19 @@ class Access:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Backoff for transient API failures: ``initial`` doubling up to ``maximum`` seconds,
-    with full jitter, for at most ``budget`` seconds in all."""
+    """Backoff for failed API calls, for at most ``budget`` seconds in all.
+
+    Transient failures wait ``initial`` doubling up to ``maximum`` seconds; a 409
+    Conflict only means another writer won a race, so it is retried sooner
+    (``conflict_initial`` doubling up to ``conflict_maximum``). Each wait is jittered
+    between half and all of its value.
+    """
 
     budget: float = 60.0
     initial: float = 0.5
     maximum: float = 10.0
+    conflict_initial: float = 0.05
+    conflict_maximum: float = 1.0
 
 
 class Cluster(Protocol):
@@ -164,7 +171,15 @@ def retry_after(exc: BaseException) -> float | None:
 
 
 def _backoff(policy: RetryPolicy, attempt: int, exc: BaseException | None) -> float:
-    ceiling = min(policy.maximum, policy.initial * 2 ** max(0, attempt - 1))
+    return _jittered(policy.initial, policy.maximum, attempt, exc)
+
+
+def _conflict_backoff(policy: RetryPolicy, attempt: int) -> float:
+    return _jittered(policy.conflict_initial, policy.conflict_maximum, attempt, None)
+
+
+def _jittered(initial: float, maximum: float, attempt: int, exc: BaseException | None) -> float:
+    ceiling = min(maximum, initial * 2 ** max(0, attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
     server = retry_after(exc) if exc is not None else None
     return max(delay, server) if server is not None else delay
@@ -450,7 +465,7 @@ class KubeCluster:
                 if exc.status != 409 or remaining <= 0:
                     raise
                 self._log.info("the Job changed while writing; reading it again", attempt=attempt)
-                delay = min(_backoff(self._retry, attempt, None), remaining)
+                delay = min(_conflict_backoff(self._retry, attempt), remaining)
                 await self._clock.sleep_until(self._clock.now() + delay)
                 continue
             self._log.info(

@@ -368,3 +368,13 @@ async def test_every_monitor_task_is_cancelled_on_exit(
 
 def test_config_error_type_is_reexported() -> None:
     assert issubclass(ConfigError, Exception)
+
+
+async def test_warns_about_job_controller_condition_types(
+    tmp_path: Path, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    run = await Run(tmp_path, cluster, condition_type="Complete").start()
+    run.reporter.stop()
+    await run.finish()
+    assert "CONDITION_TYPE is a condition the Job controller itself manages" in capsys.readouterr().out

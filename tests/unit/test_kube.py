@@ -479,3 +479,12 @@ async def test_poll_pod_survives_errors() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert len(seen) == 1
+
+
+async def test_conflicts_are_retried_sooner_than_server_errors(api: Api, clock: FakeClock) -> None:
+    api.on("GET", JOB_PATH, ok(job("100")), ok(job("101")), ok(job("102")))
+    api.on("PATCH", STATUS_PATH, *([status(409, "Conflict", "modified")] * 2), ok(job("103")))
+    await make_cluster(api, clock).write_condition(WANTED)
+    assert len(clock.sleeps) == 2
+    assert 0.025 <= clock.sleeps[0] <= 0.05
+    assert 0.05 <= clock.sleeps[1] <= 0.1

@@ -1,0 +1,88 @@
+"""Running the installed ``status-reporter`` console script against the harness."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.harness.cluster import AdapterJob, service_account_token
+from tests.harness.controlplane import ControlPlane
+
+SCRIPT = Path(sys.executable).with_name("status-reporter")
+
+
+@dataclass
+class ReporterRun:
+    """One reporter process. ``output`` holds its stdout and stderr once it has ended."""
+
+    process: subprocess.Popen[str]
+    log_path: Path
+    started: float = field(default_factory=time.monotonic)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the exit code (kills the process and fails after ``timeout``)."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"reporter still running after {timeout}s:\n{self.output}"
+            ) from None
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        """Send a signal, as the kubelet does when stopping the container."""
+        self.process.send_signal(signum)
+
+    @property
+    def running(self) -> bool:
+        """True while the process has not exited."""
+        return self.process.poll() is None
+
+    @property
+    def output(self) -> str:
+        """Everything the process wrote so far (stdout and stderr)."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Make sure the process is gone (test teardown)."""
+        if self.running:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_reporter(
+    plane: ControlPlane,
+    job: AdapterJob,
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    account: str = "status-reporter",
+) -> ReporterRun:
+    """Start the reporter for ``job`` as its ServiceAccount (kubeconfig with a bound token)."""
+    token = service_account_token(job.client, job.namespace, account)
+    kubeconfig = plane.kubeconfig(workdir / f"kubeconfig-{job.name}", token, job.namespace)
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "KUBECONFIG": str(kubeconfig),
+        "JOB_NAME": job.name,
+        "JOB_NAMESPACE": job.namespace,
+        "POD_NAME": job.pod,
+        "RESULTS_PATH": str(job.results_path),
+        "POLL_INTERVAL_SECONDS": "1",
+        "MAX_WAIT_TIME_SECONDS": "30",
+        "LOG_LEVEL": "debug",
+        **(env or {}),
+    }
+    log_path = workdir / f"reporter-{job.name}-{time.monotonic_ns()}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(SCRIPT)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+    return ReporterRun(process, log_path)

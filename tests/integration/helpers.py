@@ -1,0 +1,61 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from tests.harness.cluster import AdapterJob
+from tests.harness.controlplane import ControlPlane
+
+_T = TypeVar("_T")
+
+SUCCESS = {
+    "status": "success",
+    "reason": "ValidationPassed",
+    "message": "GCP environment validated",
+}
+FAILURE = {"status": "failure", "reason": "MissingPermissions", "message": "SA lacks IAM roles"}
+
+
+def eventually(probe: Callable[[], _T | None], timeout: float = 15.0, every: float = 0.05) -> _T:
+    """Poll ``probe`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(every)
+
+
+def summary(condition: dict[str, Any] | None) -> tuple[str, str, str] | None:
+    """(status, reason, message) of a condition."""
+    if condition is None:
+        return None
+    return condition["status"], condition["reason"], condition["message"]
+
+
+def reporter_requests(plane: ControlPlane, job: AdapterJob) -> Iterator[dict[str, Any]]:
+    """Audit events of requests made by the reporter's ServiceAccount in the Job's namespace."""
+    user = f"system:serviceaccount:{job.namespace}:status-reporter"
+    for event in plane.audit_events():
+        if (
+            event.get("stage") == "ResponseComplete"
+            and event.get("user", {}).get("username") == user
+        ):
+            yield event
+
+
+def verbs(plane: ControlPlane, job: AdapterJob) -> list[str]:
+    """``verb resource[/subresource] code`` of each reporter request, in order."""
+    out = []
+    for event in reporter_requests(plane, job):
+        ref = event.get("objectRef", {})
+        resource = ref.get("resource", "")
+        if ref.get("subresource"):
+            resource += "/" + ref["subresource"]
+        out.append(f"{event['verb']} {resource} {event.get('responseStatus', {}).get('code')}")
+    return out

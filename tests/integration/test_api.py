@@ -1,0 +1,325 @@
+"""SPEC §3, §5–§7 against the real API server: writing rules, RBAC, start-up checks,
+lifecycle, and what the server accepts in a condition."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from lightkube import Client
+from lightkube.resources.batch_v1 import Job
+from lightkube.types import CascadeType
+
+from tests.harness.cluster import (
+    REFERENCE_ROLE,
+    AdapterJob,
+    create_job,
+    create_namespace,
+    patch_job_condition,
+)
+from tests.harness.controlplane import ControlPlane
+from tests.harness.reporter import ReporterRun, start_reporter
+from tests.integration.helpers import FAILURE, SUCCESS, eventually, summary, verbs
+
+pytestmark = pytest.mark.integration
+
+Reporter = Callable[..., ReporterRun]
+
+
+# --- §5: writing the condition ---------------------------------------------------------
+
+
+def test_second_reporter_writes_nothing_and_keeps_transition_time(
+    job: AdapterJob, reporter: Reporter, plane: ControlPlane
+) -> None:
+    job.running()
+    job.write_result(SUCCESS)
+    assert reporter(job).wait() == 0
+    first = job.condition()
+    time.sleep(1.1)  # a rewrite would carry a later timestamp
+    second = reporter(job)
+    assert second.wait() == 0, second.output
+    assert "condition already recorded" in second.output
+    assert job.condition() == first
+    assert [v for v in verbs(plane, job) if v.startswith("patch")] == ["patch jobs/status 200"]
+
+
+def test_same_status_new_reason_keeps_transition_time(job: AdapterJob, reporter: Reporter) -> None:
+    job.running()
+    job.write_result(FAILURE)
+    assert reporter(job).wait() == 0
+    first = job.condition()
+    assert first is not None
+    time.sleep(1.1)
+    job.write_result({"status": "failure", "reason": "QuotaExceeded", "message": "no quota"})
+    assert reporter(job).wait() == 0
+    second = job.condition()
+    assert summary(second) == ("False", "QuotaExceeded", "no quota")
+    assert second is not None
+    assert second["lastTransitionTime"] == first["lastTransitionTime"]
+    time.sleep(1.1)
+    job.write_result(SUCCESS)
+    assert reporter(job).wait() == 0
+    third = job.condition()
+    assert third is not None
+    assert third["status"] == "True"
+    assert third["lastTransitionTime"] > first["lastTransitionTime"]
+
+
+def test_other_conditions_are_preserved(job: AdapterJob, reporter: Reporter, admin: Client) -> None:
+    other = {
+        "type": "Validated",
+        "status": "True",
+        "reason": "Other",
+        "message": "kept",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    patch_job_condition(admin, job, other)
+    job.running()
+    job.write_result(SUCCESS)
+    assert reporter(job, {"CONDITION_TYPE": "Available"}).wait() == 0
+    by_type = {c["type"]: c for c in job.conditions()}
+    assert by_type["Validated"] == other
+    assert summary(by_type["Available"]) == (
+        "True",
+        "ValidationPassed",
+        "GCP environment validated",
+    )
+
+
+def test_concurrent_writer_conflict_ends_with_the_right_condition(
+    make_job: Callable[..., AdapterJob], reporter: Reporter, admin: Client, plane: ControlPlane
+) -> None:
+    # A conflict needs another write between the reporter's read and its patch, a window
+    # of a few milliseconds: a writer patches the Job in a tight loop until it lands there.
+    conflicts = 0
+    for attempt in range(30):
+        job = make_job()
+        job.running()
+        job.write_result({**SUCCESS, "message": f"attempt {attempt}"})
+        stop = threading.Event()
+
+        def bump(job: AdapterJob = job, stop: threading.Event = stop) -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                patch_job_condition(
+                    admin,
+                    job,
+                    {"type": "Busy", "status": "True", "reason": "Writer", "message": str(n)},
+                )
+
+        writers = [threading.Thread(target=bump)]
+        for writer in writers:
+            writer.start()
+        try:
+            assert reporter(job).wait() == 0
+        finally:
+            stop.set()
+            for writer in writers:
+                writer.join()
+        assert summary(job.condition()) == ("True", "ValidationPassed", f"attempt {attempt}")
+        assert next(c for c in job.conditions() if c["type"] == "Busy")["reason"] == "Writer"
+        conflicts += sum(1 for v in verbs(plane, job) if v == "patch jobs/status 409")
+        if conflicts:
+            break
+    print(f"409 Conflict seen after {attempt + 1} attempt(s)")
+    assert conflicts, "no 409 Conflict happened in 30 attempts; the retry path was not exercised"
+
+
+def test_event_driven_run_costs_six_requests(
+    job: AdapterJob, reporter: Reporter, plane: ControlPlane
+) -> None:
+    job.running()
+    run = reporter(job, {"MAX_WAIT_TIME_SECONDS": "60"})
+    eventually(lambda: "monitoring adapter" in run.output)
+    time.sleep(2)
+    job.write_result(SUCCESS)
+    assert run.wait() == 0
+    assert verbs(plane, job) == [
+        "get jobs 200",
+        "get pods 200",
+        "create selfsubjectrulesreviews 201",
+        "watch pods 200",
+        "get jobs 200",
+        "patch jobs/status 200",
+    ]
+
+
+# --- §7: RBAC ------------------------------------------------------------------------
+
+
+def test_reference_role_polls_the_pod(admin: Client, plane: ControlPlane, tmp_path: Path) -> None:
+    namespace = create_namespace(admin, role=REFERENCE_ROLE)
+    job = create_job(admin, namespace, tmp_path / "results")
+    job.running()
+    run = start_reporter(plane, job, tmp_path, {"CONTAINER_STATUS_INTERVAL_SECONDS": "1"})
+    eventually(lambda: "monitoring adapter" in run.output)
+    job.terminated(2, "Error")
+    assert run.wait() == 1, run.output
+    assert job.condition() is not None
+    assert job.condition()["reason"] == "AdapterExitedWithError"  # type: ignore[index]
+    requests = verbs(plane, job)
+    assert not any(v.startswith("watch") for v in requests)
+    assert any(v == "get pods 200" for v in requests[2:])
+    assert "pod_updates=poll" in run.output
+
+
+def test_missing_patch_permission_fails_at_start(
+    admin: Client, plane: ControlPlane, tmp_path: Path
+) -> None:
+    role = {
+        **REFERENCE_ROLE,
+        "rules": [
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
+            {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["get", "update"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        ],
+    }
+    namespace = create_namespace(admin, role=role)
+    job = create_job(admin, namespace, tmp_path / "results")
+    started = time.monotonic()
+    run = start_reporter(plane, job, tmp_path)
+    assert run.wait() == 3, run.output
+    assert time.monotonic() - started < 5
+    assert f'forbidden: missing permission to patch jobs/status "{job.name}"' in run.output
+    assert "needs 'patch' on 'jobs/status' (API group 'batch')" in run.output
+    assert job.condition() is None
+
+
+def test_forbidden_job_read_names_the_verb(
+    admin: Client, plane: ControlPlane, tmp_path: Path
+) -> None:
+    role = {
+        **REFERENCE_ROLE,
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+    }
+    namespace = create_namespace(admin, role=role)
+    job = create_job(admin, namespace, tmp_path / "results")
+    run = start_reporter(plane, job, tmp_path)
+    assert run.wait() == 3, run.output
+    assert f'forbidden: cannot get jobs "{job.name}" in namespace "{namespace}"' in run.output
+
+
+# --- §3/§8: fast start-up ------------------------------------------------------------------
+
+
+def test_job_that_never_existed(job: AdapterJob, plane: ControlPlane, tmp_path: Path) -> None:
+    started = time.monotonic()
+    run = start_reporter(plane, job, tmp_path, {"JOB_NAME": "no-such-job"})
+    assert run.wait() == 3, run.output
+    assert time.monotonic() - started < 5
+    assert 'not found: cannot get jobs "no-such-job"' in run.output
+
+
+def test_deleted_job(job: AdapterJob, plane: ControlPlane, tmp_path: Path, admin: Client) -> None:
+    # Background propagation: no orphan finalizer waiting for a garbage collector.
+    admin.delete(Job, job.name, namespace=job.namespace, cascade=CascadeType.BACKGROUND)
+
+    def gone() -> bool:
+        names = {j.metadata.name for j in admin.list(Job, namespace=job.namespace) if j.metadata}
+        return job.name not in names
+
+    eventually(gone)
+    run = start_reporter(plane, job, tmp_path)
+    assert run.wait() == 3, run.output
+    assert "not found" in run.output
+
+
+def test_named_adapter_not_in_the_pod(job: AdapterJob, reporter: Reporter) -> None:
+    started = time.monotonic()
+    run = reporter(job, {"ADAPTER_CONTAINER_NAME": "dns-adapter"})
+    assert run.wait() == 2, run.output
+    assert time.monotonic() - started < 5
+    condition = job.condition()
+    assert condition is not None
+    assert condition["reason"] == "ReporterConfigInvalid"
+    assert condition["message"].startswith(
+        'invalid configuration: ADAPTER_CONTAINER_NAME="dns-adapter": '
+    )
+    assert "(containers: adapter, status-reporter)" in condition["message"]
+
+
+def test_wrong_pod_name_is_a_configuration_error(job: AdapterJob, reporter: Reporter) -> None:
+    run = reporter(job, {"POD_NAME": "no-such-pod"})
+    assert run.wait() == 2, run.output
+    assert job.condition()["reason"] == "ReporterConfigInvalid"  # type: ignore[index]
+
+
+def test_invalid_configuration_is_recorded_on_the_job(job: AdapterJob, reporter: Reporter) -> None:
+    run = reporter(job, {"MAX_WAIT_TIME_SECONDS": "soon", "CONDITION_TYPE": "AdapterDone"})
+    assert run.wait() == 2, run.output
+    assert summary(job.condition("AdapterDone")) == (
+        "False",
+        "ReporterConfigInvalid",
+        'invalid configuration: MAX_WAIT_TIME_SECONDS="soon": must be an integer greater than 0',
+    )
+
+
+def test_named_adapter_is_watched(make_job: Callable[..., AdapterJob], reporter: Reporter) -> None:
+    job = make_job(adapter="dns", extra_containers=("metrics",))
+    job.set_container("metrics", {"terminated": {"exitCode": 9, "reason": "Error"}})
+    run = reporter(job, {"ADAPTER_CONTAINER_NAME": "dns"})
+    eventually(lambda: "monitoring adapter" in run.output)
+    job.terminated(4, "Error")
+    assert run.wait() == 1, run.output
+    assert job.condition()["message"] == "Adapter container exited with code 4: Error"  # type: ignore[index]
+
+
+# --- §6: native sidecar ------------------------------------------------------------------
+
+
+def test_native_sidecar_stays_until_sigterm(
+    make_job: Callable[..., AdapterJob], reporter: Reporter
+) -> None:
+    job = make_job(native_sidecar=True)
+    job.running()
+    run = reporter(job)
+    job.write_result(SUCCESS)
+    eventually(job.condition)
+    time.sleep(2)
+    assert run.running, run.output
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 0, run.output
+    assert summary(job.condition()) == ("True", "ValidationPassed", "GCP environment validated")
+
+
+def test_native_sidecar_adapter_problem_still_exits_zero_on_sigterm(
+    make_job: Callable[..., AdapterJob], reporter: Reporter
+) -> None:
+    job = make_job(native_sidecar=True)
+    job.running()
+    run = reporter(job)
+    job.terminated(1, "Error")
+    eventually(job.condition)
+    assert run.running
+    run.signal(signal.SIGTERM)
+    assert run.wait() == 0, run.output
+    assert job.condition()["reason"] == "AdapterExitedWithError"  # type: ignore[index]
+
+
+# --- what the API server accepts in a condition -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        pytest.param("Reason With Spaces", "message", id="spaces"),
+        pytest.param("Grüße✓Prüfung", "Überprüfung abgeschlossen ✓ 検証", id="unicode"),
+        pytest.param("R" * 128, "M" * 1024, id="exact-limits"),
+        pytest.param("é" * 64, "😀" * 256, id="multibyte-limits"),
+        pytest.param("a:b/c.d-e_f", "line one\nline two\ttabbed", id="punctuation-newlines"),
+    ],
+)
+def test_api_accepts_what_the_contract_allows(
+    job: AdapterJob, reporter: Reporter, reason: str, message: str
+) -> None:
+    job.running()
+    job.write_result({"status": "failure", "reason": reason, "message": message})
+    run = reporter(job)
+    assert run.wait() == 0, run.output
+    assert summary(job.condition()) == ("False", reason, message)
