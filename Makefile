@@ -49,13 +49,25 @@ typecheck: $(STAMP) ## mypy --strict only
 test-unit: $(STAMP) ## Unit tests (fast, no network)
 	$(PYTEST) tests/unit
 
+.PHONY: controlplane
+controlplane: ## Build (or reuse) kube-apiserver and etcd for the integration tests
+	@hack/controlplane/build.sh >/dev/null
+
+.PHONY: test-integration
+test-integration: $(STAMP) controlplane ## Integration tests against a local kube-apiserver + etcd
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(PYTEST) tests/integration
+
 .PHONY: verify
 verify: lint test-unit ## Everything that needs no control plane: lint, types, unit tests
 
 .PHONY: test
-test: lint test-unit ## The whole suite: lint, unit, integration
+test: lint test-unit test-integration ## The whole suite: lint, unit, integration
 
 .PHONY: clean
 clean: ## Remove the venv, caches and build output
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: demo
+demo: $(STAMP) controlplane ## Start a local kube-apiserver and show the reporter in five scenarios
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python hack/demo.py

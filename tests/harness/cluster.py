@@ -262,3 +262,79 @@ def patch_job_condition(client: Client, job: AdapterJob, condition: Mapping[str,
         namespace=job.namespace,
         patch_type=PatchType.STRATEGIC,
     )
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """One YAML document from ``deploy/``."""
+    document: dict[str, Any] = yaml.safe_load(path.read_text())
+    return document
+
+
+def reporter_container(job_manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The status-reporter container of a Job manifest (classic or native)."""
+    spec = job_manifest["spec"]["template"]["spec"]
+    candidates = [*spec.get("containers", []), *spec.get("initContainers", [])]
+    container: dict[str, Any] = next(c for c in candidates if c["name"] == REPORTER)
+    return container
+
+
+def reporter_env(job_manifest: Mapping[str, Any], job: AdapterJob) -> dict[str, str]:
+    """The reporter's environment as the kubelet would resolve it for ``job``'s Pod."""
+    fields = {"metadata.namespace": job.namespace, "metadata.name": job.pod}
+    env = {}
+    for item in reporter_container(job_manifest).get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+        else:
+            env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env
+
+
+def renamed(manifest: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A copy of a Job manifest under another name, ``JOB_NAME`` included."""
+    body: dict[str, Any] = json.loads(json.dumps(manifest))
+    body["metadata"]["name"] = name
+    for item in reporter_container(body).get("env", []):
+        if item["name"] == "JOB_NAME":
+            item["value"] = name
+    return body
+
+
+def create_job_from_manifest(
+    client: Client, namespace: str, manifest: Mapping[str, Any], results_dir: Path
+) -> AdapterJob:
+    """Create the Job of a ``deploy/`` manifest in ``namespace``, and the Pod for it."""
+    body: dict[str, Any] = json.loads(json.dumps(manifest))
+    body["metadata"]["namespace"] = namespace
+    name = body["metadata"]["name"]
+    job = client.create(cast(Job, Job.from_dict(body)))
+    assert job.metadata is not None
+    assert job.spec is not None
+    pod_spec = body["spec"]["template"]["spec"]
+    template_labels = job.spec.template.metadata.labels if job.spec.template.metadata else None
+    pod_body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": f"{name}-",
+            "namespace": namespace,
+            "labels": dict(template_labels or {}),
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": name,
+                    "uid": job.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {**pod_spec, "nodeName": NODE},
+    }
+    pod = client.create(cast(Pod, Pod.from_dict(pod_body)))
+    assert pod.metadata is not None
+    assert pod.metadata.name is not None
+    results_dir.mkdir(parents=True, exist_ok=True)
+    adapter = next(c["name"] for c in pod_spec["containers"] if c["name"] != REPORTER)
+    return AdapterJob(client, namespace, name, pod.metadata.name, results_dir, adapter)

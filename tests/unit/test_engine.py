@@ -377,4 +377,6 @@ async def test_warns_about_job_controller_condition_types(
     run = await Run(tmp_path, cluster, condition_type="Complete").start()
     run.reporter.stop()
     await run.finish()
-    assert "CONDITION_TYPE is a condition the Job controller itself manages" in capsys.readouterr().out
+    assert (
+        "CONDITION_TYPE is a condition the Job controller itself manages" in capsys.readouterr().out
+    )
