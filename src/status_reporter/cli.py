@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -112,16 +113,24 @@ async def _run(config: Config) -> int:
         reporter = Reporter(config, cluster, clock, log)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, _on_signal, reporter, log, signum)
+        code: int = ExitCode.WRITE_FAILED
         try:
-            return int(await reporter.run())
+            code = await reporter.run()
         except Exception as exc:  # last line of defence: one clear line and exit 3
             log.error(
                 "internal error", error=repr(exc), exc_info=config.log_level is LogLevel.DEBUG
             )
-            return ExitCode.WRITE_FAILED
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    log.info(
+        "exiting",
+        exit_code=int(code),
+        max_rss_mib=round(usage.ru_maxrss / 1024, 1),
+        cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+    )
+    return int(code)
 
 
 def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:

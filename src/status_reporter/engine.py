@@ -33,7 +33,6 @@ from status_reporter.logs import Logger
 from status_reporter.pods import adapter_state, find_adapter, has_container, is_native_sidecar
 from status_reporter.watch import Clock, poll, watch_file
 
-
 # Condition types owned by the Job controller (batch/v1 JobConditionType).
 JOB_CONTROLLER_CONDITIONS = frozenset(
     {"Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"}
