@@ -29,6 +29,7 @@ lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml (needs PyPI)
 	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe -o requirements/runtime.txt pyproject.toml
 	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --extra dev -o requirements/dev.txt pyproject.toml
 	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --extra dev --extra bench -o requirements/bench.txt pyproject.toml
+	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe -o requirements/build.txt requirements/build.in
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix the code

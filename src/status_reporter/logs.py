@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import sys
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -87,7 +86,8 @@ def configure(
             _render_json if fmt is LogFormat.JSON else _render_text,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
+        # None: print to whatever sys.stdout is at the time of each entry.
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
 
