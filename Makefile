@@ -58,11 +58,25 @@ controlplane: ## Build (or reuse) kube-apiserver and etcd for the integration te
 test-integration: $(STAMP) controlplane ## Integration tests against a local kube-apiserver + etcd
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(PYTEST) tests/integration
 
+.PHONY: image-tools
+image-tools: ## Install podman, runc and debootstrap from Debian packages (skipped when docker is the engine)
+	@if command -v docker >/dev/null 2>&1 && ! command -v podman >/dev/null 2>&1; then \
+		echo "docker found: using it"; else hack/image/install-tools.sh; fi
+
+.PHONY: image
+image: image-tools ## Build the container image (local Debian base when no registry is reachable)
+	hack/image/build.sh
+
+.PHONY: test-e2e
+test-e2e: $(STAMP) controlplane image-tools ## Container end-to-end tests: adapter + reporter containers
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" \
+		$(PYTEST) tests/e2e
+
 .PHONY: verify
 verify: lint test-unit ## Everything that needs no control plane: lint, types, unit tests
 
 .PHONY: test
-test: lint test-unit test-integration ## The whole suite: lint, unit, integration
+test: lint test-unit test-integration test-e2e ## The whole suite: lint, unit, integration, container e2e
 
 .PHONY: clean
 clean: ## Remove the venv, caches and build output

@@ -1,0 +1,157 @@
+"""The image end to end: an adapter container and the reporter container share a
+volume as in a Pod; the reporter reaches the local kube-apiserver over the host
+network with its own projected-style service-account token."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from lightkube import Client
+
+from tests.harness.cluster import (
+    AdapterJob,
+    create_job_from_manifest,
+    create_namespace,
+    load_manifest,
+    renamed,
+    reporter_env,
+    service_account_token,
+)
+from tests.harness.containers import Podman, kubelet_state
+from tests.harness.controlplane import ROOT, ControlPlane
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLE = ROOT / "deploy" / "examples" / "classic-sidecar-job.yaml"
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+SCRIPTS = {
+    "success": """
+        sleep 1
+        result='{"status":"success","reason":"ValidationPassed","message":"checked in a container"}'
+        printf '%s' "$result" > /results/.tmp && mv /results/.tmp /results/adapter-result.json
+    """,
+    "failure": """
+        sleep 1
+        result='{"status":"failure","reason":"DnsZoneMissing","message":"no zone example.com"}'
+        echo "$result" > /results/adapter-result.json
+        exit 0
+    """,
+    "crash": """
+        sleep 1
+        echo "connecting..." >&2
+        exit 3
+    """,
+}
+EXPECTED = {
+    "success": (0, ("True", "ValidationPassed", "checked in a container")),
+    "failure": (0, ("False", "DnsZoneMissing", "no zone example.com")),
+    "crash": (
+        1,
+        ("False", "AdapterExitedWithError", "Adapter container exited with code 3: Error"),
+    ),
+}
+
+
+def token_volume(plane: ControlPlane, job: AdapterJob, directory: Path) -> Path:
+    """What the projected volume of deploy/examples holds: token, ca.crt, namespace."""
+    directory.mkdir()
+    (directory / "token").write_text(service_account_token(job.client, job.namespace))
+    (directory / "ca.crt").write_bytes(plane.ca_file.read_bytes())
+    (directory / "namespace").write_text(job.namespace)
+    for path in (directory, *directory.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return directory
+
+
+@pytest.mark.parametrize("scenario", sorted(SCRIPTS))
+def test_adapter_and_reporter_containers(
+    scenario: str, podman: Podman, image: str, plane: ControlPlane, admin: Client, workdir: Path
+) -> None:
+    namespace = create_namespace(admin)
+    manifest = renamed(load_manifest(EXAMPLE), f"e2e-{scenario}")
+    job = create_job_from_manifest(admin, namespace, manifest, workdir / "results")
+    os.chown(job.results_dir, 65532, 65532)
+    tokens = token_volume(plane, job, workdir / "token")
+    api = urlparse(plane.url)
+    env = {
+        **reporter_env(manifest, job),  # RESULTS_PATH stays /results/adapter-result.json
+        "KUBERNETES_SERVICE_HOST": str(api.hostname),
+        "KUBERNETES_SERVICE_PORT": str(api.port),
+        "LOG_FORMAT": "json",
+    }
+    reporter = podman.run_detached(
+        "--network=host",
+        "--read-only",
+        "--cap-drop=ALL",
+        "--security-opt=no-new-privileges",
+        "-v", f"{job.results_dir}:/results:ro",
+        "-v", f"{tokens}:{TOKEN_DIR}:ro",
+        *(f"--env={k}={v}" for k, v in env.items()),
+        image,
+    )  # fmt: skip
+    adapter = ""
+    try:
+        job.running()
+        adapter = podman.run_detached(
+            "--user=65532:65532",
+            "--read-only",
+            "--network=none",
+            "-v", f"{job.results_dir}:/results",
+            "--entrypoint=/bin/sh",
+            image,
+            "-c", SCRIPTS[scenario],
+        )  # fmt: skip
+        podman.wait(adapter)
+        # Mirror the adapter's real exit into the Pod status, as the kubelet does.
+        job.set_adapter(kubelet_state(podman.inspect(adapter)))
+        code = podman.wait(reporter)
+        output = podman.logs(reporter)
+        expected_code, expected = EXPECTED[scenario]
+        assert code == expected_code, output
+        condition = job.condition()
+        assert condition is not None, output
+        assert (condition["status"], condition["reason"], condition["message"]) == expected
+        inspected = podman.inspect(reporter)
+        assert inspected["HostConfig"]["ReadonlyRootfs"] is True
+        assert inspected["Config"]["User"] == "65532:65532"  # the image's own USER
+        entries = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        exit_entry = next(e for e in entries if e["message"] == "exiting")
+        assert exit_entry["max_rss_mib"] > 0
+        print(f"{scenario}: reporter peak RSS {exit_entry['max_rss_mib']} MiB in the container")
+    finally:
+        for name in (adapter, reporter):
+            if name:
+                podman.remove(name)
+
+
+def test_image_refuses_bad_configuration_with_one_line(podman: Podman, image: str) -> None:
+    out = podman("run", "--rm", "--read-only", "--env=JOB_NAME=j", image, check=False)
+    assert out == ""
+    name = podman.run_detached("--read-only", "--env=JOB_NAME=j", image)
+    try:
+        assert podman.wait(name) == 2
+        assert podman.logs(name).strip() == (
+            "invalid configuration: JOB_NAMESPACE=(unset): required, must not be empty"
+        )
+    finally:
+        podman.remove(name)
+
+
+def test_image_metadata(podman: Podman, image: str) -> None:
+    inspected = json.loads(podman("image", "inspect", image))[0]
+    config = inspected["Config"]
+    assert config["User"] == "65532:65532"
+    assert config["Entrypoint"] == ["/opt/status-reporter/bin/status-reporter"]
+    labels = config["Labels"]
+    for key in ("version", "revision", "source"):
+        assert labels[f"org.opencontainers.image.{key}"]
+    listing = podman("run", "--rm", "--entrypoint=/bin/sh", image, "-c",
+                     "ls /opt/status-reporter/bin; command -v gcc cc pip || true")  # fmt: skip
+    assert "status-reporter" in listing
+    assert "pip" not in listing.split()
+    assert "gcc" not in listing

@@ -1,0 +1,68 @@
+"""Running the reporter image and an adapter container with podman, as a kubelet would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Podman:
+    """The podman command with the global flags this machine needs."""
+
+    script: Path
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 120) -> str:
+        """Run podman; returns stdout."""
+        out = subprocess.run(
+            [str(self.script), *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and out.returncode != 0:
+            raise RuntimeError(f"podman {' '.join(args)} failed ({out.returncode}):\n{out.stderr}")
+        return out.stdout
+
+    def run_detached(self, *args: str) -> str:
+        """``podman run -d``: returns the container name."""
+        name = f"sr-e2e-{uuid.uuid4().hex[:8]}"
+        self("run", "-d", "--name", name, *args)
+        return name
+
+    def wait(self, name: str, timeout: float = 60) -> int:
+        """Wait for the container to exit; its exit code."""
+        return int(self("wait", name, timeout=timeout).strip().splitlines()[-1])
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        """``podman inspect`` of one container."""
+        document: list[dict[str, Any]] = json.loads(self("inspect", name))
+        return document[0]
+
+    def logs(self, name: str) -> str:
+        """Everything the container wrote."""
+        out = subprocess.run(
+            [str(self.script), "logs", name], capture_output=True, text=True, check=False
+        )
+        return out.stdout + out.stderr
+
+    def remove(self, name: str) -> None:
+        """Remove the container, running or not."""
+        self("rm", "-f", name, check=False)
+
+
+def kubelet_state(inspected: dict[str, Any]) -> dict[str, Any]:
+    """The containerStatuses state a kubelet would report for an exited container."""
+    state = inspected["State"]
+    code = int(state["ExitCode"])
+    reasons = {True: "OOMKilled", False: "Completed" if code == 0 else "Error"}
+    reason = reasons[bool(state.get("OOMKilled"))]
+    return {
+        "terminated": {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": state["StartedAt"][:19] + "Z",
+            "finishedAt": state["FinishedAt"][:19] + "Z",
+        }
+    }
