@@ -127,10 +127,26 @@ async def _run(config: Config) -> int:
     log.info(
         "exiting",
         exit_code=int(code),
-        max_rss_mib=round(usage.ru_maxrss / 1024, 1),
+        max_rss_mib=_peak_rss_mib(),
         cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
     )
     return int(code)
+
+
+def _peak_rss_mib() -> float | None:
+    """Peak resident memory of this process (VmHWM), in MiB.
+
+    Not ``ru_maxrss``: Linux carries that across exec, so it would report the
+    peak of whatever process forked this one (the container runtime, a test).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:
