@@ -28,18 +28,17 @@ install: $(STAMP) ## Create .venv/ with the package and the pinned dev tools (id
 lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml (needs PyPI)
 	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe -o requirements/runtime.txt pyproject.toml
 	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --extra dev -o requirements/dev.txt pyproject.toml
-	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --extra dev --extra bench -o requirements/bench.txt pyproject.toml
 	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe -o requirements/build.txt requirements/build.in
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix the code
-	$(BIN)/ruff format src tests hack
-	$(BIN)/ruff check --fix src tests hack
+	$(BIN)/ruff format src tests hack bench
+	$(BIN)/ruff check --fix src tests hack bench
 
 .PHONY: lint
 lint: $(STAMP) ## ruff lint + format check, mypy --strict
-	$(BIN)/ruff check src tests hack
-	$(BIN)/ruff format --check src tests hack
+	$(BIN)/ruff check src tests hack bench
+	$(BIN)/ruff format --check src tests hack bench
 	$(BIN)/mypy
 
 .PHONY: typecheck
@@ -86,3 +85,7 @@ clean: ## Remove the venv, caches and build output
 .PHONY: demo
 demo: $(STAMP) controlplane ## Start a local kube-apiserver and show the reporter in five scenarios
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python hack/demo.py
+
+.PHONY: bench
+bench: $(STAMP) controlplane ## Measure latency, API load, footprint and scale; writes BENCHMARKS.md (about 20 min)
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.run

@@ -1,0 +1,1 @@
+"""Benchmarks of status-reporter against a real local kube-apiserver (make bench)."""
