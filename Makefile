@@ -87,5 +87,5 @@ demo: $(STAMP) controlplane ## Start a local kube-apiserver and show the reporte
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python hack/demo.py
 
 .PHONY: bench
-bench: $(STAMP) controlplane ## Measure latency, API load, footprint and scale; writes BENCHMARKS.md (about 20 min)
+bench: $(STAMP) controlplane ## Measure latency, API load, footprint and scale; writes BENCHMARKS.md (about 10 min)
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.run

@@ -45,7 +45,12 @@ BASE_ENV = {
     "MAX_WAIT_TIME_SECONDS": "900",
 }
 # Poll phases: an action lands at a random point of the polling cycle.
-PHASE = {("poll", "result"): 2.0, ("poll", "crash"): 10.0}
+PHASE = {
+    ("poll", "result"): 2.0,
+    ("poll", "crash"): 10.0,
+    ("auto", "footprint"): 0.0,
+    ("poll", "footprint"): 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ def latency_sample(bench: Bench, mode: str, kind: str, rng: random.Random) -> Sa
     try:
         ready = bench.wait_ready(run, job, mode, spawned)
         time.sleep(rng.uniform(0, PHASE.get((mode, kind), 0.3)))
-        if kind == "result":
+        if kind in ("result", "footprint"):
             job.write_result(SUCCESS)
             acted = time.time()
         else:
@@ -224,6 +229,16 @@ def latencies(bench: Bench, settings: Settings, results: Results) -> None:
                         for seed in seeds
                     ]
                     results.samples.extend(f.result() for f in futures)
+
+
+def footprints(bench: Bench, settings: Settings, results: Results) -> None:
+    """Start-up, memory and CPU: one reporter at a time in both modes, so that neither
+    shares the machine with other reporters, each reacting to a result at once."""
+    rng = random.Random(2)  # noqa: S311 - unused: footprint runs have no phase delay
+    for mode in MODES:
+        bench.log(f"footprint: {mode}, {settings.latency_runs} runs")
+        for _ in range(settings.latency_runs):
+            results.samples.append(latency_sample(bench, mode, "footprint", rng))
 
 
 def requests_for_runtime(bench: Bench, mode: str, runtime: int) -> Counter[str]:
@@ -330,6 +345,7 @@ def run_all(
     results = Results(settings)
     pool, background = start_requests_per_job(bench, settings, results)
     latencies(bench, settings, results)
+    footprints(bench, settings, results)
     worst_case_memory(bench, results)
     scale(bench, settings, results)
     log("waiting for the per-Job request counts")

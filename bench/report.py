@@ -139,7 +139,7 @@ def footprint_table(results: Results) -> list[str]:
     ]
     figures = {}
     for mode in MODES:
-        samples = [s for s in results.samples if s.mode == mode]
+        samples = _samples(results, mode, "footprint")
         ready = [s.ready for s in samples]
         rss = [s.rss_mib for s in samples]
         cpu = [s.cpu_seconds for s in samples]

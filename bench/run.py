@@ -1,7 +1,7 @@
 """make bench: measure MONITOR_MODE=auto against the reference behaviour (poll) and
 write BENCHMARKS.md with plots.
 
-    python -m bench.run                     # the full run (about 20 minutes)
+    python -m bench.run                     # the full run (about 10 minutes)
     python -m bench.run --smoke --out DIR   # N = 1, 3 runs, short windows
 """
 
