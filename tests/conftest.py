@@ -1,10 +1,53 @@
-"""Suite-wide rules: in CI (``CI`` set) a skipped test fails the run."""
+"""Suite-wide rules and fixtures.
+
+In CI (``CI`` set) a skipped test fails the run. The control plane is one per
+session, started only when an integration or e2e test asks for it.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Generator, Iterator
 
 import pytest
+from lightkube import Client
+
+from tests.harness.controlplane import ControlPlane, ControlPlaneUnavailable, binaries
+
+
+@pytest.fixture(scope="session")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A running etcd + kube-apiserver (RBAC enforced) for the whole session."""
+    workdir = tmp_path_factory.mktemp("controlplane")
+    try:
+        plane = ControlPlane.start(binaries(), workdir)
+    except ControlPlaneUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the control plane is required in CI: {exc}")
+        pytest.skip(f"NO LOCAL CONTROL PLANE: tests that need it are skipped: {exc}")
+    try:
+        yield plane
+    finally:
+        plane.stop()
+        print(f"\nkube-apiserver {plane.version} logs: {workdir}")
+
+
+@pytest.fixture(scope="session")
+def admin(plane: ControlPlane) -> Client:
+    """A client with full rights on the control plane."""
+    return plane.admin_client()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the API server's log to a failed test that used the control plane."""
+    report = yield
+    plane = getattr(item, "funcargs", {}).get("plane")
+    if report.when == "call" and report.failed and isinstance(plane, ControlPlane):
+        report.sections.append(("kube-apiserver log (tail)", plane.log_tail("kube-apiserver")))
+    return report
 
 
 @pytest.hookimpl(trylast=True)

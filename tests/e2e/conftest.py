@@ -1,18 +1,16 @@
-"""Fixtures for the container end-to-end tests: podman, the image, the control plane."""
+"""Fixtures for the container end-to-end tests: podman and the image."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lightkube import Client
 
 from tests.harness.containers import Podman
-from tests.harness.controlplane import ROOT, ControlPlane, ControlPlaneUnavailable, binaries
+from tests.harness.controlplane import ROOT
 
 
 def _unavailable(reason: str) -> None:
@@ -40,25 +38,6 @@ def image(podman: Podman) -> str:
     if out.returncode != 0:
         _unavailable(f"the image could not be built:\n{out.stderr[-2000:]}")
     return out.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="session")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    try:
-        plane = ControlPlane.start(binaries(), tmp_path_factory.mktemp("controlplane"))
-    except ControlPlaneUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"the control plane is required in CI: {exc}")
-        pytest.skip(f"NO LOCAL CONTROL PLANE — e2e tests skipped: {exc}")
-    try:
-        yield plane
-    finally:
-        plane.stop()
-
-
-@pytest.fixture(scope="session")
-def admin(plane: ControlPlane) -> Client:
-    return plane.admin_client()
 
 
 @pytest.fixture

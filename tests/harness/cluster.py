@@ -218,39 +218,10 @@ def create_job(
     job_body = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name},
         "spec": {"backoffLimit": 0, "template": {"spec": pod_spec}},
     }
-    job = client.create(cast(Job, Job.from_dict(job_body)))
-    assert job.metadata is not None
-    assert job.spec is not None
-    uid = job.metadata.uid
-    labels = dict(job.spec.template.metadata.labels or {}) if job.spec.template.metadata else {}
-    pod_body = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "generateName": f"{name}-",
-            "namespace": namespace,
-            "labels": labels,
-            "ownerReferences": [
-                {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "name": name,
-                    "uid": uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": {**pod_spec, "nodeName": NODE},
-    }
-    pod = client.create(cast(Pod, Pod.from_dict(pod_body)))
-    assert pod.metadata is not None
-    assert pod.metadata.name is not None
-    results_dir.mkdir(parents=True, exist_ok=True)
-    return AdapterJob(client, namespace, name, pod.metadata.name, results_dir, adapter)
+    return create_job_from_manifest(client, namespace, job_body, results_dir)
 
 
 def patch_job_condition(client: Client, job: AdapterJob, condition: Mapping[str, Any]) -> None:
@@ -303,7 +274,8 @@ def renamed(manifest: Mapping[str, Any], name: str) -> dict[str, Any]:
 def create_job_from_manifest(
     client: Client, namespace: str, manifest: Mapping[str, Any], results_dir: Path
 ) -> AdapterJob:
-    """Create the Job of a ``deploy/`` manifest in ``namespace``, and the Pod for it."""
+    """Create a Job from its manifest in ``namespace``, and the Pod the Job controller
+    would create for it (bound to a node)."""
     body: dict[str, Any] = json.loads(json.dumps(manifest))
     body["metadata"]["namespace"] = namespace
     name = body["metadata"]["name"]

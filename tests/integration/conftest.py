@@ -1,9 +1,8 @@
-"""Fixtures for the integration tests: one real control plane per session."""
+"""Fixtures for the integration tests (the control plane itself is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,31 +10,8 @@ import pytest
 from lightkube import Client
 
 from tests.harness.cluster import AdapterJob, create_job, create_namespace
-from tests.harness.controlplane import ControlPlane, ControlPlaneUnavailable, binaries
+from tests.harness.controlplane import ControlPlane
 from tests.harness.reporter import ReporterRun, start_reporter
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    workdir = tmp_path_factory.mktemp("controlplane")
-    try:
-        plane = ControlPlane.start(binaries(), workdir)
-    except ControlPlaneUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"the control plane is required in CI: {exc}")
-        pytest.skip(f"NO LOCAL CONTROL PLANE — integration tests skipped: {exc}")
-    try:
-        yield plane
-    finally:
-        plane.stop()
-        print(f"\nkube-apiserver {plane.version} logs: {workdir}")
-
-
-@pytest.fixture(scope="session")
-def admin(plane: ControlPlane) -> Client:
-    return plane.admin_client()
 
 
 @pytest.fixture
@@ -68,15 +44,3 @@ def reporter(plane: ControlPlane, tmp_path: Path) -> Iterator[Callable[..., Repo
     yield start
     for run in runs:
         run.stop()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the API server's log to a failed integration test."""
-    report = yield
-    plane = getattr(item, "funcargs", {}).get("plane")
-    if report.when == "call" and report.failed and isinstance(plane, ControlPlane):
-        report.sections.append(("kube-apiserver log (tail)", plane.log_tail("kube-apiserver")))
-    return report
