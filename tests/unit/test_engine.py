@@ -15,7 +15,7 @@ import pytest
 from lightkube.resources.core_v1 import Pod
 
 from status_reporter import logs
-from status_reporter.config import Config, ConfigError, MonitorMode
+from status_reporter.config import Config, LogFormat, MonitorMode
 from status_reporter.contract import ResultState, read_result
 from status_reporter.decision import Condition
 from status_reporter.engine import ExitCode, Reporter
@@ -366,10 +366,6 @@ async def test_every_monitor_task_is_cancelled_on_exit(
     assert asyncio.all_tasks() - before == set()
 
 
-def test_config_error_type_is_reexported() -> None:
-    assert issubclass(ConfigError, Exception)
-
-
 async def test_warns_about_job_controller_condition_types(
     tmp_path: Path, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -380,3 +376,37 @@ async def test_warns_about_job_controller_condition_types(
     assert (
         "CONDITION_TYPE is a condition the Job controller itself manages" in capsys.readouterr().out
     )
+
+
+async def test_large_details_are_logged_truncated_below_64_kib(
+    tmp_path: Path, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure(fmt=LogFormat.JSON)
+    try:
+        run = await Run(tmp_path, cluster).start()
+        run.write({**SUCCESS, "details": {"log": "x" * 500_000}})
+        assert await run.finish(within=2) is ExitCode.RESULT
+    finally:
+        logs.configure()
+    lines = capsys.readouterr().out.splitlines()
+    entry = next(json.loads(line) for line in lines if '"adapter result details"' in line)
+    assert entry["details_truncated"] is True
+    assert entry["details"].startswith('{"log":"xxx')
+    assert max(len(line.encode()) for line in lines) < 64 * 1024
+
+
+async def test_small_details_are_logged_as_json(
+    tmp_path: Path, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure(fmt=LogFormat.JSON)
+    try:
+        run = await Run(tmp_path, cluster).start()
+        run.write({**SUCCESS, "details": {"checks": [1, 2]}})
+        await run.finish(within=2)
+    finally:
+        logs.configure()
+    out = capsys.readouterr().out
+    entry = next(
+        json.loads(line) for line in out.splitlines() if '"adapter result details"' in line
+    )
+    assert (entry["details"], entry["details_truncated"]) == ({"checks": [1, 2]}, False)
