@@ -56,4 +56,6 @@ log "building $image (base $base, build base $build_base, revision $revision)"
 	--build-arg "VERSION=$version" \
 	--build-arg "REVISION=$revision" \
 	-t "$image" -f Dockerfile . >&2
+# The previous build of the same tag is left untagged: remove such leftovers, ours only.
+"${engine[@]}" image prune -f --filter "label=org.opencontainers.image.title=status-reporter" >/dev/null 2>&1 || true
 echo "$image"
