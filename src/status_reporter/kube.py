@@ -29,7 +29,7 @@ from lightkube.types import PatchType
 from status_reporter.conditions import planned_condition, status_patch
 from status_reporter.decision import Condition
 from status_reporter.logs import Logger
-from status_reporter.watch import Clock
+from status_reporter.watch import Clock, ticks
 
 _T = TypeVar("_T")
 
@@ -193,14 +193,13 @@ def _forbidden_hint(op: Operation) -> str:
 
 
 def _rule_allows(rule: ResourceRule, op: Operation) -> bool:
-    base = op.resource.split("/", 1)[0]
-    sub = op.resource.split("/", 1)[1] if "/" in op.resource else None
     resources = set(rule.resources or [])
-    resource_ok = op.resource in resources or "*" in resources
-    if sub is not None:
-        resource_ok = resource_ok or f"*/{sub}" in resources
-    else:
-        resource_ok = resource_ok or base in resources
+    subresource = op.resource.partition("/")[2]
+    resource_ok = (
+        op.resource in resources
+        or "*" in resources
+        or (bool(subresource) and f"*/{subresource}" in resources)
+    )
     names = rule.resourceNames or []
     groups = rule.apiGroups or []
     return (
@@ -354,10 +353,7 @@ class KubeCluster:
 
     async def poll_pod(self, interval: float, on_pod: Callable[[Pod], None]) -> None:
         """Read the Pod every ``interval`` seconds until cancelled; failures are logged."""
-        tick = self._clock.now()
-        while True:
-            tick += interval
-            await self._clock.sleep_until(tick)
+        async for _ in ticks(self._clock, interval):
             try:
                 pod = await self._client.get(Pod, self._pod, namespace=self._namespace)
             except (httpx2.HTTPError, ApiError) as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -47,12 +47,18 @@ class LoopClock:
         await asyncio.sleep(max(0.0, deadline - self.now()))
 
 
-async def poll(clock: Clock, interval: float, notify: Callable[[], None]) -> None:
-    """Call ``notify`` every ``interval`` seconds, on a fixed schedule, until cancelled."""
+async def ticks(clock: Clock, interval: float) -> AsyncIterator[None]:
+    """Yield every ``interval`` seconds on a fixed schedule (no drift from slow consumers)."""
     tick = clock.now()
     while True:
         tick += interval
         await clock.sleep_until(tick)
+        yield
+
+
+async def poll(clock: Clock, interval: float, notify: Callable[[], None]) -> None:
+    """Call ``notify`` every ``interval`` seconds until cancelled."""
+    async for _ in ticks(clock, interval):
         notify()
 
 
