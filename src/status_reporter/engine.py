@@ -50,9 +50,8 @@ class ExitCode(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What start-up learned from the Pod."""
+    """What start-up learned from the Pod (the adapter's name is kept on the Reporter)."""
 
-    adapter: str
     native_sidecar: bool
     watch_pods: bool
 
@@ -146,7 +145,7 @@ class Reporter:
             monitor_mode=str(config.monitor_mode),
             pod_updates="watch" if watch_pods else "poll",
         )
-        return Target(adapter=adapter, native_sidecar=native, watch_pods=watch_pods)
+        return Target(native_sidecar=native, watch_pods=watch_pods)
 
     def _notify_file(self) -> None:
         self._file_dirty = True
