@@ -18,14 +18,15 @@ image="${IMAGE:-localhost/status-reporter:${version}}"
 
 if command -v podman >/dev/null 2>&1; then
 	engine=(hack/image/podman.sh)
-	build_flags=(--layers=false)
+	# RUN steps use the host network: no bridge, no private-range addresses.
+	build_flags=(--layers=false --network host)
 	# A TLS-intercepting proxy's CA lives in the host bundle: lend it to RUN steps
 	# (a build volume, never part of a layer).
 	[[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
 		build_flags+=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
 elif command -v docker >/dev/null 2>&1; then
 	engine=(docker)
-	build_flags=()
+	build_flags=(--network host)
 else
 	log "neither podman nor docker is installed (hack/image/install-tools.sh installs podman)"
 	exit 1
