@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Prove that the single-node cluster left the machine as it was.
+#
+#   hack/cluster/check.sh baseline   # record the machine (up.sh does this first)
+#   hack/cluster/check.sh            # compare: prints one line per check, exit 1 on any leftover
+#
+# Checked: no process that names the cluster's directory (daemons, shims), no
+# container process in a kubepods cgroup, no kubepods cgroup in any hierarchy, no
+# mount under the cluster's directory or the kubelet/containerd default paths, the
+# same iptables/ip6tables rules and nftables tables, the kernel settings the
+# kubelet changes back at their old values, none of those default paths created,
+# and no cluster directory, which holds etcd's data: no Node object can survive.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck source=hack/cluster/lib.sh
+. "$here/lib.sh"
+
+snapshot() {
+	local s p
+	for s in "${SYSCTLS[@]}"; do printf 'sysctl %s=%s\n' "$s" "$(sysctl -n "$s")"; done
+	for p in "${OUTSIDE_PATHS[@]}"; do
+		if [[ -e $p ]]; then printf 'path %s exists\n' "$p"; else printf 'path %s absent\n' "$p"; fi
+	done
+	iptables_state | sed 's/^/iptables /'
+	nft_tables | sed 's/^/nft /'
+}
+
+if [[ "${1:-}" == baseline ]]; then
+	if [[ -e $BASELINE ]]; then
+		# A run that was killed never removed it: it still describes the machine
+		# before that run, which is what a teardown must restore.
+		log "keeping the baseline of an unfinished run: $BASELINE"
+	else
+		snapshot >"$BASELINE.tmp"
+		mv "$BASELINE.tmp" "$BASELINE"
+	fi
+	exit 0
+fi
+[[ $# -eq 0 ]] || die "usage: $0 [baseline]"
+
+failed=0
+report() { # <name> <leftovers...>
+	local name="$1"
+	shift
+	if (($#)) && [[ -n "$*" ]]; then
+		printf 'LEFT  %-12s %s\n' "$name" "$*"
+		failed=1
+	else
+		printf 'clean %-12s\n' "$name"
+	fi
+}
+
+mapfile -t pids < <(node_pids)
+report processes "${pids[@]}"
+procs=()
+while read -r dir; do
+	[[ -f "$dir/cgroup.procs" ]] && procs+=($(cat "$dir/cgroup.procs"))
+done < <(node_cgroups)
+report containers "${procs[@]}"
+mapfile -t cgroups < <(node_cgroups)
+report cgroups "${cgroups[@]}"
+mapfile -t mounts < <(node_mounts)
+report mounts "${mounts[@]}"
+report directory "$([[ -e $CLUSTER_DIR ]] && echo "$CLUSTER_DIR (etcd data: Node objects)")"
+if [[ -f $BASELINE ]]; then
+	now="$(snapshot)"
+	report sysctl "$(diff <(grep '^sysctl ' "$BASELINE") <(grep '^sysctl ' <<<"$now") | grep '^[<>]' | tr '\n' ' ')"
+	report paths "$(diff <(grep '^path ' "$BASELINE") <(grep '^path ' <<<"$now") | grep '^>' | tr '\n' ' ')"
+	report iptables "$(diff <(grep '^iptables ' "$BASELINE") <(grep '^iptables ' <<<"$now") | grep '^[<>]' | tr '\n' ' ')"
+	report nftables "$(diff <(grep '^nft ' "$BASELINE") <(grep '^nft ' <<<"$now") | grep '^[<>]' | tr '\n' ' ')"
+else
+	printf 'LEFT  %-12s %s\n' baseline "no $BASELINE to compare sysctls, paths and firewall rules with"
+	failed=1
+fi
+exit "$failed"
