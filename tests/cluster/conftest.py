@@ -1,0 +1,66 @@
+"""Fixtures for the cluster tests: the real node, its client, the reporter image.
+
+The node is one per session. Its teardown runs ``hack/cluster/down.sh``, also
+after a failure or Ctrl-C, and fails the session if anything is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from lightkube import Client
+
+from tests.cluster.node import Node, NodeUnavailable, unavailable_reason
+from tests.harness.controlplane import ROOT
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(f"NO SINGLE-NODE CLUSTER — cluster tests skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def reporter_image() -> str:
+    """The reporter image: $STATUS_REPORTER_IMAGE (make test-cluster builds it) or built here."""
+    name = os.environ.get("STATUS_REPORTER_IMAGE")
+    if name:
+        return name
+    out = subprocess.run(
+        [str(ROOT / "hack" / "image" / "build.sh")], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        _unavailable(f"the image could not be built:\n{out.stderr[-2000:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def node(reporter_image: str, pytestconfig: pytest.Config) -> Iterator[Node]:
+    """A running single-node cluster with the reporter image imported."""
+    reason = unavailable_reason()
+    if reason:
+        _unavailable(reason)
+    try:
+        started = Node.start([reporter_image])
+    except NodeUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield started
+    finally:
+        clean, report = Node.stop()
+        terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line("\nhack/cluster/down.sh:")
+            for line in report.splitlines():
+                terminal.write_line(f"  {line}")
+        if not clean:
+            pytest.fail(f"the node's teardown left something behind:\n{report}")
+
+
+@pytest.fixture(scope="session")
+def kube(node: Node) -> Client:
+    """A client with full rights on the node's API server."""
+    return node.client()

@@ -1,0 +1,415 @@
+"""Jobs derived from ``deploy/examples`` and run on the real node, with what must result.
+
+Each Job is an example Job as shipped, changed only where this machine needs it:
+the local images with ``imagePullPolicy: Never``, ``hostNetwork: true`` with the
+API server's loopback address in the reporter's environment, the adapter's script,
+and per-scenario environment overrides. The outcome is read the way a downstream
+controller reads it: the Job's ``status.conditions``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import yaml
+from lightkube import ALL_NS, Client
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod
+
+from tests.cluster.node import Node
+from tests.harness.cluster import REFERENCE_ROLE, deploy_objects
+from tests.harness.controlplane import ROOT
+
+EXAMPLES = {
+    "classic": ROOT / "deploy" / "examples" / "classic-sidecar-job.yaml",
+    "native": ROOT / "deploy" / "examples" / "native-sidecar-job.yaml",
+}
+MODES = ("classic", "native")
+REPORTER = "status-reporter"
+ADAPTER = "adapter"
+CONDITION = "Available"
+RUN_LABEL = "status-reporter.test/run"
+JOB_LABEL = "batch.kubernetes.io/job-name"
+MISSING_IMAGE = "localhost/status-reporter-cluster-missing:never"
+RESULTS = "/results/adapter-result.json"
+
+
+def write_result(status: str, reason: str, message: str) -> str:
+    """Shell lines that write a result file the way the examples do: a rename."""
+    body = f'{{"status": "{status}", "reason": "{reason}", "message": "{message}"}}'
+    return f"printf '%s' '{body}' > {RESULTS}.tmp\nmv {RESULTS}.tmp {RESULTS}\n"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One adapter behaviour and the condition and Job outcome it must lead to."""
+
+    name: str
+    adapter_script: str
+    status: str
+    reason: str
+    message: str
+    # The Job controller's verdict, per mode: its own terminal condition type.
+    job: Mapping[str, str]
+    adapter_image: str | None = None
+    adapter_limits: Mapping[str, str] = field(default_factory=dict)
+    reporter_env: Mapping[str, str] = field(default_factory=dict)
+    active_deadline: int | None = None
+    reference_role: bool = False
+
+
+BOTH_COMPLETE = {"classic": "Complete", "native": "Complete"}
+BOTH_FAILED = {"classic": "Failed", "native": "Failed"}
+CRASH_SCRIPT = (
+    "echo 'connecting to cloud API'\n"
+    "printf 'connecting to cloud API\\npanic: credentials rejected\\n' > /dev/termination-log\n"
+    "exit 1\n"
+)
+CRASH_MESSAGE = "Adapter container exited with code 1: Error: panic: credentials rejected"
+
+SCENARIOS = (
+    Scenario(
+        name="success",
+        adapter_script="sleep 1\n"
+        + write_result("success", "ValidationPassed", "All checks passed"),
+        status="True",
+        reason="ValidationPassed",
+        message="All checks passed",
+        job=BOTH_COMPLETE,
+    ),
+    Scenario(
+        name="failure",
+        adapter_script="sleep 1\n"
+        + write_result(
+            "failure", "MissingPermissions", "Service account lacks required IAM permissions"
+        ),
+        status="False",
+        reason="MissingPermissions",
+        message="Service account lacks required IAM permissions",
+        job=BOTH_COMPLETE,
+    ),
+    Scenario(
+        name="crash",
+        adapter_script=CRASH_SCRIPT,
+        status="False",
+        reason="AdapterExitedWithError",
+        message=CRASH_MESSAGE,
+        job=BOTH_FAILED,
+    ),
+    Scenario(
+        name="oomkilled",
+        adapter_script="dd if=/dev/zero of=/dev/null bs=100M count=1\n",
+        adapter_limits={"memory": "16Mi"},
+        status="False",
+        reason="AdapterOOMKilled",
+        message="Adapter container was killed due to out of memory (OOMKilled)",
+        job=BOTH_FAILED,
+    ),
+    Scenario(
+        name="no-result",
+        adapter_script="sleep 1\nexit 0\n",
+        status="False",
+        reason="AdapterMissingResults",
+        message="Adapter container exited successfully (code 0) but did not produce a valid "
+        "result file: Completed",
+        # The classic reporter exits 1 for an adapter problem, which fails the Pod; a
+        # native sidecar's exit code does not count.
+        job={"classic": "Failed", "native": "Complete"},
+    ),
+    Scenario(
+        name="never-starts",
+        adapter_script="exit 0\n",
+        adapter_image=MISSING_IMAGE,
+        reporter_env={"MAX_WAIT_TIME_SECONDS": "10"},
+        # Longer than the reporter's start plus its 10 s, so it reports before the
+        # Job controller kills the Pod.
+        active_deadline=30,
+        status="False",
+        reason="AdapterTimeout",
+        message="Adapter did not produce results within 10s (adapter waiting: "
+        f'ErrImageNeverPull: Container image "{MISSING_IMAGE}" is not present with pull policy '
+        "of Never)",
+        job=BOTH_FAILED,
+    ),
+    Scenario(
+        name="crash-reference-role",
+        adapter_script=CRASH_SCRIPT,
+        reference_role=True,
+        status="False",
+        reason="AdapterExitedWithError",
+        message=CRASH_MESSAGE,
+        job=BOTH_FAILED,
+    ),
+)
+
+
+def by_name(name: str) -> Scenario:
+    """The scenario called ``name``."""
+    return next(s for s in SCENARIOS if s.name == name)
+
+
+def derive_job(
+    mode: str, scenario: Scenario, name: str, reporter_image: str, node: Node, run: str
+) -> dict[str, Any]:
+    """The example Job of ``mode``, adapted to this node and to the scenario."""
+    job: dict[str, Any] = yaml.safe_load(EXAMPLES[mode].read_text())
+    job = copy.deepcopy(job)
+    job["metadata"] = {"name": name, "labels": {RUN_LABEL: run}}
+    if scenario.active_deadline is not None:
+        job["spec"]["activeDeadlineSeconds"] = scenario.active_deadline
+    pod = job["spec"]["template"]["spec"]
+    # No Pod network on this node: the Pod shares the host's loopback.
+    pod["hostNetwork"] = True
+    containers = [*pod.get("initContainers", []), *pod["containers"]]
+    for container in containers:
+        container["imagePullPolicy"] = "Never"
+        if container["name"] == REPORTER:
+            container["image"] = reporter_image
+            overrides = {
+                "JOB_NAME": name,
+                # The kubelet's service variables point at the Service IP, which
+                # nothing routes here; explicit values win.
+                "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                "KUBERNETES_SERVICE_PORT": str(node.api_port),
+                **scenario.reporter_env,
+            }
+            env = [e for e in container.get("env", []) if e["name"] not in overrides]
+            container["env"] = env + [{"name": k, "value": v} for k, v in overrides.items()]
+        elif container["name"] == ADAPTER:
+            container["image"] = scenario.adapter_image or node.adapter_image
+            container["command"] = ["/bin/sh", "-c"]
+            container["args"] = [scenario.adapter_script]
+            if scenario.adapter_limits:
+                container["resources"] = {"limits": dict(scenario.adapter_limits)}
+    return job
+
+
+def create_namespace(client: Client, *, reference_role: bool = False) -> str:
+    """A fresh namespace with ``deploy/base`` (or its Role swapped for the reference one).
+
+    Returns once the root CA ConfigMap the projected volume needs is published.
+    """
+    name = f"cl-{uuid.uuid4().hex[:8]}"
+    client.create(Namespace(metadata=ObjectMeta(name=name)))
+    for obj in deploy_objects(REFERENCE_ROLE if reference_role else None):
+        client.create(obj, namespace=name)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.get(ConfigMap, "kube-root-ca.crt", namespace=name)
+            return name
+        except ApiError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@dataclass
+class Outcome:
+    """What one Job showed: our condition, the Job controller's, and when."""
+
+    scenario: Scenario
+    mode: str
+    namespace: str
+    job: str
+    created: float
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    condition_after: float | None = None
+    finished_after: float | None = None
+
+    @property
+    def ours(self) -> dict[str, Any] | None:
+        """The reporter's condition, if it was written."""
+        return next((c for c in self.conditions if c["type"] == CONDITION), None)
+
+    @property
+    def verdict(self) -> dict[str, Any] | None:
+        """The Job controller's terminal condition (Complete or Failed), if any."""
+        return next(
+            (
+                c
+                for c in self.conditions
+                if c["type"] in ("Complete", "Failed") and c["status"] == "True"
+            ),
+            None,
+        )
+
+    def problems(self) -> list[str]:
+        """Every way this outcome differs from what the scenario must lead to."""
+        s = self.scenario
+        ours = self.ours
+        found: list[str] = []
+        if ours is None:
+            found.append(f"no {CONDITION} condition")
+        else:
+            got = (ours["status"], ours["reason"])
+            if got != (s.status, s.reason):
+                found.append(f"condition {got}, want {(s.status, s.reason)}")
+            message = ours.get("message", "")
+            if message != s.message:
+                found.append(f"message {message!r}, want {s.message!r}")
+            if not ours.get("lastTransitionTime"):
+                found.append("no lastTransitionTime")
+        verdict = self.verdict
+        want = s.job[self.mode]
+        if verdict is None or verdict["type"] != want:
+            found.append(f"Job ended {verdict and verdict['type']}, want {want}")
+        types = [c["type"] for c in self.conditions]
+        companion = "SuccessCriteriaMet" if want == "Complete" else "FailureTarget"
+        if companion not in types:
+            found.append(f"no {companion} next to {want}: {types}")
+        if types.count(CONDITION) != 1:
+            found.append(f"{types.count(CONDITION)} {CONDITION} conditions")
+        return found
+
+    def describe(self, client: Client) -> str:
+        """The Job's conditions, its Pod's container states and the reporter's log."""
+        lines = [f"{self.mode}/{self.scenario.name} job {self.namespace}/{self.job}"]
+        lines += [f"  condition {c}" for c in self.conditions]
+        for pod in client.list(Pod, namespace=self.namespace, labels={JOB_LABEL: self.job}):
+            assert pod.status is not None
+            assert pod.metadata is not None
+            statuses = [*(pod.status.initContainerStatuses or [])]
+            statuses += pod.status.containerStatuses or []
+            for status in statuses:
+                lines.append(f"  container {status.name}: {status.state}")
+            try:
+                log = client.log(
+                    str(pod.metadata.name), namespace=self.namespace, container=REPORTER
+                )
+                lines += ["  reporter log:", *(f"    {line.rstrip()}" for line in log)]
+            except ApiError as exc:
+                lines.append(f"  reporter log unavailable: {exc}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Batch:
+    """Jobs created together, under one run label, and what they showed so far."""
+
+    run: str
+    outcomes: dict[tuple[str, str], Outcome]
+
+    def wait(self, client: Client, timeout: float = 180) -> list[Outcome]:
+        """Wait until every Job is done; the outcomes in creation order.
+
+        A Job is done when the Job controller has ended it and the reporter's
+        condition is there (or 15 s have passed since the end without it).
+        """
+        deadline = time.monotonic() + timeout
+        pending = set(self.outcomes)
+        while pending and time.monotonic() < deadline:
+            now = time.monotonic()
+            for job in client.list(Job, namespace=ALL_NS, labels={RUN_LABEL: self.run}):
+                assert job.metadata is not None
+                key = (str(job.metadata.namespace), str(job.metadata.name))
+                if key not in pending:
+                    continue
+                outcome = self.outcomes[key]
+                conditions = job.status.conditions if job.status else None
+                outcome.conditions = [c.to_dict() for c in conditions or []]
+                if outcome.ours is not None and outcome.condition_after is None:
+                    outcome.condition_after = now - outcome.created
+                if outcome.verdict is not None and outcome.finished_after is None:
+                    outcome.finished_after = now - outcome.created
+                if outcome.finished_after is not None and (
+                    outcome.ours is not None or now - outcome.created > outcome.finished_after + 15
+                ):
+                    pending.discard(key)
+            time.sleep(0.25)
+        return list(self.outcomes.values())
+
+
+def launch(
+    client: Client,
+    node: Node,
+    reporter_image: str,
+    plan: Sequence[tuple[Scenario, str, str, str]],
+) -> Batch:
+    """Create every Job of ``plan`` (scenario, mode, namespace, Job name) at once."""
+    batch = Batch(run=uuid.uuid4().hex[:10], outcomes={})
+    for scenario, mode, namespace, name in plan:
+        manifest = derive_job(mode, scenario, name, reporter_image, node, batch.run)
+        client.create(cast(Job, Job.from_dict(manifest)), namespace=namespace)
+        batch.outcomes[namespace, name] = Outcome(scenario, mode, namespace, name, time.monotonic())
+    return batch
+
+
+def pod_of(client: Client, namespace: str, job: str) -> Pod | None:
+    """The Job's Pod, once the Job controller has created it."""
+    pods = list(client.list(Pod, namespace=namespace, labels={JOB_LABEL: job}))
+    return pods[0] if pods else None
+
+
+def container_ids(pod: Pod) -> dict[str, str]:
+    """containerd IDs of the Pod's running containers, by container name."""
+    assert pod.status is not None
+    statuses = [*(pod.status.initContainerStatuses or []), *(pod.status.containerStatuses or [])]
+    return {
+        s.name: s.containerID.removeprefix("containerd://")
+        for s in statuses
+        if s.containerID and s.state is not None and s.state.running is not None
+    }
+
+
+def wait_running(
+    client: Client, namespace: str, job: str, names: Sequence[str], timeout: float = 60
+) -> tuple[Pod, dict[str, str]]:
+    """Wait until the named containers of the Job's Pod all run; their containerd IDs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pod = pod_of(client, namespace, job)
+        if pod is not None:
+            ids = container_ids(pod)
+            if all(n in ids for n in names):
+                return pod, ids
+        time.sleep(0.2)
+    raise TimeoutError(f"{names} of job {namespace}/{job} not running after {timeout:.0f}s")
+
+
+def table(outcomes: Sequence[Outcome]) -> str:
+    """The outcomes as a Markdown table (scenario, mode, condition, Job, times)."""
+    rows = [
+        "| scenario | mode | condition | Job | condition after | Job ended after | ok |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        ours = o.ours
+        cond = f"{ours['status']} {ours['reason']}" if ours else "-"
+        verdict = o.verdict
+        job = (
+            verdict["type"] + (f" ({verdict['reason']})" if verdict.get("reason") else "")
+            if (verdict)
+            else "-"
+        )
+
+        def secs(v: float | None) -> str:
+            return f"{v:.1f} s" if v is not None else "-"
+
+        ok = "yes" if not o.problems() else "NO: " + "; ".join(o.problems())
+        rows.append(
+            f"| {o.scenario.name} | {o.mode} | {cond} | {job} | {secs(o.condition_after)} "
+            f"| {secs(o.finished_after)} | {ok} |"
+        )
+    return "\n".join(rows)
+
+
+# Runs long enough to look inside both containers, then reports success and keeps
+# the Pod up a little longer, so a native sidecar idles after reporting.
+INSPECT = Scenario(
+    name="inspect",
+    adapter_script="sleep 8\n"
+    + write_result("success", "ValidationPassed", "All checks passed")
+    + "sleep 4\n",
+    status="True",
+    reason="ValidationPassed",
+    message="All checks passed",
+    job=BOTH_COMPLETE,
+)

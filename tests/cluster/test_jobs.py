@@ -1,0 +1,230 @@
+"""The reporter in real Jobs on a real single-node Kubernetes.
+
+Unlike the integration tests, nothing here plays the kubelet: containerd runs the
+containers, the kubelet reports their states (OOM kills, termination messages,
+image errors), starts and stops native sidecars, mounts the projected token and
+the shared emptyDir, and the Job controller writes its own conditions next to
+the reporter's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+from lightkube import Client
+from lightkube.resources.batch_v1 import Job
+
+from tests.cluster.node import Node
+from tests.cluster.scenarios import (
+    CONDITION,
+    INSPECT,
+    MODES,
+    REPORTER,
+    SCENARIOS,
+    Outcome,
+    by_name,
+    create_namespace,
+    launch,
+    pod_of,
+    table,
+    wait_running,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
+
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+PYTHON = "/opt/status-reporter/bin/python"  # the image's virtualenv
+
+
+def _say(config: pytest.Config, text: str) -> None:
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.ensure_newline()
+        for line in text.splitlines():
+            terminal.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    kube: Client, node: Node, reporter_image: str, pytestconfig: pytest.Config
+) -> dict[tuple[str, str], Outcome]:
+    """Every scenario in both modes, all Jobs at once, waited for together."""
+    project = create_namespace(kube)
+    reference = create_namespace(kube, reference_role=True)
+    plan = [
+        (s, mode, reference if s.reference_role else project, f"{s.name}-{mode}")
+        for s in SCENARIOS
+        for mode in MODES
+    ]
+    done = launch(kube, node, reporter_image, plan).wait(kube)
+    _say(pytestconfig, table(done))
+    return {(o.scenario.name, o.mode): o for o in done}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_condition_and_job_outcome(
+    outcomes: dict[tuple[str, str], Outcome], kube: Client, name: str, mode: str
+) -> None:
+    """Our condition is right, and the Job controller's own verdict stands next to it."""
+    outcome = outcomes[name, mode]
+    assert not outcome.problems(), outcome.describe(kube)
+
+
+def _pod_requests(node: Node, kube: Client, outcome: Outcome) -> list[str]:
+    """The verbs of the reporter's requests that concern its own Pod."""
+    pod = pod_of(kube, outcome.namespace, outcome.job)
+    assert pod is not None
+    assert pod.metadata is not None
+    user = f"system:serviceaccount:{outcome.namespace}:{REPORTER}"
+    return [
+        e["verb"]
+        for e in node.audit_events()
+        if e["user"]["username"] == user
+        and e.get("objectRef", {}).get("resource") == "pods"
+        and str(pod.metadata.name) in e["requestURI"]
+    ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_project_role_watches_the_pod(
+    outcomes: dict[tuple[str, str], Outcome], node: Node, kube: Client, mode: str
+) -> None:
+    """With the project Role the adapter's crash is seen through a Pod watch."""
+    verbs = _pod_requests(node, kube, outcomes["crash", mode])
+    assert "watch" in verbs, verbs
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reference_role_polls_the_pod(
+    outcomes: dict[tuple[str, str], Outcome], node: Node, kube: Client, mode: str
+) -> None:
+    """With the reference Role (no watch) the Pod is read again instead."""
+    verbs = _pod_requests(node, kube, outcomes["crash-reference-role", mode])
+    assert "watch" not in verbs, verbs
+    assert verbs.count("get") >= 2, verbs
+
+
+REPORTER_PROBE = f"""
+import errno, json, os
+def write(path):
+    try:
+        with open(path, "w") as handle:
+            handle.write("x")
+        return "written"
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+print(json.dumps({{
+    "uid": os.getuid(), "gid": os.getgid(),
+    "root": write("/probe"), "results": write("/results/probe"),
+    "token": os.path.exists("{TOKEN_DIR}/token"),
+}}))
+"""
+
+
+@dataclass
+class Inspection:
+    """What was seen inside one Pod's running containers."""
+
+    adapter: str
+    reporter: str
+    problems: list[str] = field(default_factory=list)
+    cgroup_peak: int | None = None
+
+
+def _condition_written(kube: Client, namespace: str, job: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = kube.get(Job, job, namespace=namespace).status
+        if status and any(c.type == CONDITION for c in status.conditions or []):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"no {CONDITION} condition on {namespace}/{job} after {timeout:.0f}s")
+
+
+@pytest.fixture(scope="module")
+def inspected(
+    kube: Client, node: Node, reporter_image: str, pytestconfig: pytest.Config
+) -> dict[str, Inspection]:
+    """Both modes of a slow adapter, looked at from inside the running containers."""
+    namespace = create_namespace(kube)
+    plan = [(INSPECT, mode, namespace, f"inspect-{mode}") for mode in MODES]
+    batch = launch(kube, node, reporter_image, plan)
+    seen: dict[str, Inspection] = {}
+    reporter_ids: dict[str, str] = {}
+    for mode in MODES:
+        _, ids = wait_running(kube, namespace, f"inspect-{mode}", [REPORTER, "adapter"])
+        adapter = node.exec(ids["adapter"], "/bin/sh", "-c", f"id -u; ls {TOKEN_DIR} 2>&1; true")
+        reporter = node.exec(ids[REPORTER], PYTHON, "-c", REPORTER_PROBE)
+        seen[mode] = Inspection(adapter=adapter.output, reporter=reporter.output)
+        reporter_ids[mode] = ids[REPORTER]
+    # A native sidecar idles after reporting until the adapter exits: its cgroup
+    # then holds the peak of the whole run.
+    _condition_written(kube, namespace, "inspect-native")
+    cgroup = node.memory_cgroup(reporter_ids["native"])
+    peak = int((cgroup / "memory.max_usage_in_bytes").read_text())
+    seen["native"].cgroup_peak = peak
+    for outcome in batch.wait(kube):
+        seen[outcome.mode].problems = outcome.problems()
+    _say(pytestconfig, f"reporter peak memory in a real Pod (cgroup max usage): {peak} bytes")
+    return seen
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_adapter_has_no_service_account_token(inspected: dict[str, Inspection], mode: str) -> None:
+    """automountServiceAccountToken: false, and the projected token is the reporter's only."""
+    lines = inspected[mode].adapter.splitlines()
+    assert lines[0] == "65532"
+    assert "No such file or directory" in lines[1], lines
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reporter_runs_as_65532_on_a_read_only_root(
+    inspected: dict[str, Inspection], mode: str
+) -> None:
+    """Non-root, read-only root file system and results volume, token present."""
+    assert json.loads(inspected[mode].reporter) == {
+        "uid": 65532,
+        "gid": 65532,
+        "root": "EROFS",
+        "results": "EROFS",
+        "token": True,
+    }
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_inspected_jobs_still_report(inspected: dict[str, Inspection], mode: str) -> None:
+    """Looking inside the containers did not change the outcome."""
+    assert inspected[mode].problems == []
+
+
+def test_reporter_peak_memory_in_a_real_pod(inspected: dict[str, Inspection]) -> None:
+    """The cgroup's max usage stays within the request the examples set (48Mi)."""
+    peak = inspected["native"].cgroup_peak
+    assert peak is not None
+    assert 0 < peak <= 48 * 2**20, f"{peak / 2**20:.1f} MiB"
+
+
+def test_native_sidecar_reports_every_crash(
+    kube: Client, node: Node, reporter_image: str, pytestconfig: pytest.Config
+) -> None:
+    """20 adapters that exit 1 next to a native sidecar: 20 AdapterExitedWithError.
+
+    The kubelet stops the sidecar within a second of the adapter's exit, sometimes
+    before the adapter's terminated state is in the API; the reporter must still
+    report the crash, not an interruption.
+    """
+    namespace = create_namespace(kube)
+    crash = by_name("crash")
+    done: list[Outcome] = []
+    for wave in range(4):
+        plan = [(crash, "native", namespace, f"crash-{wave * 5 + i:02d}") for i in range(5)]
+        done += launch(kube, node, reporter_image, plan).wait(kube)
+    reasons = Counter(o.ours["reason"] if o.ours else None for o in done)
+    _say(pytestconfig, f"native sidecar, adapter exit 1, 20 runs: {dict(reasons)}")
+    failed = [o.describe(kube) for o in done if o.problems()]
+    assert reasons == {"AdapterExitedWithError": 20}, "\n\n".join(failed)
