@@ -1,4 +1,5 @@
-"""How a decided condition lands on the Job (SPEC §5), as pure functions.
+"""How a decided condition lands on the Job (README "How the condition is written"), as
+pure functions.
 
 Following the Kubernetes API conventions for conditions: one entry per ``type``,
 ``lastTransitionTime`` moves only when ``status`` changes, and an identical
@@ -7,40 +8,38 @@ condition is not written again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from status_reporter.decision import Condition
+from status_reporter.models import JobCondition
 
 
-def rfc3339(moment: datetime) -> str:
-    """Format ``moment`` as RFC 3339 in UTC with whole seconds, as Kubernetes does."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rfc3339(unix_seconds: float) -> str:
+    """Format a Unix time as RFC 3339 in UTC with whole seconds, as Kubernetes does."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix_seconds))
 
 
-def find(conditions: Sequence[Mapping[str, Any]], condition_type: str) -> Mapping[str, Any] | None:
+def find(conditions: Sequence[JobCondition], condition_type: str) -> JobCondition | None:
     """Return the first condition of ``condition_type``, if any."""
-    return next((c for c in conditions if c.get("type") == condition_type), None)
+    return next((c for c in conditions if c.type == condition_type), None)
 
 
 def planned_condition(
-    conditions: Sequence[Mapping[str, Any]],
-    condition_type: str,
-    desired: Condition,
-    now: datetime,
+    conditions: Sequence[JobCondition], condition_type: str, desired: Condition, now: float
 ) -> dict[str, str] | None:
     """Return the condition entry to write, or None when an identical one is present.
 
     Same status with another reason or message keeps the existing
-    ``lastTransitionTime``; a new or changed status gets ``now``.
+    ``lastTransitionTime``; a new or changed status gets ``now`` (Unix seconds).
     """
     current = find(conditions, condition_type)
     transition = rfc3339(now)
-    if current is not None and current.get("status") == desired.status:
-        if current.get("reason") == desired.reason and current.get("message") == desired.message:
+    if current is not None and current.status == desired.status:
+        if current.reason == desired.reason and current.message == desired.message:
             return None
-        transition = str(current.get("lastTransitionTime") or transition)
+        transition = current.last_transition_time or transition
     return {
         "type": condition_type,
         "status": desired.status,
@@ -50,14 +49,11 @@ def planned_condition(
     }
 
 
-def status_patch(resource_version: str, condition: Mapping[str, str]) -> dict[str, Any]:
-    """Build the strategic-merge patch for ``jobs/status``.
+def status_patch(condition: dict[str, str]) -> dict[str, Any]:
+    """The strategic-merge patch for ``jobs/status`` that sets ``condition``.
 
-    Job conditions merge on ``type``, so only this entry changes. The
-    ``resourceVersion`` makes the API server refuse the patch with 409 Conflict
-    when the Job changed since it was read.
+    Job conditions merge on ``type``, so only this entry changes and no other
+    writer's condition can be clobbered. No ``resourceVersion`` is sent: it would
+    turn every concurrent status write (the Job controller's included) into a 409.
     """
-    return {
-        "metadata": {"resourceVersion": resource_version},
-        "status": {"conditions": [dict(condition)]},
-    }
+    return {"status": {"conditions": [condition]}}

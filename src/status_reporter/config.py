@@ -1,4 +1,4 @@
-"""Configuration from environment variables (SPEC §3).
+"""Configuration from environment variables (README "Configuration").
 
 Every rule lives in :func:`load`, which turns a mapping of environment variables
 into a validated, immutable :class:`Config` or raises :class:`ConfigError` naming
@@ -19,9 +19,15 @@ DEFAULT_MAX_WAIT_TIME_SECONDS = 300
 DEFAULT_CONDITION_TYPE = "Available"
 DEFAULT_REPORTER_CONTAINER_NAME = "status-reporter"
 DEFAULT_CONTAINER_STATUS_INTERVAL_SECONDS = 10
+DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+# Upper bounds keep every derived time (watch timeouts, retry budgets, TCP keepalive
+# settings) within what the kernel and the API server accept.
+MAX_WAIT_TIME_LIMIT_SECONDS = 7 * 24 * 3600
+INTERVAL_LIMIT_SECONDS = 3600
 
-# Plain decimal digits only: int() would also take "1_000", "٣" or "0x10".
-_INTEGER = re.compile(r"[+]?[0-9]+")
+# Plain decimal digits only: int() would also take "1_000", "٣" or "0x10". The length
+# cap keeps int() away from its own limit on huge inputs (thousands of digits).
+_INTEGER = re.compile(r"[+]?[0-9]{1,18}")
 
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
@@ -77,6 +83,7 @@ class Config:
     reporter_container_name: str = DEFAULT_REPORTER_CONTAINER_NAME
     monitor_mode: MonitorMode = MonitorMode.AUTO
     container_status_interval_seconds: int = DEFAULT_CONTAINER_STATUS_INTERVAL_SECONDS
+    termination_message_path: str = DEFAULT_TERMINATION_MESSAGE_PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +96,7 @@ class JobRef:
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
-    """Return the variable's value, or None when unset; empty counts as unset (SPEC §3)."""
+    """Return the variable's value, or None when unset; empty counts as unset."""
     value = env.get(name)
     return value if value else None
 
@@ -101,12 +108,12 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value.strip()
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int, allowed: str) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, limit: int, allowed: str) -> int:
     raw = _get(env, name)
     if raw is None:
         return default
     text = raw.strip()
-    if not _INTEGER.fullmatch(text) or int(text) <= 0:
+    if not _INTEGER.fullmatch(text) or not 0 < int(text) <= limit:
         raise ConfigError(name, raw, allowed)
     return int(text)
 
@@ -122,14 +129,12 @@ def _choice(env: Mapping[str, str], name: str, kind: type[_Choice], default: _Ch
         raise ConfigError(name, raw, f"must be one of {choices} (case-insensitive)") from None
 
 
-def _results_path(env: Mapping[str, str]) -> str:
-    raw = _get(env, "RESULTS_PATH")
+def _file_path(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _get(env, name)
     if raw is None:
-        return DEFAULT_RESULTS_PATH
+        return default
     if not raw.startswith("/") or raw.endswith("/"):
-        raise ConfigError(
-            "RESULTS_PATH", raw, "must be an absolute file path (start with /, not end with /)"
-        )
+        raise ConfigError(name, raw, "must be an absolute file path (start with /, not end with /)")
     return raw
 
 
@@ -164,30 +169,29 @@ def load(env: Mapping[str, str]) -> Config:
     """Validate the environment and build the configuration.
 
     Raises:
-        ConfigError: for the first variable (in SPEC §3 table order) whose value is invalid.
+        ConfigError: for the first variable (in the README's table order) whose value is
+            invalid.
     """
     job_name = _required(env, "JOB_NAME")
     job_namespace = _required(env, "JOB_NAMESPACE")
     pod_name = _required(env, "POD_NAME")
-    results_path = _results_path(env)
+    results_path = _file_path(env, "RESULTS_PATH", DEFAULT_RESULTS_PATH)
     max_wait = _positive_int(
         env,
         "MAX_WAIT_TIME_SECONDS",
         DEFAULT_MAX_WAIT_TIME_SECONDS,
-        "must be an integer greater than 0",
+        MAX_WAIT_TIME_LIMIT_SECONDS,
+        f"must be an integer greater than 0 and at most {MAX_WAIT_TIME_LIMIT_SECONDS} (7 days)",
+    )
+    # The default interval only has to fit when MAX_WAIT_TIME_SECONDS is tiny.
+    poll_allowed = (
+        f"must be an integer greater than 0 and less than MAX_WAIT_TIME_SECONDS ({max_wait})"
     )
     poll_interval = _positive_int(
-        env,
-        "POLL_INTERVAL_SECONDS",
-        DEFAULT_POLL_INTERVAL_SECONDS,
-        f"must be an integer greater than 0 and less than MAX_WAIT_TIME_SECONDS ({max_wait})",
+        env, "POLL_INTERVAL_SECONDS", DEFAULT_POLL_INTERVAL_SECONDS, max_wait - 1, poll_allowed
     )
     if poll_interval >= max_wait:
-        raise ConfigError(
-            "POLL_INTERVAL_SECONDS",
-            _get(env, "POLL_INTERVAL_SECONDS") or str(poll_interval),
-            f"must be an integer greater than 0 and less than MAX_WAIT_TIME_SECONDS ({max_wait})",
-        )
+        raise ConfigError("POLL_INTERVAL_SECONDS", str(poll_interval), poll_allowed)
     condition_type = _condition_type(env)
     log_level = _choice(env, "LOG_LEVEL", LogLevel, LogLevel.INFO)
     adapter = (_get(env, "ADAPTER_CONTAINER_NAME") or "").strip()
@@ -206,8 +210,10 @@ def load(env: Mapping[str, str]) -> Config:
         env,
         "CONTAINER_STATUS_INTERVAL_SECONDS",
         DEFAULT_CONTAINER_STATUS_INTERVAL_SECONDS,
-        "must be an integer greater than 0",
+        INTERVAL_LIMIT_SECONDS,
+        f"must be an integer greater than 0 and at most {INTERVAL_LIMIT_SECONDS}",
     )
+    termination_path = _file_path(env, "TERMINATION_MESSAGE_PATH", DEFAULT_TERMINATION_MESSAGE_PATH)
     return Config(
         job_name=job_name,
         job_namespace=job_namespace,
@@ -222,4 +228,5 @@ def load(env: Mapping[str, str]) -> Config:
         reporter_container_name=reporter,
         monitor_mode=monitor_mode,
         container_status_interval_seconds=status_interval,
+        termination_message_path=termination_path,
     )

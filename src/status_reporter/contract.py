@@ -1,18 +1,26 @@
-"""The adapter result contract (SPEC §2): reading the result file safely and parsing it.
+"""The adapter result contract (README "The adapter contract"): reading the result file
+safely and parsing it.
 
 :func:`read_result` is the only function here that touches the file system; the
 rest is pure and turns bytes into a :data:`ResultState`.
+
+Parsing never builds Python objects for ``details`` or for keys the contract does
+not read: msgspec validates the whole document but keeps ``details`` as a slice of
+the input. A 1 MiB file of ``[[],[],…]`` therefore costs about its own size in
+memory, not the tens of MiB that a full ``json.loads`` would take.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from typing import Final, Literal
+
+import msgspec
 
 MAX_RESULT_BYTES: Final = 1024 * 1024
 REASON_LIMIT_BYTES: Final = 128
@@ -27,21 +35,43 @@ _WHITESPACE: Final = (
     "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-# Python's int() refuses numbers longer than this; such numbers are valid JSON.
-_MAX_INT_DIGITS: Final = 4000
+_BOM: Final = b"\xef\xbb\xbf"
+_JSON_WHITESPACE: Final = b" \t\r\n"
+
+# A \uXXXX escape of a UTF-16 surrogate (an odd run of backslashes before the "u"),
+# with the low half that may follow a high one. Unpaired halves are replaced by
+# U+FFFD before decoding, as Go's encoding/json does: the escape is valid JSON
+# syntax, and msgspec would refuse it. The replacement keeps every byte offset.
+_SURROGATE_ESCAPE: Final = re.compile(
+    rb"(?<!\\)((?:\\\\)*)\\u([dD][89abAB][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+    rb"|(?<!\\)((?:\\\\)*)\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+_MALFORMED: Final = re.compile(r"JSON is malformed: (.*) \(byte (\d+)\)")
+# The JSON type of a validated value, from its first byte.
+_JSON_TYPES: Final = {
+    ord("{"): "object",
+    ord("["): "array",
+    ord('"'): "string",
+    ord("t"): "boolean",
+    ord("f"): "boolean",
+    ord("n"): "null",
+}
 
 Status = Literal["success", "failure"]
 
 
 @dataclass(frozen=True, slots=True)
 class AdapterResult:
-    """A valid, normalised adapter result."""
+    """A valid, normalised adapter result.
+
+    ``details`` is the raw JSON text of the ``details`` value (None when absent),
+    kept for the log only.
+    """
 
     status: Status
     reason: str
     message: str
-    details: object = None
-    has_details: bool = False
+    details: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +101,33 @@ class ResultValid:
 ResultState = ResultMissing | ResultInvalid | ResultValid
 
 
+class _Document(msgspec.Struct):
+    """The keys the contract reads; every other key is validated and skipped."""
+
+    status: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    reason: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    message: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    details: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_DECODER: Final = msgspec.json.Decoder(_Document)
+_TEXT: Final = msgspec.json.Decoder(str | None)
+
+
 class _Invalid(Exception):
     """Raised inside the parser; becomes a ResultInvalid."""
 
 
 def truncate_utf8(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` bytes of UTF-8 without splitting a character."""
-    encoded = text.encode("utf-8")
+    encoded = text.encode("utf-8", "surrogatepass")
     if len(encoded) <= limit:
         return text
     cut = limit
     # Step back over continuation bytes (0b10xxxxxx) to the start of a character.
     while cut > 0 and encoded[cut] & 0xC0 == 0x80:
         cut -= 1
-    return encoded[:cut].decode("utf-8")
+    return encoded[:cut].decode("utf-8", "surrogatepass")
 
 
 def trim(text: str) -> str:
@@ -92,58 +135,63 @@ def trim(text: str) -> str:
     return text.strip(_WHITESPACE)
 
 
-def _text_field(document: dict[str, object], key: str, default: str, limit: int) -> str:
-    value = document.get(key)
+def _json_type(raw: bytes | msgspec.Raw) -> str:
+    first = bytes(memoryview(raw)[:1])
+    return _JSON_TYPES.get(first[0], "number") if first else "nothing"
+
+
+def _text_field(raw: msgspec.Raw | msgspec.UnsetType, key: str, default: str, limit: int) -> str:
+    if raw is msgspec.UNSET:
+        return default
+    try:
+        value = _TEXT.decode(raw)
+    except msgspec.ValidationError:
+        raise _Invalid(f"{key}: must be a string or null, got {_json_type(raw)}") from None
     if value is None:
         return default
-    if not isinstance(value, str):
-        raise _Invalid(f"{key}: must be a string or null, got {_json_type(value)}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _Invalid(f"{key}: contains an unpaired UTF-16 surrogate escape") from None
     trimmed = trim(value)
     if not trimmed:
         return default
     return truncate_utf8(trimmed, limit)
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+def _replace_surrogate(match: re.Match[bytes]) -> bytes:
+    if match.group(3):
+        return match.group(0)
+    backslashes = match.group(1) if match.group(2) else match.group(4)
+    return backslashes + b"\\ufffd"
 
 
-def _reject_constant(name: str) -> object:
-    raise _Invalid(f"invalid JSON: {name} is not allowed")
+def _malformed(exc: msgspec.DecodeError, data: bytes) -> str:
+    found = _MALFORMED.fullmatch(str(exc))
+    if found is None:
+        return "invalid JSON: unexpected end of data"
+    offset = int(found.group(2))
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - data.rfind(b"\n", 0, offset)
+    return f"invalid JSON: {found.group(1)} at line {line} column {column}"
 
 
-def _parse_int(digits: str) -> object:
-    return int(digits) if len(digits) <= _MAX_INT_DIGITS else float(digits)
-
-
-def _decode(data: bytes) -> object:
+def _decode(data: bytes) -> _Document:
     if not data.strip():
         raise _Invalid("file is empty")
     if len(data) > MAX_RESULT_BYTES:
         raise _Invalid(f"file is larger than 1 MiB ({MAX_RESULT_BYTES} bytes)")
     try:
-        # A leading byte order mark is tolerated, as RFC 8259 §8.1 allows.
-        text = data.decode("utf-8-sig")
+        data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _Invalid(f"file is not valid UTF-8 (invalid byte at offset {exc.start})") from None
+    # A leading byte order mark is tolerated, as RFC 8259 §8.1 allows.
+    body = data[len(_BOM) :] if data.startswith(_BOM) else data
+    if b"\\u" in body:
+        body = _SURROGATE_ESCAPE.sub(_replace_surrogate, body)
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
-    except json.JSONDecodeError as exc:
-        raise _Invalid(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        return _DECODER.decode(body)
+    except msgspec.ValidationError:
+        kind = _json_type(body.lstrip(_JSON_WHITESPACE))
+        raise _Invalid(f"top level must be a JSON object, got {kind}") from None
+    except msgspec.DecodeError as exc:
+        raise _Invalid(_malformed(exc, body)) from None
     except RecursionError:
         raise _Invalid("invalid JSON: nested too deeply") from None
 
@@ -153,22 +201,23 @@ def parse_result(data: bytes) -> ResultValid | ResultInvalid:
     fingerprint = hashlib.blake2b(data, digest_size=16).digest()
     try:
         document = _decode(data)
-        if not isinstance(document, dict):
-            raise _Invalid(f"top level must be a JSON object, got {_json_type(document)}")
-        status = document.get("status")
-        if status not in ("success", "failure"):
+        status = document.status
+        value = None
+        if status is not msgspec.UNSET and _json_type(status) == "string":
+            value = _TEXT.decode(status)
+        if value not in ("success", "failure"):
             raise _Invalid("status: must be either 'success' or 'failure'")
-        reason = _text_field(document, "reason", DEFAULT_REASON, REASON_LIMIT_BYTES)
-        message = _text_field(document, "message", DEFAULT_MESSAGE, MESSAGE_LIMIT_BYTES)
+        reason = _text_field(document.reason, "reason", DEFAULT_REASON, REASON_LIMIT_BYTES)
+        message = _text_field(document.message, "message", DEFAULT_MESSAGE, MESSAGE_LIMIT_BYTES)
     except _Invalid as exc:
         return ResultInvalid(error=str(exc), fingerprint=fingerprint)
+    details = document.details
     return ResultValid(
         AdapterResult(
-            status=status,
+            status=value,
             reason=reason,
             message=message,
-            details=document.get("details"),
-            has_details="details" in document,
+            details=None if details is msgspec.UNSET else bytes(details),
         )
     )
 
@@ -234,15 +283,11 @@ def read_result(path: str) -> ResultState:
     return parse_result(b"".join(chunks))
 
 
-def render_details(details: object, limit: int = DETAILS_LOG_LIMIT_BYTES) -> tuple[str, bool]:
-    """Serialise ``details`` for the log as compact JSON, cut to ``limit`` bytes.
+def render_details(details: bytes, limit: int = DETAILS_LOG_LIMIT_BYTES) -> tuple[str, bool]:
+    """The raw JSON text of ``details`` for the log, cut to ``limit`` bytes.
 
-    Returns the text and whether it was truncated, so a log entry stays under 64 KiB.
+    Returns the text and whether it was cut, so a log entry stays under 64 KiB.
     """
-    text = json.dumps(details, ensure_ascii=False, separators=(",", ":"), default=str)
-    try:
-        cut = truncate_utf8(text, limit)
-    except UnicodeError:
-        text = json.dumps(details, separators=(",", ":"), default=str)
-        cut = truncate_utf8(text, limit)
+    text = details.decode("utf-8")
+    cut = truncate_utf8(text, limit)
     return cut, cut != text

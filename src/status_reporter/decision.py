@@ -1,4 +1,5 @@
-"""The decision table (SPEC §4): a pure function from observations to a condition.
+"""The decision table (README "Decision table"): a pure function from observations to a
+condition.
 
 Nothing here performs I/O or reads a clock: time arrives as numbers in the
 :class:`Observation`, so every rule can be tested by constructing one.
@@ -38,11 +39,12 @@ class Rule(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Terminated:
-    """The adapter container's ``state.terminated``."""
+    """The adapter container's ``state.terminated``; ``finished_at`` in Unix seconds."""
 
     exit_code: int
     reason: str = ""
     message: str = ""
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,27 @@ class AdapterState:
 
 
 @dataclass(frozen=True, slots=True)
+class Stop:
+    """A stop arrived (SIGTERM, SIGINT or the Pod's deletion).
+
+    ``at`` is on the monotonic clock of :class:`Observation`; ``wall`` is the same
+    moment in Unix seconds, to compare with the adapter's ``finishedAt``.
+    """
+
+    at: float
+    wall: float
+
+
+# How long a stop waits for the adapter's terminated state or a valid result: a
+# kubelet stops a native sidecar about 0.5 s after the adapter exits, often before
+# it has posted the adapter's terminated state.
+STOP_WINDOW_SECONDS: Final = 5.0
+# finishedAt has whole seconds; an adapter that finished within this margin after the
+# stop still counts as having finished before it.
+STOP_TOLERANCE_SECONDS: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """Everything the decision depends on, at one instant.
 
@@ -82,7 +105,8 @@ class Observation:
     max_wait_seconds: int
     settle_seconds: float
     invalid_since: float | None = None
-    interrupted: bool = False
+    stop: Stop | None = None
+    stop_window: float = STOP_WINDOW_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +195,29 @@ def _timeout(obs: Observation) -> Verdict:
     return _false(Rule.TIMEOUT, "AdapterTimeout", message)
 
 
+def killed_by_stop(terminated: Terminated, stop: Stop | None) -> bool:
+    """True when the adapter finished after the stop: the same stop ended it."""
+    return (
+        stop is not None
+        and terminated.finished_at is not None
+        and terminated.finished_at > stop.wall + STOP_TOLERANCE_SECONDS
+    )
+
+
 def decide(obs: Observation) -> Verdict | Pending:
-    """Apply the decision table: the first row that holds decides."""
+    """Apply the decision table: the first row that holds decides.
+
+    After a stop, rows 1–7 are still tried first, for up to ``stop_window``
+    seconds, so that an adapter that ended on its own is reported as such; an
+    adapter ended by the stop itself counts as not terminated, and row 8 follows.
+    """
     result = obs.result
     terminated = obs.adapter.terminated if obs.adapter is not None else None
     if isinstance(result, ResultValid):
         return result_verdict(result)
+    killed = terminated is not None and killed_by_stop(terminated, obs.stop)
+    if killed:
+        terminated = None
     if terminated is not None and terminated.reason == "OOMKilled":
         return _false(Rule.OOM_KILLED, "AdapterOOMKilled", OOM_MESSAGE)
     settle_at: float | None = None
@@ -198,6 +239,10 @@ def decide(obs: Observation) -> Verdict | Pending:
         )
     if obs.now >= obs.deadline:
         return _timeout(obs)
-    if obs.interrupted:
-        return _false(Rule.INTERRUPTED, "ReporterInterrupted", INTERRUPTED_MESSAGE)
-    return Pending(obs.deadline if settle_at is None else min(obs.deadline, settle_at))
+    recheck = obs.deadline if settle_at is None else min(obs.deadline, settle_at)
+    if obs.stop is not None:
+        window_end = obs.stop.at + obs.stop_window
+        if killed or obs.now >= window_end:
+            return _false(Rule.INTERRUPTED, "ReporterInterrupted", INTERRUPTED_MESSAGE)
+        recheck = min(recheck, window_end)
+    return Pending(recheck)

@@ -1,46 +1,70 @@
-"""The reporter's engine: watch, decide, write (SPEC §4–§6).
+"""The reporter's engine: start, watch, decide, write (README "Decision table" to "Exit codes
+and lifecycle").
 
-The engine owns the observations and races their sources in one event loop:
-result-file events and polls, adapter updates from the Pod, the decision's own
-recheck time and the stop signal. Each wake-up feeds :func:`decision.decide`;
-the first verdict is written to the Job. I/O goes through small interfaces
-(:class:`Clock`, :class:`status_reporter.kube.Cluster`) so that tests can drive
-every path without sleeping.
+The engine races its sources in one event loop: result-file events and polls,
+adapter updates from the Pod, the decision's own recheck time and the stop. Each
+wake-up feeds :func:`decision.decide` with a snapshot of :class:`Observations`; the
+first verdict is written to the Job. A stop always wins over waiting and retries:
+whatever phase it interrupts, the reporter makes one last bounded attempt and
+exits within :data:`STOP_EXIT_SECONDS`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, TypeVar
 
-from lightkube.resources.core_v1 import Pod
-
+from status_reporter import termination
+from status_reporter.access import check_access
+from status_reporter.api import Api, Operations
+from status_reporter.clock import Clock
 from status_reporter.config import Config, ConfigError, MonitorMode
-from status_reporter.contract import (
-    ResultInvalid,
-    ResultMissing,
-    ResultState,
-    ResultValid,
-    read_result,
-    render_details,
+from status_reporter.contract import ResultState, ResultValid, read_result, render_details
+from status_reporter.decision import Condition, Pending, Rule, Stop, Verdict, decide
+from status_reporter.filewatch import poll, watch_file
+from status_reporter.logs import Logger, RawJson
+from status_reporter.models import Pod
+from status_reporter.observe import Observations
+from status_reporter.pods import (
+    adapter_state,
+    deletion,
+    find_adapter,
+    has_container,
+    is_native_sidecar,
 )
-from status_reporter.decision import AdapterState, Observation, Pending, Verdict, decide
-from status_reporter.kube import Cluster, KubeError
-from status_reporter.logs import Logger
-from status_reporter.pods import adapter_state, find_adapter, has_container, is_native_sidecar
-from status_reporter.watch import Clock, poll, watch_file
+from status_reporter.podwatch import PodMonitor
+from status_reporter.retry import KubeError, call
+from status_reporter.writer import ConditionWriter
+
+_T = TypeVar("_T")
 
 # Condition types owned by the Job controller (batch/v1 JobConditionType).
-JOB_CONTROLLER_CONDITIONS = frozenset(
+JOB_CONTROLLER_CONDITIONS: Final = frozenset(
     {"Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"}
 )
+# After a stop: exit within this many seconds (the kubelet's grace period is 30 s by
+# default); the last write attempt gets what is left of it.
+STOP_EXIT_SECONDS: Final = 10.0
+_STOP_MARGIN_SECONDS: Final = 1.0
+_LAST_ATTEMPT_SECONDS: Final = 4.0
+# Reads of the Pod while a stop waits for the adapter's terminated state.
+_STOP_READ_INTERVAL: Final = 0.5
+_STOP_READ_TIMEOUT: Final = 1.0
+# The permission review is optional: do not wait long for it.
+_REVIEW_SECONDS: Final = 10.0
+# Configuration errors are reported on the Job on a best-effort basis, this fast.
+CONFIG_ERROR_SECONDS: Final = 5.0
+# The write is retried for at least this long (or MAX_WAIT_TIME_SECONDS if longer).
+WRITE_BUDGET_SECONDS: Final = 60.0
+# Re-reads of the result file are at least this far apart, however often it changes.
+MIN_READ_INTERVAL: Final = 0.025
 
 
 class ExitCode(enum.IntEnum):
-    """Process exit codes (SPEC §6)."""
+    """Process exit codes (README "Exit codes and lifecycle")."""
 
     RESULT = 0
     ADAPTER_PROBLEM = 1
@@ -50,10 +74,18 @@ class ExitCode(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What start-up learned from the Pod (the adapter's name is kept on the Reporter)."""
+    """What start-up learned: the Pod as read, and whether the Pod may be watched."""
 
+    pod: Pod
     native_sidecar: bool
     watch_pods: bool
+
+
+class _Stopped:
+    """Returned by :meth:`Reporter._race` when the stop came first."""
+
+
+_STOPPED: Final = _Stopped()
 
 
 class Reporter:
@@ -62,57 +94,135 @@ class Reporter:
     def __init__(
         self,
         config: Config,
-        cluster: Cluster,
+        api: Api,
         clock: Clock,
         log: Logger,
         read: Callable[[str], ResultState] = read_result,
     ) -> None:
         self._config = config
-        self._cluster = cluster
+        self._api = api
         self._clock = clock
         self._log = log
         self._read = read
+        self._ops = Operations.of(config.job_name, config.pod_name, config.job_namespace)
+        self._writer = ConditionWriter(api, self._ops, config.condition_type, clock=clock, log=log)
+        self._obs = Observations(
+            deadline=clock.now() + config.max_wait_time_seconds,
+            max_wait_seconds=config.max_wait_time_seconds,
+            settle_seconds=config.poll_interval_seconds,
+        )
         self._changed = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._file_dirty = True
-        self._result: ResultState = ResultMissing()
-        self._invalid_since: float | None = None
-        self._adapter: AdapterState | None = None
-        self._adapter_name = ""
-        self._deadline = 0.0
+        self._stop_at = 0.0
+        # The file is read when it may have changed: at once for a poll tick, a
+        # termination, a stop or a recheck; at most every MIN_READ_INTERVAL for file
+        # events, however fast an adapter rewrites it.
+        self._read_now = True
+        self._file_dirty = False
+        self._last_read = float("-inf")
+        self._adapter_name: str | None = None
+        # What the termination message reports: the decided condition, whether it reached
+        # the Job, and the exit code.
+        self._decided: Condition | None = None
+        self._written = False
+        self._code = ExitCode.WRITE_FAILED
+
+    # --- stopping ---------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Ask for a final evaluation and stop (SIGTERM / SIGINT)."""
-        self._stopped.set()
-        self._file_dirty = True
+        """A stop signal (SIGTERM / SIGINT): decide with what can still be learned, and exit."""
+        self._begin_stop(Stop(at=self._clock.now(), wall=self._clock.wall()))
+
+    def _begin_stop(self, stop: Stop) -> None:
+        self._obs.record_stop(stop)
+        if not self._stopped.is_set():
+            self._stop_at = self._clock.now()
+            self._stopped.set()
+        self._read_now = True
         self._changed.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop arrived."""
+        return self._stopped.is_set()
+
+    def _stop_deadline(self) -> float:
+        return self._stop_at + STOP_EXIT_SECONDS - _STOP_MARGIN_SECONDS
+
+    async def _race(self, work: Coroutine[Any, Any, _T]) -> _T | _Stopped:
+        """Run ``work`` unless, or until, the stop comes first (then it is cancelled)."""
+        task = asyncio.ensure_future(work)
+        if self._stopped.is_set():
+            task.cancel()
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, stopped, return_exceptions=True)
+        if task.cancelled():
+            return _STOPPED
+        return task.result()
+
+    def final_report(self) -> int:
+        """For a second stop signal: record what is known now, and the exit code to use."""
+        if self._code is ExitCode.WRITE_FAILED:
+            self._log.error("stopped again before the condition was written; exiting now")
+        self._report_termination()
+        return int(self._code)
+
+    # --- the run ----------------------------------------------------------------------
 
     async def run(self) -> ExitCode:
         """Run the sidecar until the condition is written (and, as a native sidecar, stopped)."""
-        self._deadline = self._clock.now() + self._config.max_wait_time_seconds
         try:
-            target = await self._start()
+            started = await self._race(self._start())
         except ConfigError as exc:
             self._log.error(str(exc))
-            await self._cluster.report_config_error(str(exc))
+            await self._report_config_error(str(exc))
             return ExitCode.CONFIG_INVALID
         except KubeError as exc:
             self._log.error(str(exc), status=exc.status)
+            self._report_termination(error=str(exc))
             return ExitCode.WRITE_FAILED
-        verdict = await self._supervise(target)
+        target = None if isinstance(started, _Stopped) else started
+        if target is None:
+            await self._learn_adapter_after_stop()
+        verdict = await self._monitor(target)
+        self._decided = verdict.condition
         code = await self._write(verdict)
-        if target.native_sidecar and code is not ExitCode.WRITE_FAILED:
+        self._code = code
+        self._report_termination()
+        self._log_details()
+        if target is not None and target.native_sidecar and code is not ExitCode.WRITE_FAILED:
             # Exiting now would make the kubelet restart a native sidecar.
-            self._log.info("condition recorded; idle until the Pod stops")
-            await self._stopped.wait()
+            if not self._stopped.is_set():
+                self._log.info("condition recorded; idle until the Pod stops")
+                await self._stopped.wait()
             return ExitCode.RESULT
         return code
 
     async def _start(self) -> Target:
         config = self._config
-        await self._cluster.read_job()
+        deadline = self._obs.deadline
+        job = await call(
+            self._ops.get_job,
+            lambda timeout: self._api.get_job(timeout=timeout),
+            clock=self._clock,
+            deadline=deadline,
+            log=self._log,
+        )
+        self._writer.hold(job)
         try:
-            pod = await self._cluster.read_pod()
+            pod = await call(
+                self._ops.get_pod,
+                lambda timeout: self._api.get_pod(timeout=timeout),
+                clock=self._clock,
+                deadline=deadline,
+                log=self._log,
+            )
         except KubeError as exc:
             if exc.status != 404:
                 raise
@@ -132,10 +242,16 @@ class Reporter:
                 "writing it can change how the Job ends",
                 condition_type=config.condition_type,
             )
-        access = await self._cluster.check_access()
+        access = await check_access(
+            self._api,
+            self._ops,
+            clock=self._clock,
+            deadline=min(deadline, self._clock.now() + _REVIEW_SECONDS),
+            log=self._log,
+        )
         native = is_native_sidecar(pod, config.reporter_container_name)
         self._adapter_name = adapter
-        self._adapter = adapter_state(pod, adapter)
+        self._on_pod(pod)
         watch_pods = config.monitor_mode is MonitorMode.AUTO and access.watch_pods
         self._log.info(
             "monitoring adapter",
@@ -145,103 +261,193 @@ class Reporter:
             monitor_mode=str(config.monitor_mode),
             pod_updates="watch" if watch_pods else "poll",
         )
-        return Target(native_sidecar=native, watch_pods=watch_pods)
+        return Target(pod=pod, native_sidecar=native, watch_pods=watch_pods)
 
-    def _notify_file(self) -> None:
+    async def _learn_adapter_after_stop(self) -> None:
+        """A stop cut start-up short: one quick read of the Pod to find the adapter."""
+        timeout = max(0.2, min(_STOP_READ_TIMEOUT, self._stop_deadline() - self._clock.now()))
+        try:
+            pod = await self._api.get_pod(timeout=timeout)
+        except Exception as exc:
+            self._log.debug("no Pod read after the stop", error=str(exc))
+            return
+        try:
+            self._adapter_name = find_adapter(
+                pod, self._config.adapter_container_name, self._config.reporter_container_name
+            )
+        except ConfigError:
+            return
+        self._on_pod(pod)
+
+    # --- observations -----------------------------------------------------------------
+
+    def _file_event(self) -> None:
         self._file_dirty = True
         self._changed.set()
 
+    def _file_tick(self) -> None:
+        self._read_now = True
+        self._changed.set()
+
     def _on_pod(self, pod: Pod) -> None:
-        state = adapter_state(pod, self._adapter_name)
-        if state is None or state == self._adapter:
+        stop = deletion(pod, self._clock.now(), self._clock.wall())
+        if stop is not None:
+            self._begin_stop(stop)
+        if self._adapter_name is None:
             return
-        if state.terminated is not None and (
-            self._adapter is None or self._adapter.terminated is None
-        ):
+        state = adapter_state(pod, self._adapter_name)
+        if self._obs.record_adapter(state):
+            assert state is not None
+            assert state.terminated is not None
             # Read the file once more: it may have been completed just before the exit.
-            self._file_dirty = True
+            self._read_now = True
             self._log.info(
                 "adapter terminated",
                 exit_code=state.terminated.exit_code,
                 reason=state.terminated.reason,
             )
-        self._adapter = state
         self._changed.set()
 
-    def _monitors(self, target: Target) -> list[Coroutine[Any, Any, None]]:
+    def _on_pod_gone(self) -> None:
+        if not self._obs.pod_gone:
+            self._log.info("the Pod was deleted")
+        now, wall = self._clock.now(), self._clock.wall()
+        stop = self._obs.stop or Stop(at=now, wall=wall)
+        self._obs.record_pod_gone(stop)
+        self._begin_stop(stop)
+
+    def _refresh_result(self) -> float | None:
+        """Read the file if it may have changed; the time of a postponed read, if any."""
+        now = self._clock.now()
+        if not self._read_now:
+            if not self._file_dirty:
+                return None
+            next_read = self._last_read + MIN_READ_INTERVAL
+            if now < next_read:
+                return next_read
+        self._read_now = self._file_dirty = False
+        self._last_read = now
+        state = self._read(self._config.results_path)
+        if self._obs.record_result(state, now):
+            error = getattr(state, "error", "")
+            self._log.info("result file is not valid yet", error=error)
+        return None
+
+    # --- monitoring ---------------------------------------------------------------------
+
+    def _monitor_tasks(self, target: Target | None) -> list[asyncio.Task[None]]:
         config = self._config
-        monitors = [poll(self._clock, config.poll_interval_seconds, self._notify_file)]
+        tasks = [
+            self._guarded(
+                "file poll",
+                lambda: poll(self._clock, config.poll_interval_seconds, self._file_tick),
+            ),
+        ]
         if config.monitor_mode is MonitorMode.AUTO:
-            monitors.append(
-                watch_file(
-                    config.results_path,
-                    self._clock,
-                    config.poll_interval_seconds,
-                    self._notify_file,
-                    self._log,
+            tasks.append(
+                self._guarded(
+                    "file events",
+                    lambda: watch_file(
+                        config.results_path,
+                        self._clock,
+                        config.poll_interval_seconds,
+                        self._file_event,
+                        self._log,
+                    ),
                 )
             )
-        interval = config.container_status_interval_seconds
-        if target.watch_pods:
-            monitors.append(self._cluster.watch_pod(interval, self._on_pod))
-        else:
-            monitors.append(self._cluster.poll_pod(interval, self._on_pod))
-        return monitors
+        if target is not None:
+            pods = self._pod_monitor(target)
+            if target.watch_pods:
+                tasks.append(self._guarded("Pod watch", pods.watch, fallback=pods.poll))
+            else:
+                tasks.append(self._guarded("Pod poll", pods.poll))
+        return tasks
 
-    async def _supervise(self, target: Target) -> Verdict:
-        tasks = [asyncio.create_task(monitor) for monitor in self._monitors(target)]
+    def _pod_monitor(self, target: Target | None) -> PodMonitor:
+        return PodMonitor(
+            self._api,
+            self._ops,
+            clock=self._clock,
+            log=self._log,
+            interval=self._config.container_status_interval_seconds,
+            deadline=self._obs.deadline,
+            resource_version=target.pod.metadata.resource_version if target else "",
+            on_pod=self._on_pod,
+            on_gone=self._on_pod_gone,
+        )
+
+    def _guarded(
+        self,
+        name: str,
+        monitor: Callable[[], Awaitable[None]],
+        fallback: Callable[[], Awaitable[None]] | None = None,
+    ) -> asyncio.Task[None]:
+        """Run a monitor; if it fails, say so at once and run ``fallback`` instead."""
+
+        async def supervise() -> None:
+            try:
+                await monitor()
+            except Exception as exc:
+                self._log.warning(
+                    "monitor failed", monitor=name, error=repr(exc), fallback=bool(fallback)
+                )
+                if fallback is not None:
+                    await fallback()
+
+        return asyncio.create_task(supervise(), name=name)
+
+    async def _monitor(self, target: Target | None) -> Verdict:
+        tasks = self._monitor_tasks(target)
         try:
-            return await self._decide_loop()
+            return await self._decide_loop(target)
         finally:
             for task in tasks:
                 task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            for outcome in results:
-                if isinstance(outcome, Exception):
-                    self._log.warning("monitor failed", error=repr(outcome))
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _refresh_result(self) -> None:
-        if not self._file_dirty:
-            return
-        self._file_dirty = False
-        state = self._read(self._config.results_path)
-        previous = self._result
-        if isinstance(state, ResultInvalid):
-            same = isinstance(previous, ResultInvalid) and previous.fingerprint == state.fingerprint
-            if not same:
-                self._invalid_since = self._clock.now()
-                self._log.info("result file is not valid yet", error=state.error)
-        else:
-            self._invalid_since = None
-        self._result = state
-
-    async def _decide_loop(self) -> Verdict:
-        while True:
-            self._changed.clear()
-            if self._stopped.is_set():
-                await self._refresh_adapter()
-            self._refresh_result()
-            outcome = decide(
-                Observation(
-                    result=self._result,
-                    adapter=self._adapter,
-                    now=self._clock.now(),
-                    deadline=self._deadline,
-                    max_wait_seconds=self._config.max_wait_time_seconds,
-                    settle_seconds=self._config.poll_interval_seconds,
-                    invalid_since=self._invalid_since,
-                    interrupted=self._stopped.is_set(),
+    async def _decide_loop(self, target: Target | None) -> Verdict:
+        stop_reads: asyncio.Task[None] | None = None
+        final_read = False
+        try:
+            while True:
+                self._changed.clear()
+                if self._stopped.is_set() and stop_reads is None:
+                    stop_reads = asyncio.create_task(self._read_pod_while_stopping(target))
+                read_at = self._refresh_result()
+                outcome = decide(self._obs.snapshot(self._clock.now()))
+                if isinstance(outcome, Verdict) and outcome.rule is Rule.TIMEOUT and not final_read:
+                    # A crash since the last poll must be reported as the crash.
+                    final_read = True
+                    await self._read_pod_at_deadline(target)
+                    self._read_now = True
+                    continue
+                if isinstance(outcome, Verdict):
+                    return outcome
+                recheck = (
+                    outcome.recheck_at if read_at is None else min(outcome.recheck_at, read_at)
                 )
-            )
-            if isinstance(outcome, Verdict):
-                return outcome
-            await self._wait(outcome)
+                await self._wait(Pending(recheck))
+        finally:
+            if stop_reads is not None:
+                stop_reads.cancel()
+                await asyncio.gather(stop_reads, return_exceptions=True)
 
-    async def _refresh_adapter(self) -> None:
-        """On stop, read the Pod once more so the final evaluation sees the latest state."""
-        pod = await self._cluster.read_pod_once()
-        if pod is not None:
-            self._on_pod(pod)
+    async def _read_pod_at_deadline(self, target: Target | None) -> None:
+        if target is None and self._adapter_name is None:
+            return
+        limit = self._stop_deadline() if self._stopped.is_set() else self._clock.now() + 5.0
+        timeout = max(0.2, min(5.0, limit - self._clock.now()))
+        await self._pod_monitor(target).read_once(timeout)
+
+    async def _read_pod_while_stopping(self, target: Target | None) -> None:
+        """After a stop, read the Pod often until the decision is made (bounded by the window)."""
+        monitor = self._pod_monitor(target)
+        while not self._obs.pod_gone:
+            await monitor.read_once(_STOP_READ_TIMEOUT)
+            if self._adapter_name is None:
+                await self._learn_adapter_after_stop()
+            await self._clock.sleep_until(self._clock.now() + _STOP_READ_INTERVAL)
 
     async def _wait(self, pending: Pending) -> None:
         changed = asyncio.ensure_future(self._changed.wait())
@@ -253,17 +459,15 @@ class Reporter:
                 task.cancel()
             await asyncio.gather(changed, timer, return_exceptions=True)
         if timer.done() and not timer.cancelled():
-            self._file_dirty = True
+            self._read_now = True
+
+    # --- writing --------------------------------------------------------------------------
+
+    def _exit_code(self, verdict: Verdict) -> ExitCode:
+        return ExitCode.RESULT if verdict.from_result else ExitCode.ADAPTER_PROBLEM
 
     async def _write(self, verdict: Verdict) -> ExitCode:
         condition = verdict.condition
-        if isinstance(self._result, ResultValid) and self._result.result.has_details:
-            details, truncated = render_details(self._result.result.details)
-            self._log.info(
-                "adapter result details",
-                details=details if truncated else self._result.result.details,
-                details_truncated=truncated,
-            )
         self._log.info(
             "decided",
             rule=int(verdict.rule),
@@ -271,9 +475,57 @@ class Reporter:
             reason=condition.reason,
             condition_message=condition.message,
         )
+        budget = max(WRITE_BUDGET_SECONDS, self._config.max_wait_time_seconds)
         try:
-            await self._cluster.write_condition(condition)
+            outcome = await self._race(
+                self._writer.write(condition, deadline=self._clock.now() + budget)
+            )
+            if isinstance(outcome, _Stopped):
+                self._log.info("stopped while writing; one last attempt")
+                last = min(self._stop_deadline(), self._clock.now() + _LAST_ATTEMPT_SECONDS)
+                await self._writer.write(condition, deadline=last, read_first=False)
         except KubeError as exc:
             self._log.error(str(exc), status=exc.status)
+            self._log.error(
+                "condition not recorded on the Job",
+                status=condition.status,
+                reason=condition.reason,
+                condition_message=condition.message,
+            )
             return ExitCode.WRITE_FAILED
-        return ExitCode.RESULT if verdict.from_result else ExitCode.ADAPTER_PROBLEM
+        self._written = True
+        return self._exit_code(verdict)
+
+    async def _report_config_error(self, line: str) -> None:
+        """Best effort, bounded: record ``ReporterConfigInvalid`` with ``line``."""
+        condition = Condition("False", "ReporterConfigInvalid", line)
+        self._decided = condition
+        self._code = ExitCode.CONFIG_INVALID
+        deadline = self._clock.now() + CONFIG_ERROR_SECONDS
+        if self._stopped.is_set():
+            deadline = min(deadline, self._stop_deadline())
+        try:
+            outcome = await self._race(self._writer.write(condition, deadline=deadline))
+            self._written = not isinstance(outcome, _Stopped)
+        except KubeError as exc:
+            self._log.warning("could not record the configuration error on the Job", error=str(exc))
+        self._report_termination()
+
+    def _report_termination(self, error: str | None = None) -> None:
+        """Leave the decided condition (or the fatal error) in the termination message."""
+        path = self._config.termination_message_path
+        if self._decided is not None:
+            line = termination.message(self._config.condition_type, self._decided, self._written)
+        elif error is not None:
+            line = termination.error_message(error)
+        else:
+            return
+        if not termination.write(path, line):
+            self._log.debug("no termination message file to write", path=path)
+
+    def _log_details(self) -> None:
+        result = self._obs.result
+        if isinstance(result, ResultValid) and result.result.details is not None:
+            details, truncated = render_details(result.result.details)
+            value: object = details if truncated else RawJson(result.result.details)
+            self._log.info("adapter result details", details=value, details_truncated=truncated)

@@ -1,4 +1,5 @@
-"""Watching the result file: inotify events with polling as the safety net (SPEC §8).
+"""Watching the result file: inotify events with polling as the safety net (docs/design.md
+"Monitoring").
 
 The watchers only say "look again": the engine re-reads the file itself, so a
 missed or duplicated event can delay a decision by at most one poll interval but
@@ -7,53 +8,19 @@ never change it.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from asyncinotify import Inotify, Mask
 
+from status_reporter.clock import Clock, ticks
 from status_reporter.logs import Logger
 
 # Close-write and moved-to are the "file is complete" events; the others catch a
 # file created by link, replaced or removed, and the directory itself going away.
 _FILE_EVENTS = Mask.CLOSE_WRITE | Mask.MOVED_TO | Mask.CREATE | Mask.DELETE | Mask.MOVED_FROM
 _DIR_GONE = Mask.DELETE_SELF | Mask.MOVE_SELF | Mask.IGNORED | Mask.UNMOUNT
-
-
-class Clock(Protocol):
-    """The monotonic clock the engine and the pollers run on."""
-
-    def now(self) -> float:
-        """Seconds on a monotonic clock."""
-        ...
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Return once ``now() >= deadline``."""
-        ...
-
-
-class LoopClock:
-    """The running event loop's clock."""
-
-    def now(self) -> float:
-        """Seconds on the event loop's monotonic clock."""
-        return asyncio.get_running_loop().time()
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Sleep until the loop's clock reaches ``deadline``."""
-        await asyncio.sleep(max(0.0, deadline - self.now()))
-
-
-async def ticks(clock: Clock, interval: float) -> AsyncIterator[None]:
-    """Yield every ``interval`` seconds on a fixed schedule (no drift from slow consumers)."""
-    tick = clock.now()
-    while True:
-        tick += interval
-        await clock.sleep_until(tick)
-        yield
 
 
 async def poll(clock: Clock, interval: float, notify: Callable[[], None]) -> None:
@@ -76,7 +43,7 @@ async def watch_file(
     try:
         inotify = Inotify()
     except OSError as exc:
-        log.info("inotify unavailable, watching the result file by polling", error=str(exc))
+        log.warning("inotify unavailable, watching the result file by polling", error=str(exc))
         return
     with inotify:
         while True:
@@ -85,7 +52,7 @@ async def watch_file(
             try:
                 inotify.add_watch(directory, _FILE_EVENTS | Mask.ONLYDIR | _DIR_GONE)
             except OSError as exc:
-                log.info("cannot watch the results directory, polling it", error=str(exc))
+                log.warning("cannot watch the results directory, polling it", error=str(exc))
                 return
             log.debug("watching the results directory", directory=directory)
             # The file may have been written before the watch was in place.

@@ -1,98 +1,277 @@
-"""Structured logging in the HyperFleet convention.
+"""Structured logging in the HyperFleet convention, on the standard library's ``logging``.
 
-Every entry carries ``timestamp``, ``level``, ``message``, ``component``,
-``version`` and ``hostname``, plus the ``job``, ``namespace`` and ``pod`` it is
-about. ``LOG_FORMAT=json`` writes one JSON object per line; ``text`` writes
+Every entry carries ``timestamp``, ``level``, ``message``, ``component``, ``version``
+and ``hostname``, plus the ``job``, ``namespace`` and ``pod`` it is about.
+``LOG_FORMAT=json`` writes one JSON object per line; ``text`` writes
 ``{timestamp} {LEVEL} [{component}] [{version}] [{hostname}] {message} key=value...``.
+
+Logging never fails and never floods: any ``str`` renders (lone surrogates are
+escaped), control characters of adapter-supplied text are escaped in text logs (no
+log injection), every line stays under 64 KiB, and an identical line repeated
+within :data:`REPEAT_WINDOW_SECONDS` is dropped and counted.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
-from collections.abc import MutableMapping
-from datetime import UTC, datetime
-from typing import Any, TextIO
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import BinaryIO, Final
 
-import structlog
+import msgspec
 
 from status_reporter import __version__
 from status_reporter.config import LogFormat, LogLevel
 
-COMPONENT = "status-reporter"
-_HEADER = ("timestamp", "level", "message", "component", "version", "hostname")
-_LEVELS = {
+COMPONENT: Final = "status-reporter"
+# A rendered line, newline included, stays below 64 KiB.
+LINE_LIMIT_BYTES: Final = 64 * 1024 - 1
+REPEAT_WINDOW_SECONDS: Final = 10.0
+_REPEAT_KEYS: Final = 256
+_LEVELS: Final = {
     LogLevel.DEBUG: logging.DEBUG,
     LogLevel.INFO: logging.INFO,
     LogLevel.WARN: logging.WARNING,
     LogLevel.ERROR: logging.ERROR,
 }
+_NAMES: Final = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn"}
+_FIELDS: Final = "status_reporter_fields"
+_LOGGER: Final = logging.getLogger("status_reporter")
 
-Logger = structlog.typing.FilteringBoundLogger
+# C0 and C1 controls, DEL and the Unicode line separators: what a terminal or a log
+# collector could take as a new line or an escape sequence.
+_CONTROLS: Final = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+# The same separators inside JSON strings: valid JSON as they are, but split lines in
+# many log tools. Their UTF-8 bytes only occur as these characters.
+_JSON_SEPARATORS: Final = (
+    (b"\xc2\x85", b"\\u0085"),
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+)
 
 
-def _stamp(_: object, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    now = datetime.now(UTC)
-    event["timestamp"] = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-    # structlog calls the level "warning"; the convention's name is "warn".
-    event["level"] = "warn" if method in ("warn", "warning") else method
-    event["message"] = event.pop("event", "")
-    return event
+@dataclass(frozen=True, slots=True)
+class RawJson:
+    """A value that is already JSON text (such as a result's ``details``)."""
+
+    text: bytes
+
+
+def _escape(text: str) -> str:
+    """Escape control characters, then lone surrogates (as backslash escapes)."""
+    escaped = text.translate(_CONTROLS)
+    try:
+        escaped.encode("utf-8")
+    except UnicodeEncodeError:
+        escaped = escaped.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped
 
 
 def _text_value(value: object) -> str:
-    if not isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    if value and not any(ch.isspace() or ch in '"=' for ch in value):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, RawJson):
+        return _escape(value.text.decode("utf-8", "backslashreplace"))
+    if isinstance(value, str):
+        if value and not any(ch.isspace() or ch in '"=\\' for ch in value):
+            return _escape(value)
+        return '"' + _escape(value.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+    return _escape(_json(value).decode("utf-8"))
 
 
-def _render_text(_: object, __: str, event: MutableMapping[str, Any]) -> str:
-    head = (
-        f"{event['timestamp']} {event['level'].upper():<5} [{event['component']}] "
-        f"[{event['version']}] [{event['hostname']}] {event['message']}"
-    )
-    fields = " ".join(f"{k}={_text_value(v)}" for k, v in event.items() if k not in _HEADER)
-    return f"{head} {fields}" if fields else head
+def _enc_hook(value: object) -> object:
+    return str(value)
 
 
-def _render_json(_: object, __: str, event: MutableMapping[str, Any]) -> str:
-    ordered = {key: event[key] for key in _HEADER} | {
-        key: value for key, value in event.items() if key not in _HEADER
-    }
-    return json.dumps(ordered, ensure_ascii=False, default=str)
+def _encodable(value: object) -> object:
+    return msgspec.Raw(value.text) if isinstance(value, RawJson) else value
+
+
+def _sanitised(value: object) -> object:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _json(document: object) -> bytes:
+    try:
+        encoded = msgspec.json.encode(document, enc_hook=_enc_hook)
+    except UnicodeEncodeError:
+        if not isinstance(document, dict):
+            document = _sanitised(document)
+        else:
+            document = {key: _sanitised(value) for key, value in document.items()}
+        encoded = msgspec.json.encode(document, enc_hook=_enc_hook)
+    for raw, escaped in _JSON_SEPARATORS:
+        encoded = encoded.replace(raw, escaped)
+    return encoded
+
+
+class _Formatter(logging.Formatter):
+    """Renders a record as one line of bytes, text or JSON, below the size limit."""
+
+    def __init__(self, fmt: LogFormat) -> None:
+        super().__init__()
+        self._json = fmt is LogFormat.JSON
+        self._static = {
+            "component": COMPONENT,
+            "version": __version__,
+            "hostname": socket.gethostname(),
+        }
+
+    def render(self, record: logging.LogRecord) -> bytes:
+        """The record as one line, newline included, shrinking fields that are too long."""
+        fields: dict[str, object] = dict(getattr(record, _FIELDS, {}))
+        message = record.getMessage()
+        for _ in range(4):
+            line = self._line(record, message, fields)
+            excess = len(line) - LINE_LIMIT_BYTES
+            if excess <= 0:
+                return line
+            key = max(fields, key=lambda k: _size(fields[k]), default=None)
+            if key is None or _size(fields[key]) <= excess:
+                break
+            fields[key] = _shorten(fields[key], excess)
+            fields[f"{key}_truncated"] = True
+        cut = message[:1024]
+        return self._line(record, cut, {"log_line_truncated": True})
+
+    def _line(self, record: logging.LogRecord, message: str, fields: dict[str, object]) -> bytes:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        timestamp = f"{stamp}.{int(record.msecs):03d}Z"
+        level = _NAMES.get(record.levelno, "error")
+        if self._json:
+            document = {
+                "timestamp": timestamp,
+                "level": level,
+                "message": message,
+                **self._static,
+                **{k: _encodable(v) for k, v in fields.items() if k not in self._static},
+            }
+            return _json(document) + b"\n"
+        static = self._static
+        head = (
+            f"{timestamp} {level.upper():<5} [{static['component']}] [{static['version']}] "
+            f"[{static['hostname']}] {_escape(message)}"
+        )
+        parts = [head, *(f"{key}={_text_value(value)}" for key, value in fields.items())]
+        return (" ".join(parts) + "\n").encode("utf-8", "backslashreplace")
+
+
+def _size(value: object) -> int:
+    if isinstance(value, RawJson):
+        return len(value.text)
+    return len(value) if isinstance(value, str) else 0
+
+
+def _shorten(value: object, excess: int) -> str:
+    text = value.text.decode("utf-8", "backslashreplace") if isinstance(value, RawJson) else value
+    assert isinstance(text, str)
+    # Escaping can double a character (or make six of a control character): cut more.
+    keep = max(0, len(text) - 6 * excess - 64)
+    return text[:keep] + "…"
+
+
+class _Repeats(logging.Filter):
+    """Drops a line identical to one logged less than the window ago, and counts it."""
+
+    def __init__(self, window: float = REPEAT_WINDOW_SECONDS) -> None:
+        super().__init__()
+        self._window = window
+        self._seen: OrderedDict[tuple[object, ...], tuple[float, int]] = OrderedDict()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True to emit ``record``; adds ``repeated=N`` after dropped repeats."""
+        fields = getattr(record, _FIELDS, {})
+        key = (record.levelno, record.msg, repr(sorted(fields.items())))
+        now = time.monotonic()
+        last, dropped = self._seen.pop(key, (None, 0))
+        if last is not None and now - last < self._window:
+            self._seen[key] = (last, dropped + 1)
+            return False
+        if dropped:
+            setattr(record, _FIELDS, {**fields, "repeated": dropped})
+        self._seen[key] = (now, 0)
+        while len(self._seen) > _REPEAT_KEYS:
+            self._seen.popitem(last=False)
+        return True
+
+
+class _Handler(logging.Handler):
+    """Writes rendered lines to a binary stream (by default, stdout as it is at the time)."""
+
+    def __init__(self, formatter: _Formatter, stream: BinaryIO | None) -> None:
+        super().__init__()
+        self._render = formatter.render
+        self._stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Render and write one line; a failure is dropped, never raised into the caller."""
+        try:
+            stream = self._stream or sys.stdout.buffer
+            stream.write(self._render(record))
+            stream.flush()
+        except Exception:
+            return
+
+
+class Logger:
+    """A logger with bound context fields: ``log.info("message", key=value)``."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: dict[str, object]) -> None:
+        self._context = context
+
+    def bind(self, **context: object) -> Logger:
+        """A logger with more context fields."""
+        return Logger({**self._context, **context})
+
+    def _log(self, level: int, message: str, fields: dict[str, object]) -> None:
+        if _LOGGER.isEnabledFor(level):
+            _LOGGER.log(level, message, extra={_FIELDS: {**self._context, **fields}})
+
+    def debug(self, message: str, **fields: object) -> None:
+        """Log at debug level."""
+        self._log(logging.DEBUG, message, fields)
+
+    def info(self, message: str, **fields: object) -> None:
+        """Log at info level."""
+        self._log(logging.INFO, message, fields)
+
+    def warning(self, message: str, **fields: object) -> None:
+        """Log at warn level."""
+        self._log(logging.WARNING, message, fields)
+
+    def error(self, message: str, **fields: object) -> None:
+        """Log at error level."""
+        self._log(logging.ERROR, message, fields)
 
 
 def configure(
     level: LogLevel = LogLevel.INFO,
     fmt: LogFormat = LogFormat.TEXT,
-    stream: TextIO | None = None,
+    stream: BinaryIO | None = None,
 ) -> None:
     """Set up the process-wide logger. Safe to call again (tests, configuration errors)."""
-    static = {"component": COMPONENT, "version": __version__, "hostname": socket.gethostname()}
-
-    def add_static(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        for key, value in static.items():
-            event.setdefault(key, value)
-        return event
-
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            _stamp,
-            add_static,
-            _render_json if fmt is LogFormat.JSON else _render_text,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        # None: print to whatever sys.stdout is at the time of each entry.
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
-        cache_logger_on_first_use=False,
-    )
+    logging.raiseExceptions = False
+    handler = _Handler(_Formatter(fmt), stream)
+    handler.addFilter(_Repeats())
+    for old in list(_LOGGER.handlers):
+        _LOGGER.removeHandler(old)
+    _LOGGER.addHandler(handler)
+    _LOGGER.setLevel(_LEVELS[level])
+    _LOGGER.propagate = False
 
 
 def get_logger(**context: object) -> Logger:
     """Return a logger bound to ``context`` (for example job, namespace and pod)."""
-    logger: Logger = structlog.get_logger().bind(**context)
-    return logger
+    return Logger(dict(context))

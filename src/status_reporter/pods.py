@@ -1,21 +1,14 @@
-"""What the reporter reads from its Pod: which container is the adapter, its state,
-and whether the reporter runs as a native sidecar (SPEC §3, §6)."""
+"""What the reporter reads from its Pod: which container is the adapter, its state, and
+whether the reporter runs as a native sidecar (README "Configuration" and "Exit codes and
+lifecycle")."""
 
 from __future__ import annotations
 
-from lightkube.models.core_v1 import Container, ContainerStatus
-from lightkube.resources.core_v1 import Pod
+from datetime import datetime
 
 from status_reporter.config import ConfigError
-from status_reporter.decision import AdapterState, Terminated, Waiting
-
-
-def _containers(pod: Pod) -> list[Container]:
-    return list(pod.spec.containers) if pod.spec is not None else []
-
-
-def _init_containers(pod: Pod) -> list[Container]:
-    return list(pod.spec.initContainers or []) if pod.spec is not None else []
+from status_reporter.decision import AdapterState, Stop, Terminated, Waiting
+from status_reporter.models import ContainerStatus, Pod
 
 
 def find_adapter(pod: Pod, adapter_name: str, reporter_name: str) -> str:
@@ -25,15 +18,15 @@ def find_adapter(pod: Pod, adapter_name: str, reporter_name: str) -> str:
     Raises:
         ConfigError: the named container is not in the Pod, or there is no candidate.
     """
-    pod_name = pod.metadata.name if pod.metadata is not None else "?"
-    names = [c.name for c in _containers(pod)]
+    names = [c.name for c in pod.spec.containers]
     if adapter_name:
-        if adapter_name in names or adapter_name in (c.name for c in _init_containers(pod)):
+        if adapter_name in names or adapter_name in (c.name for c in pod.spec.init_containers):
             return adapter_name
         raise ConfigError(
             "ADAPTER_CONTAINER_NAME",
             adapter_name,
-            f"no such container in Pod {pod_name} (containers: {', '.join(names) or 'none'})",
+            f"no such container in Pod {pod.metadata.name} "
+            f"(containers: {', '.join(names) or 'none'})",
         )
     for name in names:
         if name != reporter_name:
@@ -41,27 +34,35 @@ def find_adapter(pod: Pod, adapter_name: str, reporter_name: str) -> str:
     raise ConfigError(
         "ADAPTER_CONTAINER_NAME",
         None,
-        f"Pod {pod_name} has no container besides REPORTER_CONTAINER_NAME={reporter_name}; "
-        "name the adapter container",
+        f"Pod {pod.metadata.name} has no container besides "
+        f"REPORTER_CONTAINER_NAME={reporter_name}; name the adapter container",
     )
 
 
 def is_native_sidecar(pod: Pod, reporter_name: str) -> bool:
     """True when the reporter is an init container with ``restartPolicy: Always``."""
     return any(
-        c.name == reporter_name and c.restartPolicy == "Always" for c in _init_containers(pod)
+        c.name == reporter_name and c.restart_policy == "Always" for c in pod.spec.init_containers
     )
 
 
 def has_container(pod: Pod, name: str) -> bool:
     """True when the Pod spec has a container (regular or init) called ``name``."""
-    return any(c.name == name for c in (*_containers(pod), *_init_containers(pod)))
+    return any(c.name == name for c in (*pod.spec.containers, *pod.spec.init_containers))
+
+
+def unix_time(rfc3339: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time as the API writes it; None if absent or bad."""
+    if not rfc3339:
+        return None
+    try:
+        return datetime.fromisoformat(rfc3339).timestamp()
+    except ValueError:
+        return None
 
 
 def _status(pod: Pod, name: str) -> ContainerStatus | None:
-    if pod.status is None:
-        return None
-    statuses = [*(pod.status.containerStatuses or []), *(pod.status.initContainerStatuses or [])]
+    statuses = (*pod.status.container_statuses, *pod.status.init_container_statuses)
     return next((s for s in statuses if s.name == name), None)
 
 
@@ -70,16 +71,31 @@ def adapter_state(pod: Pod, name: str) -> AdapterState | None:
     status = _status(pod, name)
     if status is None:
         return None
-    state, last = status.state, status.lastState
+    state, last = status.state, status.last_state
     terminated = waiting = None
     ever_ran = False
     if state is not None:
         if state.terminated is not None:
             t = state.terminated
-            terminated = Terminated(t.exitCode, t.reason or "", t.message or "")
+            terminated = Terminated(t.exit_code, t.reason, t.message, unix_time(t.finished_at))
         if state.waiting is not None:
-            waiting = Waiting(state.waiting.reason or "", state.waiting.message or "")
+            waiting = Waiting(state.waiting.reason, state.waiting.message)
         ever_ran = state.running is not None or state.terminated is not None
     if last is not None:
         ever_ran = ever_ran or last.running is not None or last.terminated is not None
     return AdapterState(terminated=terminated, waiting=waiting, ever_ran=ever_ran)
+
+
+def deletion(pod: Pod, now: float, wall: float) -> Stop | None:
+    """The stop that a Pod deletion means, or None when the Pod is not being deleted.
+
+    The deletion was requested at ``deletionTimestamp`` minus the grace period: that is
+    when the kubelet starts stopping the containers, so an adapter that finished after
+    it was stopped, not finished on its own.
+    """
+    meta = pod.metadata
+    deleted_at = unix_time(meta.deletion_timestamp)
+    if deleted_at is None:
+        return None
+    requested = min(wall, deleted_at - (meta.deletion_grace_period_seconds or 0))
+    return Stop(at=now - (wall - requested), wall=requested)

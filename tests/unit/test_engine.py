@@ -1,4 +1,4 @@
-"""The engine end to end over in-memory edges: what gets decided, written and returned.
+"""The engine end to end over the in-memory cluster: what gets decided, written and returned.
 
 Time is a FakeClock moved by the test; the result file is a real file in a
 temporary directory (watched with real inotify in auto mode).
@@ -12,44 +12,42 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube.resources.core_v1 import Pod
 
 from status_reporter import logs
+from status_reporter.api import ApiError, Unreachable
 from status_reporter.config import Config, LogFormat, MonitorMode
 from status_reporter.contract import ResultState, read_result
-from status_reporter.decision import Condition
-from status_reporter.engine import ExitCode, Reporter
-from status_reporter.kube import KubeError
-from tests.unit.fakes import (
-    FakeClock,
-    FakeCluster,
-    container_status,
-    pod,
-    running,
-    settle,
-    terminated,
-)
+from status_reporter.engine import MIN_READ_INTERVAL, STOP_EXIT_SECONDS, ExitCode, Reporter
+from status_reporter.models import Container, JobCondition
+from tests.unit.fakes import FakeClock, running, settle, terminated, waiting
+from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
 
 SUCCESS = {"status": "success", "reason": "ValidationPassed", "message": "all good"}
+NATIVE = (Container(name="status-reporter", restart_policy="Always"),)
 
 
 class Run:
-    """A reporter run as a task, with handles on its edges."""
+    """A reporter run as a task over a MemoryCluster, with handles on its edges."""
 
-    def __init__(self, tmp_path: Path, cluster: FakeCluster, **config: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, cluster: MemoryCluster | None = None, **config: Any
+    ) -> None:
         self.path = tmp_path / "results" / "adapter-result.json"
-        self.clock = FakeClock()
-        self.cluster = cluster
+        self.termination = tmp_path / "termination-log"
+        self.termination.write_bytes(b"")
+        self.clock = cluster.clock if cluster is not None else FakeClock()
+        self.cluster = cluster or MemoryCluster(self.clock)
         self.reads = 0
         self.config = Config(
             job_name="job-a",
             job_namespace="ns-a",
             pod_name="pod-a",
             results_path=str(self.path),
+            termination_message_path=str(self.termination),
             **config,
         )
         self.reporter = Reporter(
-            self.config, cluster, self.clock, logs.get_logger(), read=self._read
+            self.config, self.cluster, self.clock, logs.get_logger(), read=self._read
         )
         self.task: asyncio.Task[ExitCode] | None = None
 
@@ -67,7 +65,11 @@ class Run:
         text = content if isinstance(content, str) else json.dumps(content)
         self.path.write_text(text)
 
+    def adapter(self, state: Any) -> None:
+        self.cluster.set_container("adapter", state)
+
     async def finish(self, within: float = 0.0) -> ExitCode:
+        """The exit code, letting at most ``within`` seconds pass on the fake clock."""
         assert self.task is not None
         if within:
             await self.clock.advance(within)
@@ -82,45 +84,50 @@ class Run:
     def done(self) -> bool:
         return self.task is not None and self.task.done()
 
+    def written(self) -> tuple[str, str, str] | None:
+        condition = self.cluster.condition()
+        if condition is None:
+            return None
+        return condition.status, condition.reason, condition.message
 
-@pytest.fixture
-def cluster() -> FakeCluster:
-    return FakeCluster(pod(statuses=[running()]))
+    def last_word(self) -> dict[str, Any]:
+        message: dict[str, Any] = json.loads(self.termination.read_bytes())
+        return message
 
 
-async def test_valid_result_is_written_and_exits_zero(tmp_path: Path, cluster: FakeCluster) -> None:
-    run = await Run(tmp_path, cluster).start()
+def rfc3339(unix: float) -> str:
+    from status_reporter.conditions import rfc3339 as format_time
+
+    return format_time(unix)
+
+
+# --- results and crashes -------------------------------------------------------------
+
+
+async def test_valid_result_is_written_and_exits_zero(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
     assert not run.done
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
-    assert cluster.written == [Condition("True", "ValidationPassed", "all good")]
-    assert cluster.pod_mode == "watch"
+    assert run.written() == ("True", "ValidationPassed", "all good")
+    assert run.cluster.calls["watch"] == 1
 
 
 async def test_auto_mode_reacts_to_the_file_event_without_waiting_for_a_poll(
-    tmp_path: Path, cluster: FakeCluster
+    tmp_path: Path,
 ) -> None:
     (tmp_path / "results").mkdir()
-    run = await Run(tmp_path, cluster).start()
+    run = await Run(tmp_path).start()
     await asyncio.sleep(0.05)
     run.write({"status": "failure", "reason": "Denied", "message": "no"})
-    # No clock movement: only the inotify event can wake the engine.
-    assert await run.finish() is ExitCode.RESULT
-    assert cluster.written == [Condition("False", "Denied", "no")]
+    await asyncio.sleep(0.05)
+    # Far less than a poll interval: only the inotify event can wake the engine.
+    assert await run.finish(within=MIN_READ_INTERVAL) is ExitCode.RESULT
+    assert run.written() == ("False", "Denied", "no")
 
 
-async def test_failure_result_exits_zero_for_rule_two(tmp_path: Path, cluster: FakeCluster) -> None:
-    run = await Run(tmp_path, cluster, monitor_mode=MonitorMode.POLL).start()
-    run.write({"status": "failure", "reason": "Denied", "message": "no"})
-    assert await run.finish(within=2) is ExitCode.RESULT
-
-
-async def test_poll_mode_reads_on_the_reference_schedule(
-    tmp_path: Path, cluster: FakeCluster
-) -> None:
-    run = await Run(
-        tmp_path, cluster, monitor_mode=MonitorMode.POLL, poll_interval_seconds=5
-    ).start()
+async def test_poll_mode_reads_on_the_reference_schedule(tmp_path: Path) -> None:
+    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL, poll_interval_seconds=5).start()
     assert run.reads == 1
     await run.clock.advance(4.9)
     assert run.reads == 1
@@ -128,285 +135,598 @@ async def test_poll_mode_reads_on_the_reference_schedule(
     assert run.reads == 2
     await run.clock.advance(10)
     assert run.reads == 4
-    assert cluster.pod_mode == "poll every 10s"
+    assert run.cluster.calls["watch"] == 0
     run.write(SUCCESS)
     assert not run.done
     assert await run.finish(within=5) is ExitCode.RESULT
 
 
-async def test_reference_role_polls_the_pod(tmp_path: Path) -> None:
-    cluster = FakeCluster(pod(statuses=[running()]), watch_pods=False)
+async def test_reference_role_polls_the_pod_every_interval(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, rules=REFERENCE_RULES)
     run = await Run(tmp_path, cluster, container_status_interval_seconds=7).start()
-    assert cluster.pod_mode == "poll every 7s"
-    run.reporter.stop()
-    await run.finish()
+    polls = cluster.calls["get_pod"]
+    await clock.advance(14)
+    assert cluster.calls["get_pod"] == polls + 2
+    assert cluster.calls["watch"] == 0
+    run.adapter(terminated(exit_code=3))
+    assert await run.finish(within=7) is ExitCode.ADAPTER_PROBLEM
 
 
-async def test_crash_without_result(tmp_path: Path, cluster: FakeCluster) -> None:
-    run = await Run(tmp_path, cluster).start()
-    cluster.push(
-        pod(statuses=[terminated(exit_code=2, reason="Error", message="boom\nfatal: bad")])
-    )
+async def test_crash_without_result_carries_the_termination_message_tail(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    run.adapter(terminated(exit_code=2, reason="Error", message="boom\nfatal: bad"))
     assert await run.finish() is ExitCode.ADAPTER_PROBLEM
-    assert cluster.written == [
-        Condition(
-            "False",
-            "AdapterExitedWithError",
-            "Adapter container exited with code 2: Error: fatal: bad",
-        )
-    ]
+    assert run.written() == (
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 2: Error: fatal: bad",
+    )
 
 
-async def test_result_written_just_before_the_exit_wins(
-    tmp_path: Path, cluster: FakeCluster
-) -> None:
-    run = await Run(tmp_path, cluster, monitor_mode=MonitorMode.POLL).start()
-    run.write(SUCCESS)  # no poll tick yet: only the termination makes the engine look again
-    cluster.push(pod(statuses=[terminated(exit_code=1)]))
-    assert await run.finish() is ExitCode.RESULT
-    assert cluster.written == [Condition("True", "ValidationPassed", "all good")]
+async def test_result_written_just_before_the_exit_wins(tmp_path: Path) -> None:
+    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL, poll_interval_seconds=60).start()
+    run.write(SUCCESS)  # no file poll before the Pod's: only the termination makes it look again
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=10) is ExitCode.RESULT
+    assert run.written() == ("True", "ValidationPassed", "all good")
 
 
 async def test_adapter_already_terminated_at_start(tmp_path: Path) -> None:
-    cluster = FakeCluster(pod(statuses=[terminated(exit_code=0, reason="Completed")]))
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.set_container("adapter", terminated(exit_code=0, reason="Completed"))
     run = Run(tmp_path, cluster)
     run.write(SUCCESS)
     await run.start()
     assert await run.finish() is ExitCode.RESULT
 
 
-async def test_oom_killed(tmp_path: Path, cluster: FakeCluster) -> None:
-    run = await Run(tmp_path, cluster).start()
-    cluster.push(pod(statuses=[terminated(exit_code=137, reason="OOMKilled")]))
+async def test_oom_killed(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    run.adapter(terminated(exit_code=137, reason="OOMKilled"))
     assert await run.finish() is ExitCode.ADAPTER_PROBLEM
-    assert cluster.written[0].reason == "AdapterOOMKilled"
+    assert run.written() is not None
+    assert run.written()[1] == "AdapterOOMKilled"  # type: ignore[index]
 
 
-async def test_timeout(tmp_path: Path, cluster: FakeCluster) -> None:
-    run = await Run(tmp_path, cluster, max_wait_time_seconds=30).start()
+async def test_timeout(tmp_path: Path) -> None:
+    run = await Run(tmp_path, max_wait_time_seconds=30).start()
     await run.clock.advance(29.9)
     assert not run.done
     assert await run.finish(within=0.1) is ExitCode.ADAPTER_PROBLEM
-    assert cluster.written == [
-        Condition("False", "AdapterTimeout", "Adapter did not produce results within 30s")
-    ]
+    assert run.written() == ("False", "AdapterTimeout", "Adapter did not produce results within 30s")
 
 
 async def test_timeout_tells_why_the_adapter_never_started(tmp_path: Path) -> None:
-    waiting = container_status(
-        "adapter", {"waiting": {"reason": "ImagePullBackOff", "message": "no image"}}
-    )
-    cluster = FakeCluster(pod(statuses=[waiting]))
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.set_container("adapter", waiting("ImagePullBackOff", "no image"))
     run = await Run(tmp_path, cluster, max_wait_time_seconds=60).start()
     await run.finish(within=60)
-    assert cluster.written[0].message == (
-        "Adapter did not produce results within 1m0s (adapter waiting: ImagePullBackOff: no image)"
+    assert run.written() == (
+        "False",
+        "AdapterTimeout",
+        "Adapter did not produce results within 1m0s (adapter waiting: ImagePullBackOff: no image)",
     )
 
 
-async def test_two_step_write_is_not_reported_invalid_halfway(
-    tmp_path: Path, cluster: FakeCluster
-) -> None:
-    run = await Run(tmp_path, cluster, poll_interval_seconds=2).start()
+async def test_deadline_reads_the_pod_once_more_before_timing_out(tmp_path: Path) -> None:
+    # The reference Role: the Pod is polled every 10 s, the crash comes between polls.
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, rules=REFERENCE_RULES)
+    run = await Run(tmp_path, cluster, max_wait_time_seconds=5, poll_interval_seconds=1).start()
+    await clock.advance(0.5)
+    run.adapter(terminated(exit_code=1, reason="Error"))
+    assert await run.finish(within=4.5) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == ("False", "AdapterExitedWithError", "Adapter container exited with code 1: Error")
+
+
+async def test_deadline_reads_the_file_once_more(tmp_path: Path) -> None:
+    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL, max_wait_time_seconds=5, poll_interval_seconds=4).start()
+    await run.clock.advance(4.5)
+    run.write(SUCCESS)
+    assert await run.finish(within=0.5) is ExitCode.RESULT
+
+
+# --- invalid files ---------------------------------------------------------------------
+
+
+async def test_two_step_write_is_not_reported_invalid_halfway(tmp_path: Path) -> None:
+    run = await Run(tmp_path, poll_interval_seconds=2).start()
     run.write('{"status": "success",')
     await run.clock.advance(1.5)
     run.write('{"status": "success", "reason": "Done"}')
     assert await run.finish(within=2) is ExitCode.RESULT
-    assert cluster.written[0].reason == "Done"
+    assert run.written() == ("True", "Done", "No message provided")
 
 
-async def test_invalid_file_is_reported_once_it_settles(
-    tmp_path: Path, cluster: FakeCluster
-) -> None:
-    run = await Run(
-        tmp_path, cluster, monitor_mode=MonitorMode.POLL, poll_interval_seconds=2
-    ).start()
+async def test_invalid_file_is_reported_once_it_settles(tmp_path: Path) -> None:
+    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL, poll_interval_seconds=2).start()
     run.write('{"status": "done"}')
     await run.clock.advance(2)  # first seen at the 2 s poll
     await run.clock.advance(1.9)
     assert not run.done
     assert await run.finish(within=0.5) is ExitCode.ADAPTER_PROBLEM
-    assert cluster.written == [
-        Condition(
-            "False",
-            "InvalidResultFormat",
-            "Failed to parse adapter result: status: must be either 'success' or 'failure'",
-        )
-    ]
+    assert run.written() == (
+        "False",
+        "InvalidResultFormat",
+        "Failed to parse adapter result: status: must be either 'success' or 'failure'",
+    )
 
 
-async def test_invalid_file_after_exit_is_reported_at_once(
-    tmp_path: Path, cluster: FakeCluster
-) -> None:
-    run = await Run(tmp_path, cluster).start()
+async def test_reads_are_coalesced_however_often_the_file_changes(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    run = await Run(tmp_path).start()
+    for index in range(200):
+        run.write(f'{{"status": "writing {index}"}}')
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    await run.clock.advance(0.05)
+    # 200 writes within about 0.05 s of the fake clock: at most a few reads.
+    assert run.reads <= 6
+    run.reporter.stop()
+    await run.finish(within=6)
+
+
+async def test_invalid_file_after_exit_is_reported_at_once(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
     run.write("not json")
-    cluster.push(pod(statuses=[terminated(exit_code=0, reason="Completed")]))
+    run.adapter(terminated(exit_code=0, reason="Completed"))
     await run.finish()
-    assert cluster.written[0].message.startswith("Failed to parse adapter result: invalid JSON: ")
-    assert cluster.written[0].message.endswith("; adapter exited with code 0")
+    written = run.written()
+    assert written is not None
+    assert written[2].startswith("Failed to parse adapter result: invalid JSON: ")
+    assert written[2].endswith("; adapter exited with code 0")
 
 
-async def test_stop_before_a_result(tmp_path: Path, cluster: FakeCluster) -> None:
+# --- stops ----------------------------------------------------------------------------------
+
+
+async def test_stop_before_a_result_waits_the_window_then_interrupts(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    run.reporter.stop()
+    await run.clock.advance(4.9)
+    assert not run.done
+    assert await run.finish(within=0.2) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "ReporterInterrupted",
+        "Status reporter was stopped before the adapter produced a result",
+    )
+
+
+async def test_stop_window_sees_a_termination_posted_after_the_signal(tmp_path: Path) -> None:
+    # A real kubelet stops a native sidecar before posting the adapter's terminated state.
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, make_pod(("adapter",), NATIVE))
     run = await Run(tmp_path, cluster).start()
+    exited = rfc3339(clock.wall())
     run.reporter.stop()
+    await clock.advance(1)
+    run.adapter(terminated(exit_code=1, reason="Error", finished_at=exited))
+    assert await run.finish(within=0.5) is ExitCode.RESULT
+    assert run.written() == ("False", "AdapterExitedWithError", "Adapter container exited with code 1: Error")
+
+
+async def test_an_adapter_killed_by_the_same_stop_is_an_interruption(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    run.reporter.stop()
+    await run.clock.advance(3)
+    run.adapter(terminated(exit_code=143, reason="Error", finished_at=rfc3339(run.clock.wall())))
     assert await run.finish() is ExitCode.ADAPTER_PROBLEM
-    assert cluster.written[0].reason == "ReporterInterrupted"
+    assert run.written() is not None
+    assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
 
 
-async def test_stop_evaluates_the_latest_state_first(tmp_path: Path, cluster: FakeCluster) -> None:
-    run = await Run(tmp_path, cluster, monitor_mode=MonitorMode.POLL).start()
-    cluster.final_pod = Pod.from_dict(pod(statuses=[terminated(exit_code=0, reason="Completed")]))
+async def test_stop_evaluates_the_latest_pod_state_first(tmp_path: Path) -> None:
+    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL).start()
+    # Polled every 10 s: the change is only seen by the read that the stop makes.
+    run.adapter(terminated(exit_code=0, reason="Completed", finished_at=rfc3339(run.clock.wall())))
     run.reporter.stop()
-    await run.finish()
-    assert cluster.written[0].reason == "AdapterMissingResults"
-    # And a result present at the stop wins over everything.
-    other = FakeCluster(pod(statuses=[running()]))
-    run = await Run(tmp_path / "b", other, monitor_mode=MonitorMode.POLL).start()
+    await run.finish(within=1)
+    assert run.written() is not None
+    assert run.written()[1] == "AdapterMissingResults"  # type: ignore[index]
+
+
+async def test_a_result_present_at_the_stop_wins(tmp_path: Path) -> None:
+    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL).start()
     run.write(SUCCESS)
     run.reporter.stop()
     assert await run.finish() is ExitCode.RESULT
+    assert run.written() == ("True", "ValidationPassed", "all good")
 
 
-NATIVE = [{"name": "status-reporter", "image": "r", "restartPolicy": "Always"}]
+async def test_a_deleted_pod_is_a_stop(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    await run.clock.advance(5)
+    # The deletion was requested 4 s ago; the adapter was killed 2 s later.
+    killed = terminated(exit_code=137, reason="Error", finished_at=rfc3339(run.clock.wall() - 2))
+    run.cluster.set_container("adapter", killed, notify=False)
+    run.cluster.delete_pod(requested_at=rfc3339(run.clock.wall() - 4))
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+    assert run.written() is not None
+    assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
+
+
+async def test_a_pod_gone_from_polls_is_a_stop(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, rules=REFERENCE_RULES)
+    run = await Run(tmp_path, cluster, container_status_interval_seconds=2).start()
+    cluster.pod = None
+    assert await run.finish(within=2) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() is not None
+    assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
+
+
+async def test_stop_during_start_up_retries_exits_within_the_bound(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.hang = True  # a black hole: every call waits for its timeout
+    run = Run(tmp_path, cluster)
+    run.write(SUCCESS)
+    await run.start()
+    await clock.advance(30)
+    assert not run.done
+    stopped_at = clock.now()
+    run.reporter.stop()
+    code = await run.finish(within=STOP_EXIT_SECONDS)
+    assert clock.now() - stopped_at <= STOP_EXIT_SECONDS
+    assert code is ExitCode.WRITE_FAILED
+    assert run.last_word() == {
+        "type": "Available",
+        "status": "True",
+        "reason": "ValidationPassed",
+        "message": "all good",
+        "written": False,
+    }
+
+
+async def test_stop_during_start_up_still_writes_when_the_api_answers(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.hang = True
+    run = await Run(tmp_path, cluster).start()
+    await clock.advance(20)
+    run.reporter.stop()
+    cluster.hang = False
+    assert await run.finish(within=6) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() is not None
+    assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
+
+
+async def test_stop_during_write_retries_makes_one_last_attempt(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    run.cluster.down = True
+    run.write(SUCCESS)
+    await run.clock.advance(40)
+    assert not run.done
+    run.cluster.down = False
+    run.reporter.stop()
+    assert await run.finish(within=1) is ExitCode.RESULT
+    assert run.written() == ("True", "ValidationPassed", "all good")
+    assert run.last_word()["written"] is True
+
+
+async def test_second_stop_reports_at_once(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    run.cluster.down = True
+    run.write(SUCCESS)
+    await run.clock.advance(3)
+    run.reporter.stop()
+    assert run.reporter.final_report() == ExitCode.WRITE_FAILED
+    assert run.last_word()["reason"] == "ValidationPassed"
+    assert run.last_word()["written"] is False
+    await run.finish(within=STOP_EXIT_SECONDS)
+
+
+# --- the write path ----------------------------------------------------------------------
+
+
+async def test_the_patch_carries_no_resource_version_and_merges_by_type(tmp_path: Path) -> None:
+    clock = FakeClock()
+    other = JobCondition(type="Complete", status="True", reason="Done", message="m")
+    cluster = MemoryCluster(clock, conditions=[other])
+    run = await Run(tmp_path, cluster).start()
+    run.write(SUCCESS)
+    await run.finish(within=2)
+    (patch,) = cluster.patches
+    assert "metadata" not in patch
+    assert [c.type for c in cluster.job.status.conditions] == ["Complete", "Available"]
+
+
+async def test_an_identical_condition_is_not_written_again(tmp_path: Path) -> None:
+    clock = FakeClock()
+    same = JobCondition(
+        type="Available",
+        status="True",
+        reason="ValidationPassed",
+        message="all good",
+        last_transition_time="2026-01-01T00:00:00Z",
+    )
+    cluster = MemoryCluster(clock, conditions=[same])
+    run = await Run(tmp_path, cluster).start()
+    run.write(SUCCESS)
+    assert await run.finish(within=2) is ExitCode.RESULT
+    assert cluster.patches == []
+    assert cluster.calls["get_job"] == 1
+
+
+async def test_the_write_is_retried_for_max_wait_when_that_is_longer(tmp_path: Path) -> None:
+    run = await Run(tmp_path, max_wait_time_seconds=120).start()
+    run.cluster.down = True
+    run.write(SUCCESS)
+    await run.clock.advance(75)
+    assert not run.done
+    run.cluster.down = False
+    assert await run.finish(within=6) is ExitCode.RESULT
+    assert run.written() == ("True", "ValidationPassed", "all good")
+
+
+async def test_a_black_hole_ends_the_write_within_its_budget(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    run = await Run(tmp_path, max_wait_time_seconds=30).start()
+    run.cluster.hang = True
+    run.write(SUCCESS)
+    await asyncio.sleep(0.1)  # the file event arrives; the fake clock stands still
+    await run.clock.advance(59.9)
+    assert not run.done
+    # The budget, max(60 s, MAX_WAIT_TIME_SECONDS), holds with each request's timeout in it.
+    assert await run.finish(within=0.2) is ExitCode.WRITE_FAILED
+    assert run.last_word()["written"] is False
+
+
+async def test_forbidden_write_is_final(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    run.cluster.fail("patch", ApiError(403, "HTTP 403: forbidden"))
+    run.write(SUCCESS)
+    assert await run.finish(within=2) is ExitCode.WRITE_FAILED
+    assert run.cluster.calls["patch"] == 1
 
 
 async def test_native_sidecar_stays_until_stopped_then_exits_zero(tmp_path: Path) -> None:
-    cluster = FakeCluster(pod(containers=["adapter"], init_containers=NATIVE, statuses=[running()]))
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, make_pod(("adapter",), NATIVE))
     run = await Run(tmp_path, cluster).start()
-    cluster.push(
-        pod(containers=["adapter"], init_containers=NATIVE, statuses=[terminated(exit_code=1)])
-    )
-    await run.clock.advance(60)
-    assert len(cluster.written) == 1
+    run.adapter(terminated(exit_code=1))
+    await clock.advance(60)
+    assert len(cluster.patches) == 1
     assert not run.done
     run.reporter.stop()
     assert await run.finish() is ExitCode.RESULT
-    assert len(cluster.written) == 1
+    assert len(cluster.patches) == 1
 
 
 async def test_native_sidecar_exits_three_when_the_write_fails(tmp_path: Path) -> None:
-    cluster = FakeCluster(
-        pod(containers=["adapter"], init_containers=NATIVE), write_error=KubeError("forbidden", 403)
-    )
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, make_pod(("adapter",), NATIVE))
+    cluster.fail("patch", ApiError(403, "HTTP 403: forbidden"))
     run = await Run(tmp_path, cluster).start()
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.WRITE_FAILED
 
 
-async def test_classic_sidecar_exits_after_writing(tmp_path: Path, cluster: FakeCluster) -> None:
-    run = await Run(tmp_path, cluster).start()
-    run.write(SUCCESS)
-    assert await run.finish(within=2) is ExitCode.RESULT
+# --- start-up --------------------------------------------------------------------------------
 
 
-async def test_write_failure_exits_three(tmp_path: Path) -> None:
-    cluster = FakeCluster(pod(statuses=[running()]), write_error=KubeError("cannot patch", 500))
-    run = await Run(tmp_path, cluster).start()
-    run.write(SUCCESS)
-    assert await run.finish(within=2) is ExitCode.WRITE_FAILED
-
-
-async def test_start_up_api_failure_exits_three(tmp_path: Path) -> None:
-    cluster = FakeCluster(pod(), start_error=KubeError("not found: job", 404))
+async def test_a_missing_job_exits_three_at_once(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.fail("get_job", ApiError(404, 'HTTP 404: jobs "job-a" not found'))
     run = await Run(tmp_path, cluster).start()
     assert await run.finish() is ExitCode.WRITE_FAILED
-    assert cluster.written == []
+    assert cluster.patches == []
+    assert "not found" in run.last_word()["error"]
 
 
-async def test_named_adapter_missing_is_a_configuration_error(
-    tmp_path: Path, cluster: FakeCluster
-) -> None:
-    run = await Run(tmp_path, cluster, adapter_container_name="validator").start()
+async def test_start_up_rides_out_an_outage(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.down = True
+    run = await Run(tmp_path, cluster).start()
+    await clock.advance(20)
+    cluster.down = False
+    run.write(SUCCESS)
+    assert await run.finish(within=8) is ExitCode.RESULT
+
+
+async def test_named_adapter_missing_is_a_configuration_error(tmp_path: Path) -> None:
+    run = await Run(tmp_path, adapter_container_name="validator").start()
     assert await run.finish() is ExitCode.CONFIG_INVALID
-    (line,) = cluster.config_errors
-    assert line.startswith(
+    written = run.written()
+    assert written is not None
+    assert written[1] == "ReporterConfigInvalid"
+    assert written[2].startswith(
         'invalid configuration: ADAPTER_CONTAINER_NAME="validator": no such container'
     )
-    assert "adapter, status-reporter" in line
+    assert "adapter, status-reporter" in written[2]
+
+
+async def test_an_adapter_named_as_an_init_container_is_found(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(
+        clock, make_pod(("status-reporter",), (Container(name="setup"),))
+    )
+    run = await Run(tmp_path, cluster, adapter_container_name="setup").start()
+    cluster.set_container("setup", terminated(exit_code=5), init=True)
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+    written = run.written()
+    assert written is not None
+    assert written[2].startswith("Adapter container exited with code 5")
 
 
 async def test_auto_detection_skips_the_reporter(tmp_path: Path) -> None:
-    cluster = FakeCluster(
-        pod(containers=["status-reporter", "validator"], statuses=[running("validator")])
-    )
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, make_pod(("status-reporter", "validator")))
     run = await Run(tmp_path, cluster).start()
-    cluster.push(
-        pod(containers=["status-reporter", "validator"], statuses=[terminated("validator", 4)])
-    )
+    cluster.set_container("validator", terminated(exit_code=4))
     await run.finish()
-    assert cluster.written[0].message.startswith("Adapter container exited with code 4")
+    written = run.written()
+    assert written is not None
+    assert written[2].startswith("Adapter container exited with code 4")
 
 
 async def test_no_adapter_candidate(tmp_path: Path) -> None:
-    cluster = FakeCluster(pod(containers=["status-reporter"]))
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, make_pod(("status-reporter",)))
     run = await Run(tmp_path, cluster).start()
     assert await run.finish() is ExitCode.CONFIG_INVALID
-    assert (
-        "no container besides REPORTER_CONTAINER_NAME=status-reporter" in cluster.config_errors[0]
-    )
+    written = run.written()
+    assert written is not None
+    assert "no container besides REPORTER_CONTAINER_NAME=status-reporter" in written[2]
 
 
-async def test_results_directory_created_late_is_watched(
-    tmp_path: Path, cluster: FakeCluster
-) -> None:
-    run = await Run(tmp_path, cluster, poll_interval_seconds=2).start()
-    await run.clock.advance(2)  # the watcher finds no directory and waits
-    run.write(SUCCESS)
-    assert await run.finish(within=2) is ExitCode.RESULT
-
-
-async def test_every_monitor_task_is_cancelled_on_exit(
-    tmp_path: Path, cluster: FakeCluster
-) -> None:
-    before = asyncio.all_tasks()
+async def test_a_missing_pod_is_a_configuration_error(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.pod = None
     run = await Run(tmp_path, cluster).start()
+    assert await run.finish() is ExitCode.CONFIG_INVALID
+    assert run.last_word()["reason"] == "ReporterConfigInvalid"
+
+
+async def test_warns_when_the_reporter_container_is_not_in_the_pod(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, make_pod(("adapter", "sidecar")))
+    run = await Run(tmp_path, cluster).start()
+    run.write(SUCCESS)
+    await run.finish(within=2)
+    assert "REPORTER_CONTAINER_NAME is not a container of this Pod" in capsys.readouterr().out
+
+
+async def test_warns_about_job_controller_condition_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    run = await Run(tmp_path, condition_type="Complete").start()
+    run.write(SUCCESS)
+    await run.finish(within=2)
+    out = capsys.readouterr().out
+    assert "CONDITION_TYPE is a condition the Job controller itself manages" in out
+
+
+# --- monitors ----------------------------------------------------------------------------------
+
+
+async def test_results_directory_created_late_is_watched(tmp_path: Path) -> None:
+    run = await Run(tmp_path, poll_interval_seconds=30, max_wait_time_seconds=300).start()
+    await run.clock.advance(30)  # the watcher finds no directory and checks again later
+    run.write(SUCCESS)
+    assert await run.finish(within=30) is ExitCode.RESULT
+
+
+async def test_a_broken_watch_polls_the_pod_until_it_is_back(tmp_path: Path) -> None:
+    run = await Run(tmp_path, container_status_interval_seconds=10).start()
+    reads = run.cluster.calls["get_pod"]
+    run.cluster.fail("watch", *[Unreachable("refused")] * 50)
+    run.cluster.break_watches()
+    await settle()
+    # The Pod is read at once, not at the next watch attempt.
+    assert run.cluster.calls["get_pod"] == reads + 1
+    await run.clock.advance(10)
+    assert run.cluster.calls["get_pod"] == reads + 2
+    # Re-watch attempts back off, but never more than 5 s apart.
+    attempts = run.cluster.calls["watch"]
+    await run.clock.advance(30)
+    assert run.cluster.calls["watch"] - attempts >= 6
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=10) is ExitCode.ADAPTER_PROBLEM
+
+
+async def test_a_watch_that_comes_back_stops_the_polling(tmp_path: Path) -> None:
+    run = await Run(tmp_path, container_status_interval_seconds=10).start()
+    run.cluster.break_watches()
+    await run.clock.advance(6)  # the watch is back within the 5 s backoff cap
+    reads = run.cluster.calls["get_pod"]
+    await run.clock.advance(30)
+    assert run.cluster.calls["get_pod"] == reads
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+
+
+async def test_a_forbidden_watch_falls_back_to_polling(tmp_path: Path) -> None:
+    run = await Run(tmp_path, container_status_interval_seconds=5).start()
+    run.cluster.fail("watch", ApiError(403, "HTTP 403: forbidden"))
+    run.cluster.break_watches()
+    await run.clock.advance(1)
+    reads = run.cluster.calls["get_pod"]
+    await run.clock.advance(10)
+    assert run.cluster.calls["get_pod"] == reads + 2
+
+
+async def test_a_failing_monitor_is_logged_at_once_and_replaced_by_polling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    run = await Run(tmp_path, container_status_interval_seconds=5).start()
+    run.cluster.break_watches(RuntimeError("decoder bug"))
+    await settle()
+    assert "monitor failed" in capsys.readouterr().out
+    run.adapter(terminated(exit_code=9))
+    assert await run.finish(within=5) is ExitCode.ADAPTER_PROBLEM
+
+
+async def test_every_monitor_task_is_cancelled_on_exit(tmp_path: Path) -> None:
+    before = asyncio.all_tasks()
+    run = await Run(tmp_path).start()
     run.write(SUCCESS)
     await run.finish(within=2)
     await settle()
     assert asyncio.all_tasks() - before == set()
 
 
-async def test_warns_about_job_controller_condition_types(
-    tmp_path: Path, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
-) -> None:
-    logs.configure()
-    run = await Run(tmp_path, cluster, condition_type="Complete").start()
-    run.reporter.stop()
-    await run.finish()
-    assert (
-        "CONDITION_TYPE is a condition the Job controller itself manages" in capsys.readouterr().out
-    )
+# --- what is logged, and when ------------------------------------------------------------
 
 
-async def test_large_details_are_logged_truncated_below_64_kib(
-    tmp_path: Path, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+def _json_lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+async def test_details_are_logged_after_the_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure(fmt=LogFormat.JSON)
-    try:
-        run = await Run(tmp_path, cluster).start()
-        run.write({**SUCCESS, "details": {"log": "x" * 500_000}})
-        assert await run.finish(within=2) is ExitCode.RESULT
-    finally:
-        logs.configure()
-    lines = capsys.readouterr().out.splitlines()
-    entry = next(json.loads(line) for line in lines if '"adapter result details"' in line)
-    assert entry["details_truncated"] is True
-    assert entry["details"].startswith('{"log":"xxx')
-    assert max(len(line.encode()) for line in lines) < 64 * 1024
+    run = await Run(tmp_path).start()
+    run.write({**SUCCESS, "details": {"checks": [1, 2]}})
+    await run.finish(within=2)
+    messages = [entry["message"] for entry in _json_lines(capsys.readouterr().out)]
+    assert messages.index("condition written") < messages.index("adapter result details")
 
 
 async def test_small_details_are_logged_as_json(
-    tmp_path: Path, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure(fmt=LogFormat.JSON)
-    try:
-        run = await Run(tmp_path, cluster).start()
-        run.write({**SUCCESS, "details": {"checks": [1, 2]}})
-        await run.finish(within=2)
-    finally:
-        logs.configure()
-    out = capsys.readouterr().out
-    entry = next(
-        json.loads(line) for line in out.splitlines() if '"adapter result details"' in line
-    )
+    run = await Run(tmp_path).start()
+    run.write({**SUCCESS, "details": {"checks": [1, 2]}})
+    await run.finish(within=2)
+    entry = next(e for e in _json_lines(capsys.readouterr().out) if "details" in e)
     assert (entry["details"], entry["details_truncated"]) == ({"checks": [1, 2]}, False)
+
+
+async def test_large_details_are_logged_truncated_below_64_kib(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure(fmt=LogFormat.JSON)
+    run = await Run(tmp_path).start()
+    run.write({**SUCCESS, "details": {"log": "x" * 500_000}})
+    assert await run.finish(within=2) is ExitCode.RESULT
+    out = capsys.readouterr().out
+    entry = next(e for e in _json_lines(out) if "details" in e)
+    assert entry["details_truncated"] is True
+    assert entry["details"].startswith('{"log": "xxx')
+    assert max(len(line.encode()) for line in out.splitlines()) < 64 * 1024
+
+
+async def test_a_lone_surrogate_in_details_does_not_stop_the_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    run = await Run(tmp_path).start()
+    run.write('{"status": "success", "reason": "Ok", "details": {"x": "\\ud800"}}')
+    assert await run.finish(within=2) is ExitCode.RESULT
+    assert run.written() == ("True", "Ok", "No message provided")
+    assert "adapter result details" in capsys.readouterr().out

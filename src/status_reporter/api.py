@@ -1,0 +1,108 @@
+"""The thin interface between the reporter and the Kubernetes API.
+
+:class:`Api` is everything the reporter asks of the API server for its one Job and
+Pod. :mod:`status_reporter.kube` implements it over HTTP; unit tests use an
+in-memory cluster. Failures are :class:`ApiError` (the server answered with an
+error status) or :class:`Unreachable` (no answer: refused, reset, timed out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from status_reporter.models import Job, Pod, RulesReviewStatus, Status
+
+
+class ApiError(Exception):
+    """The API server answered with an error ``status`` (HTTP code).
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+class Unreachable(Exception):
+    """The API server gave no answer: connection refused or reset, TLS failure, timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class PodEvent:
+    """One watch event: ``ADDED``, ``MODIFIED``, ``DELETED`` and ``BOOKMARK`` carry the Pod
+    (a bookmark only its resourceVersion), ``ERROR`` the server's Status."""
+
+    type: str
+    pod: Pod | None = None
+    error: Status | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One kind of API call, for error messages and permission checks."""
+
+    verb: str
+    group: str
+    resource: str
+    name: str
+    namespace: str
+
+    def describe(self) -> str:
+        """Like ``get jobs "my-job" in namespace "ns"``."""
+        return f'{self.verb} {self.resource} "{self.name}" in namespace "{self.namespace}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    """The calls the reporter makes for its Job and Pod."""
+
+    get_job: Operation
+    patch_status: Operation
+    get_pod: Operation
+    watch_pods: Operation
+
+    @classmethod
+    def of(cls, job: str, pod: str, namespace: str) -> Operations:
+        """The operations on ``job`` and ``pod`` in ``namespace``."""
+        return cls(
+            get_job=Operation("get", "batch", "jobs", job, namespace),
+            patch_status=Operation("patch", "batch", "jobs/status", job, namespace),
+            get_pod=Operation("get", "", "pods", pod, namespace),
+            watch_pods=Operation("watch", "", "pods", pod, namespace),
+        )
+
+
+class Api(Protocol):
+    """What the reporter needs from the API server. Every call is bounded by its timeout."""
+
+    async def get_job(self, *, timeout: float) -> Job:
+        """Read the Job."""
+        ...
+
+    async def get_pod(self, *, timeout: float) -> Pod:
+        """Read the Pod."""
+        ...
+
+    async def patch_job_status(self, patch: Mapping[str, Any], *, timeout: float) -> Job:
+        """Strategic-merge ``patch`` into the Job's status subresource; the Job as stored."""
+        ...
+
+    async def review_rules(self, *, timeout: float) -> RulesReviewStatus:
+        """What this identity may do in the namespace (a SelfSubjectRulesReview)."""
+        ...
+
+    def watch_pod(
+        self, resource_version: str, *, timeout_seconds: int, read_timeout: float
+    ) -> AbstractAsyncContextManager[AsyncIterator[PodEvent]]:
+        """Watch the Pod from ``resource_version``.
+
+        The server ends the watch after ``timeout_seconds``; waiting longer than
+        ``read_timeout`` for the next event raises :class:`Unreachable`.
+        """
+        ...

@@ -1,0 +1,215 @@
+"""The program behind the command line: ``status-reporter`` runs the sidecar;
+``check-result PATH`` checks a result file.
+
+This module wires the pieces together: configuration, logging, credentials, the
+HTTP client, the API and the engine, plus signals and the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import msgspec
+
+from status_reporter import __version__, logs
+from status_reporter.api import Api, Operations
+from status_reporter.clock import LoopClock
+from status_reporter.config import Config, ConfigError, LogFormat, LogLevel, job_ref, load
+from status_reporter.contract import ResultInvalid, ResultMissing, read_result
+from status_reporter.credentials import CredentialsError
+from status_reporter.credentials import load as load_credentials
+from status_reporter.decision import Condition, result_verdict
+from status_reporter.engine import CONFIG_ERROR_SECONDS, ExitCode, Reporter
+from status_reporter.kube import HttpApi
+from status_reporter.podwatch import keepalive_for
+from status_reporter.retry import KubeError
+from status_reporter.transport import HttpClient, TcpKeepalive
+from status_reporter.writer import ConditionWriter
+
+_USAGE_ERROR = 2
+_STOP_SIGNALS: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+_CLOSE_SECONDS = 1.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="status-reporter",
+        description="Kubernetes sidecar that records an adapter's result as a condition on its "
+        "Job. Without a command it runs the sidecar, configured by environment variables.",
+    )
+    parser.add_argument("--version", action="version", version=f"status-reporter {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = commands.add_parser(
+        "check-result",
+        help="validate an adapter result file and print the condition it would produce",
+        description="Validate an adapter result file offline and print the condition it would "
+        "produce as one JSON object. Exit status: 0 valid, 1 invalid, 2 usage error.",
+    )
+    check.add_argument("path", help="the result file to check")
+    return parser
+
+
+def check_result(path: str) -> int:
+    """Print the condition that the file at ``path`` would produce; 0 valid, 1 invalid."""
+    state = read_result(path)
+    if isinstance(state, ResultMissing):
+        state = ResultInvalid(f"result file not found: {path}", b"")
+    condition = result_verdict(state).condition
+    document = {
+        "status": condition.status,
+        "reason": condition.reason,
+        "message": condition.message,
+    }
+    sys.stdout.buffer.write(msgspec.json.encode(document) + b"\n")
+    sys.stdout.flush()
+    return 1 if isinstance(state, ResultInvalid) else 0
+
+
+def _log_settings(env: Mapping[str, str]) -> tuple[LogLevel, LogFormat]:
+    """Logging settings for a configuration error: the valid ones are honoured."""
+    level, fmt = LogLevel.INFO, LogFormat.TEXT
+    with contextlib.suppress(ValueError):
+        level = LogLevel((env.get("LOG_LEVEL") or "info").strip().lower())
+    with contextlib.suppress(ValueError):
+        fmt = LogFormat((env.get("LOG_FORMAT") or "text").strip().lower())
+    return level, fmt
+
+
+def _connect(
+    env: Mapping[str, str], job: str, pod: str, namespace: str, keepalive: TcpKeepalive | None
+) -> tuple[HttpClient, Api]:
+    """The API for one Job and Pod, from the in-cluster or kubeconfig credentials.
+
+    Raises:
+        CredentialsError: no usable credentials were found.
+    """
+    credentials = load_credentials(env, home=Path.home())
+    client = HttpClient(
+        credentials.endpoint, keepalive=keepalive, user_agent=f"status-reporter/{__version__}"
+    )
+    return client, HttpApi(client, credentials, job=job, pod=pod, namespace=namespace)
+
+
+async def _close(client: HttpClient) -> None:
+    with contextlib.suppress(Exception, TimeoutError):
+        await asyncio.wait_for(client.aclose(), _CLOSE_SECONDS)
+
+
+async def _report_config_error(env: Mapping[str, str], line: str) -> None:
+    ref = job_ref(env)
+    if ref is None:
+        return
+    log = logs.get_logger(job=ref.name, namespace=ref.namespace)
+    pod = (env.get("POD_NAME") or "").strip()
+    try:
+        client, api = _connect(env, ref.name, pod, ref.namespace, None)
+    except CredentialsError as exc:
+        log.debug("configuration error not recorded on the Job", error=str(exc))
+        return
+    clock = LoopClock()
+    ops = Operations.of(ref.name, pod, ref.namespace)
+    writer = ConditionWriter(api, ops, ref.condition_type, clock=clock, log=log)
+    condition = Condition("False", "ReporterConfigInvalid", line)
+    try:
+        await writer.write(condition, deadline=clock.now() + CONFIG_ERROR_SECONDS)
+    except KubeError as exc:
+        log.warning("could not record the configuration error on the Job", error=str(exc))
+    finally:
+        await _close(client)
+
+
+def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:
+    if reporter.stopping:
+        # A second stop: leave the last word and exit at once.
+        os._exit(reporter.final_report())
+    log.info("stop signal received", signal=signal.Signals(signum).name)
+    reporter.stop()
+
+
+async def _run(config: Config, early: list[int]) -> int:
+    log = logs.get_logger(job=config.job_name, namespace=config.job_namespace, pod=config.pod_name)
+    try:
+        client, api = _connect(
+            os.environ,
+            config.job_name,
+            config.pod_name,
+            config.job_namespace,
+            keepalive_for(config.container_status_interval_seconds),
+        )
+    except CredentialsError as exc:
+        log.error(f"cannot load Kubernetes credentials: {exc}")
+        return ExitCode.WRITE_FAILED
+    loop = asyncio.get_running_loop()
+    reporter = Reporter(config, api, LoopClock(), log)
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, _on_signal, reporter, log, signum)
+    for signum in early:
+        _on_signal(reporter, log, signum)
+    code: int = ExitCode.WRITE_FAILED
+    try:
+        code = await reporter.run()
+    except Exception as exc:
+        log.error("internal error", error=repr(exc))
+    finally:
+        await _close(client)
+    return code
+
+
+def _peak_rss_mib() -> float | None:
+    """Peak resident memory of this process (VmHWM), in MiB.
+
+    Not ``ru_maxrss``: Linux carries that across exec, so it would report the
+    peak of whatever process forked this one (the container runtime, a test).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def run_sidecar(env: Mapping[str, str], early: list[int]) -> int:
+    """Run the sidecar configured by ``env``; returns the exit code."""
+    try:
+        config = load(env)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr, flush=True)
+        logs.configure(*_log_settings(env))
+        asyncio.run(_report_config_error(env, str(exc)))
+        return ExitCode.CONFIG_INVALID
+    logs.configure(config.log_level, config.log_format)
+    code = asyncio.run(_run(config, early))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    logs.get_logger(job=config.job_name, namespace=config.job_namespace, pod=config.pod_name).info(
+        "exiting",
+        exit_code=code,
+        max_rss_mib=_peak_rss_mib(),
+        cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+    )
+    return code
+
+
+def main(argv: Sequence[str] | None, early: list[int]) -> int:
+    """Run the command line; ``early`` holds stop signals received before this point."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else _USAGE_ERROR
+    if args.command == "check-result":
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        for signum in early:
+            signal.raise_signal(signum)
+        return check_result(args.path)
+    return run_sidecar(os.environ, early)

@@ -1,0 +1,149 @@
+"""The few Kubernetes API fields the reporter reads, as typed msgspec structs.
+
+Decoding into these structs skips every other field of a Pod or Job without
+building it, which keeps memory and CPU per API response small.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class _Model(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Field names are snake_case here and camelCase on the wire."""
+
+
+class ObjectMeta(_Model):
+    """``metadata``."""
+
+    name: str = ""
+    resource_version: str = ""
+    deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
+
+
+class Running(_Model):
+    """``state.running``."""
+
+    started_at: str | None = None
+
+
+class TerminatedState(_Model):
+    """``state.terminated``."""
+
+    exit_code: int = 0
+    reason: str = ""
+    message: str = ""
+    finished_at: str | None = None
+
+
+class WaitingState(_Model):
+    """``state.waiting``."""
+
+    reason: str = ""
+    message: str = ""
+
+
+class ContainerState(_Model):
+    """A container's ``state`` or ``lastState``: at most one member is set."""
+
+    running: Running | None = None
+    terminated: TerminatedState | None = None
+    waiting: WaitingState | None = None
+
+
+class ContainerStatus(_Model):
+    """One entry of ``status.containerStatuses`` or ``initContainerStatuses``."""
+
+    name: str
+    state: ContainerState | None = None
+    last_state: ContainerState | None = None
+
+
+class Container(_Model):
+    """One entry of ``spec.containers`` or ``spec.initContainers``."""
+
+    name: str
+    restart_policy: str | None = None
+
+
+class PodSpec(_Model):
+    """``spec`` of a Pod."""
+
+    containers: list[Container] = []
+    init_containers: list[Container] = []
+
+
+class PodStatus(_Model):
+    """``status`` of a Pod."""
+
+    container_statuses: list[ContainerStatus] = []
+    init_container_statuses: list[ContainerStatus] = []
+
+
+class Pod(_Model):
+    """A Pod."""
+
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    spec: PodSpec = msgspec.field(default_factory=PodSpec)
+    status: PodStatus = msgspec.field(default_factory=PodStatus)
+
+
+class JobCondition(_Model):
+    """One entry of a Job's ``status.conditions``."""
+
+    type: str
+    status: str = ""
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+
+
+class JobStatus(_Model):
+    """``status`` of a Job."""
+
+    conditions: list[JobCondition] = []
+
+
+class Job(_Model):
+    """A Job."""
+
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    status: JobStatus = msgspec.field(default_factory=JobStatus)
+
+
+class Status(_Model):
+    """The API server's ``Status`` object: the body of an error response."""
+
+    code: int = 0
+    reason: str = ""
+    message: str = ""
+
+
+class WatchEvent(_Model):
+    """One line of a watch response; ``object`` is decoded by the event type."""
+
+    type: str
+    object: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+
+
+class ResourceRule(_Model):
+    """One rule of a SelfSubjectRulesReview."""
+
+    verbs: list[str] = []
+    api_groups: list[str] = []
+    resources: list[str] = []
+    resource_names: list[str] = []
+
+
+class RulesReviewStatus(_Model):
+    """``status`` of a SelfSubjectRulesReview."""
+
+    resource_rules: list[ResourceRule] = []
+    incomplete: bool = False
+
+
+class RulesReview(_Model):
+    """A SelfSubjectRulesReview response."""
+
+    status: RulesReviewStatus = msgspec.field(default_factory=RulesReviewStatus)

@@ -1,0 +1,87 @@
+"""What the engine has observed so far, as a small pure object.
+
+The engine feeds it result-file reads, adapter states and stops; :meth:`snapshot`
+turns that into the :class:`~status_reporter.decision.Observation` that the decision
+table reads. No I/O and no clock: times are passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from status_reporter.contract import ResultInvalid, ResultMissing, ResultState, ResultValid
+from status_reporter.decision import STOP_WINDOW_SECONDS, AdapterState, Observation, Stop
+
+
+@dataclass(frozen=True, slots=True)
+class _Invalid:
+    fingerprint: bytes
+    since: float
+
+
+class Observations:
+    """The latest result file, adapter state and stop, and how long invalid content lasted."""
+
+    def __init__(self, *, deadline: float, max_wait_seconds: int, settle_seconds: float) -> None:
+        self.deadline = deadline
+        self._max_wait = max_wait_seconds
+        self._settle = settle_seconds
+        self.result: ResultState = ResultMissing()
+        self.adapter: AdapterState | None = None
+        self.stop: Stop | None = None
+        self.pod_gone = False
+        self._invalid: _Invalid | None = None
+
+    def record_result(self, state: ResultState, now: float) -> bool:
+        """Take a new read of the result file; True when it is new invalid content.
+
+        The settle window of invalid content restarts only when the content changes:
+        a file deleted and written again with the same bytes has not changed.
+        """
+        self.result = state
+        if isinstance(state, ResultValid):
+            self._invalid = None
+        elif isinstance(state, ResultInvalid) and (
+            self._invalid is None or self._invalid.fingerprint != state.fingerprint
+        ):
+            self._invalid = _Invalid(state.fingerprint, now)
+            return True
+        return False
+
+    def record_adapter(self, state: AdapterState | None) -> bool:
+        """Take the adapter's state from a Pod; True when it has just terminated."""
+        if state is None or state == self.adapter:
+            return False
+        newly_terminated = state.terminated is not None and (
+            self.adapter is None or self.adapter.terminated is None
+        )
+        self.adapter = state
+        return newly_terminated
+
+    def record_stop(self, stop: Stop) -> None:
+        """A stop arrived; the earliest one counts."""
+        if self.stop is None or stop.wall < self.stop.wall:
+            self.stop = stop
+
+    def record_pod_gone(self, stop: Stop) -> None:
+        """The Pod was deleted: a stop after which no newer Pod state can come."""
+        self.record_stop(stop)
+        self.pod_gone = True
+
+    def snapshot(self, now: float) -> Observation:
+        """The observation the decision table reads, at ``now``."""
+        invalid_since = None
+        if isinstance(self.result, ResultInvalid) and self._invalid is not None:
+            invalid_since = self._invalid.since
+        return Observation(
+            result=self.result,
+            adapter=self.adapter,
+            now=now,
+            deadline=self.deadline,
+            max_wait_seconds=self._max_wait,
+            settle_seconds=self._settle,
+            invalid_since=invalid_since,
+            stop=self.stop,
+            # Nothing more can be learned from a Pod that no longer exists.
+            stop_window=0.0 if self.pod_gone else STOP_WINDOW_SECONDS,
+        )

@@ -1,0 +1,233 @@
+"""A stateful in-memory cluster behind the reporter's :class:`~status_reporter.api.Api`.
+
+It keeps one Job and one Pod the way the API server does for what the reporter
+uses: every change bumps ``resourceVersion``; a status patch merges conditions by
+``type``; a watch delivers the Pod's changes after a resourceVersion; a deleted Pod
+is ``DELETED`` on the watch and 404 on a read. On command it fails: every call
+(``down``), one operation a number of times (``fail``), or every call hangs until
+its timeout (``hang``, a black hole). Time is the test's clock.
+
+It stands in for the API server in unit tests of the reporter's logic only; the
+HTTP layer and the real server's behaviour are tested against a real
+kube-apiserver in ``tests/integration``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+
+from status_reporter.api import ApiError, PodEvent, Unreachable
+from status_reporter.models import (
+    Container,
+    ContainerState,
+    ContainerStatus,
+    Job,
+    JobCondition,
+    JobStatus,
+    ObjectMeta,
+    Pod,
+    PodSpec,
+    PodStatus,
+    ResourceRule,
+    RulesReviewStatus,
+    Status,
+)
+from tests.unit.fakes import FakeClock
+
+PROJECT_RULES = [
+    ResourceRule(verbs=["get"], api_groups=["batch"], resources=["jobs"]),
+    ResourceRule(verbs=["patch"], api_groups=["batch"], resources=["jobs/status"]),
+    ResourceRule(verbs=["get", "watch"], api_groups=[""], resources=["pods"]),
+]
+REFERENCE_RULES = [
+    ResourceRule(verbs=["get"], api_groups=["batch"], resources=["jobs"]),
+    ResourceRule(verbs=["get", "update", "patch"], api_groups=["batch"], resources=["jobs/status"]),
+    ResourceRule(verbs=["get", "list"], api_groups=[""], resources=["pods"]),
+]
+
+
+def make_pod(
+    containers: tuple[str, ...] = ("adapter", "status-reporter"),
+    init_containers: tuple[Container, ...] = (),
+) -> Pod:
+    """A Pod with these containers and no status yet."""
+    return Pod(
+        metadata=ObjectMeta(name="pod-a"),
+        spec=PodSpec(
+            containers=[Container(name=name) for name in containers],
+            init_containers=list(init_containers),
+        ),
+    )
+
+
+class MemoryCluster:
+    """One Job and its Pod, stored and changed as the API server would."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        pod: Pod | None = None,
+        *,
+        rules: list[ResourceRule] | None = None,
+        conditions: list[JobCondition] | None = None,
+    ) -> None:
+        self.clock = clock
+        self._version = 100
+        self.job = Job(
+            metadata=ObjectMeta(name="job-a", resource_version=self._bump()),
+            status=JobStatus(conditions=list(conditions or [])),
+        )
+        pod = pod or make_pod()
+        self.pod: Pod | None = msgspec.structs.replace(
+            pod, metadata=msgspec.structs.replace(pod.metadata, resource_version=self._bump())
+        )
+        self.rules = PROJECT_RULES if rules is None else rules
+        self.review_incomplete = False
+        self.calls: Counter[str] = Counter()
+        self.patches: list[Mapping[str, Any]] = []
+        self.down = False
+        self.hang = False
+        self._failures: dict[str, list[Exception]] = {}
+        self._history: list[tuple[int, PodEvent]] = []
+        self._watchers: list[asyncio.Queue[PodEvent | Exception]] = []
+
+    # --- commands ---------------------------------------------------------------------
+
+    def _bump(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+    def fail(self, operation: str, *errors: Exception) -> None:
+        """The next calls of ``operation`` (get_job, get_pod, patch, review, watch) fail."""
+        self._failures.setdefault(operation, []).extend(errors)
+
+    def set_container(
+        self, name: str, state: ContainerState, *, init: bool = False, notify: bool = True
+    ) -> None:
+        """A kubelet reports a container's state (a watch sees MODIFIED unless not ``notify``)."""
+        assert self.pod is not None
+        status = self.pod.status
+        statuses = status.init_container_statuses if init else status.container_statuses
+        others = [s for s in statuses if s.name != name]
+        entry = ContainerStatus(name=name, state=state)
+        new_status = (
+            msgspec.structs.replace(status, init_container_statuses=[*others, entry])
+            if init
+            else msgspec.structs.replace(status, container_statuses=[*others, entry])
+        )
+        changed = msgspec.structs.replace(self.pod, status=new_status)
+        if notify:
+            self._change_pod(changed, "MODIFIED")
+        else:
+            self.pod = changed
+
+    def delete_pod(self, *, requested_at: str | None = None) -> None:
+        """The Pod is removed: DELETED on the watch, 404 on reads."""
+        assert self.pod is not None
+        meta = msgspec.structs.replace(
+            self.pod.metadata, deletion_timestamp=requested_at, deletion_grace_period_seconds=0
+        )
+        self._change_pod(msgspec.structs.replace(self.pod, metadata=meta), "DELETED")
+        self.pod = None
+
+    def break_watches(self, error: Exception | None = None) -> None:
+        """Every open watch fails (a connection reset)."""
+        for queue in self._watchers:
+            queue.put_nowait(error or Unreachable("connection reset by peer"))
+
+    def _change_pod(self, pod: Pod, kind: str) -> None:
+        meta = msgspec.structs.replace(pod.metadata, resource_version=self._bump())
+        self.pod = msgspec.structs.replace(pod, metadata=meta)
+        event = PodEvent(kind, pod=self.pod)
+        self._history.append((self._version, event))
+        for queue in self._watchers:
+            queue.put_nowait(event)
+
+    def condition(self, condition_type: str = "Available") -> JobCondition | None:
+        """The stored condition of ``condition_type``."""
+        return next((c for c in self.job.status.conditions if c.type == condition_type), None)
+
+    # --- the Api ----------------------------------------------------------------------
+
+    async def _enter(self, operation: str, timeout: float) -> None:
+        self.calls[operation] += 1
+        await asyncio.sleep(0)
+        if self.hang:
+            await self.clock.sleep_until(self.clock.now() + timeout)
+            raise Unreachable(f"no response within {timeout:g} s")
+        if self.down:
+            raise Unreachable("connection refused")
+        pending = self._failures.get(operation)
+        if pending:
+            raise pending.pop(0)
+
+    async def get_job(self, *, timeout: float) -> Job:
+        """The stored Job."""
+        await self._enter("get_job", timeout)
+        return self.job
+
+    async def get_pod(self, *, timeout: float) -> Pod:
+        """The stored Pod, 404 once deleted."""
+        await self._enter("get_pod", timeout)
+        if self.pod is None:
+            raise ApiError(404, 'HTTP 404: pods "pod-a" not found')
+        return self.pod
+
+    async def patch_job_status(self, patch: Mapping[str, Any], *, timeout: float) -> Job:
+        """Merge the patch's conditions by type, as the strategic merge does."""
+        await self._enter("patch", timeout)
+        self.patches.append(patch)
+        conditions = list(self.job.status.conditions)
+        for entry in patch["status"]["conditions"]:
+            new = msgspec.convert(entry, JobCondition)
+            index = next((i for i, c in enumerate(conditions) if c.type == new.type), None)
+            if index is None:
+                conditions.append(new)
+            else:
+                conditions[index] = new
+        meta = msgspec.structs.replace(self.job.metadata, resource_version=self._bump())
+        self.job = Job(metadata=meta, status=JobStatus(conditions=conditions))
+        return self.job
+
+    async def review_rules(self, *, timeout: float) -> RulesReviewStatus:
+        """The configured rules."""
+        await self._enter("review", timeout)
+        return RulesReviewStatus(resource_rules=self.rules, incomplete=self.review_incomplete)
+
+    @asynccontextmanager
+    async def watch_pod(
+        self, resource_version: str, *, timeout_seconds: int, read_timeout: float
+    ) -> AsyncIterator[AsyncIterator[PodEvent]]:
+        """Events after ``resource_version`` (the current Pod as ADDED without one)."""
+        await self._enter("watch", read_timeout)
+        if not any(r for r in self.rules if "watch" in r.verbs or "*" in r.verbs):
+            raise ApiError(403, 'HTTP 403: pods is forbidden: cannot watch resource "pods"')
+        queue: asyncio.Queue[PodEvent | Exception] = asyncio.Queue()
+        if resource_version:
+            since = int(resource_version)
+            if self._history and since < self._history[0][0] - 1:
+                queue.put_nowait(PodEvent("ERROR", error=Status(code=410, message="too old")))
+            for version, event in self._history:
+                if version > since:
+                    queue.put_nowait(event)
+        elif self.pod is not None:
+            queue.put_nowait(PodEvent("ADDED", pod=self.pod))
+        self._watchers.append(queue)
+        try:
+            yield _drain(queue)
+        finally:
+            self._watchers.remove(queue)
+
+
+async def _drain(queue: asyncio.Queue[PodEvent | Exception]) -> AsyncIterator[PodEvent]:
+    while True:
+        item = await queue.get()
+        if isinstance(item, Exception):
+            raise item
+        yield item
