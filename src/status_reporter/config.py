@@ -55,6 +55,10 @@ class MonitorMode(enum.StrEnum):
     POLL = "poll"
 
 
+def _printable(value: str) -> str:
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class ConfigError(Exception):
     """An environment variable holds a value that is not allowed."""
 
@@ -62,7 +66,8 @@ class ConfigError(Exception):
         self.variable = variable
         self.value = value
         self.allowed = allowed
-        shown = "(unset)" if value is None else f'"{value}"'
+        # Bytes that are not UTF-8 reach os.environ as lone surrogates: show them escaped.
+        shown = "(unset)" if value is None else f'"{_printable(value)}"'
         super().__init__(f"invalid configuration: {variable}={shown}: {allowed}")
 
 

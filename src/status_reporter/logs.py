@@ -14,6 +14,7 @@ within :data:`REPEAT_WINDOW_SECONDS` is dropped and counted.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import sys
 import time
@@ -51,13 +52,9 @@ _CONTROLS: Final = {
     0x2028: "\\u2028",
     0x2029: "\\u2029",
 }
-# The same separators inside JSON strings: valid JSON as they are, but split lines in
-# many log tools. Their UTF-8 bytes only occur as these characters.
-_JSON_SEPARATORS: Final = (
-    (b"\xc2\x85", b"\\u0085"),
-    (b"\xe2\x80\xa8", b"\\u2028"),
-    (b"\xe2\x80\xa9", b"\\u2029"),
-)
+# What JSON leaves raw inside strings of the same set: DEL, the C1 controls and the
+# line separators. In valid UTF-8 these bytes only occur as those characters.
+_JSON_UNESCAPED: Final = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +107,11 @@ def _json(document: object) -> bytes:
         else:
             document = {key: _sanitised(value) for key, value in document.items()}
         encoded = msgspec.json.encode(document, enc_hook=_enc_hook)
-    for raw, escaped in _JSON_SEPARATORS:
-        encoded = encoded.replace(raw, escaped)
-    return encoded
+    return _JSON_UNESCAPED.sub(_json_escape, encoded)
+
+
+def _json_escape(match: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(match.group().decode("utf-8"))
 
 
 class _Formatter(logging.Formatter):
@@ -131,18 +130,27 @@ class _Formatter(logging.Formatter):
         """The record as one line, newline included, shrinking fields that are too long."""
         fields: dict[str, object] = dict(getattr(record, _FIELDS, {}))
         message = record.getMessage()
-        for _ in range(4):
+        for _ in range(6):
             line = self._line(record, message, fields)
             excess = len(line) - LINE_LIMIT_BYTES
             if excess <= 0:
                 return line
             key = max(fields, key=lambda k: _size(fields[k]), default=None)
-            if key is None or _size(fields[key]) <= excess:
+            if key is None or not _size(fields[key]):
                 break
-            fields[key] = _shorten(fields[key], excess)
+            fields[key] = self._shorten(fields[key], excess)
             fields[f"{key}_truncated"] = True
-        cut = message[:1024]
-        return self._line(record, cut, {"log_line_truncated": True})
+        return self._line(record, message[:1024], {"log_line_truncated": True})
+
+    def _shorten(self, value: object, excess: int) -> str:
+        """Cut a text so that its rendering loses at least ``excess`` bytes (and a margin)."""
+        text = (
+            value.text.decode("utf-8", "backslashreplace") if isinstance(value, RawJson) else value
+        )
+        assert isinstance(text, str)
+        rendered = len(_json(text)) if self._json else len(_text_value(text).encode())
+        keep = len(text) * max(0, rendered - excess - 256) // max(1, rendered)
+        return text[:keep] + "…"
 
     def _line(self, record: logging.LogRecord, message: str, fields: dict[str, object]) -> bytes:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -170,14 +178,6 @@ def _size(value: object) -> int:
     if isinstance(value, RawJson):
         return len(value.text)
     return len(value) if isinstance(value, str) else 0
-
-
-def _shorten(value: object, excess: int) -> str:
-    text = value.text.decode("utf-8", "backslashreplace") if isinstance(value, RawJson) else value
-    assert isinstance(text, str)
-    # Escaping can double a character (or make six of a control character): cut more.
-    keep = max(0, len(text) - 6 * excess - 64)
-    return text[:keep] + "…"
 
 
 class _Repeats(logging.Filter):

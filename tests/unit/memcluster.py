@@ -33,7 +33,6 @@ from status_reporter.models import (
     ObjectMeta,
     Pod,
     PodSpec,
-    PodStatus,
     ResourceRule,
     RulesReviewStatus,
     Status,

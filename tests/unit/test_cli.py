@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,6 +157,67 @@ def test_configuration_error_with_unreachable_api_still_exits_quickly(tmp_path: 
     )
     assert "secret-token" not in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def _refusing_kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig for an API server that refuses every connection."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "secret-token"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    return kubeconfig
+
+
+def _sidecar(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    last_word = tmp_path / "termination-log"
+    last_word.write_bytes(b"")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "KUBECONFIG": str(_refusing_kubeconfig(tmp_path)),
+        "JOB_NAME": "j",
+        "JOB_NAMESPACE": "n",
+        "POD_NAME": "p",
+        "RESULTS_PATH": str(tmp_path / "result.json"),
+        "TERMINATION_MESSAGE_PATH": str(last_word),
+    }
+    process = subprocess.Popen([SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return process, last_word
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3])
+def test_a_stop_right_after_exec_is_handled(tmp_path: Path, delay: float) -> None:
+    process, last_word = _sidecar(tmp_path)
+    time.sleep(delay)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    # Never a death by signal; the API refuses, so the condition is left in the
+    # termination message and the exit code says it could not be written.
+    assert process.returncode == 3, out.decode()
+    assert time.monotonic() - started < 10
+    assert json.loads(last_word.read_bytes())["reason"] == "ReporterInterrupted"
+    assert b"Traceback" not in out
+
+
+def test_a_second_stop_exits_at_once(tmp_path: Path) -> None:
+    process, _ = _sidecar(tmp_path)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    assert time.monotonic() - started < 1.0
+    assert process.returncode == 3, out.decode()
+    assert b"stopped again before the condition was written" in out
 
 
 def test_missing_credentials_exit_three() -> None:

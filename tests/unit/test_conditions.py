@@ -1,32 +1,25 @@
-"""SPEC §5: idempotency and lastTransitionTime rules of the condition written on the Job."""
+"""README "How the condition is written": idempotency and lastTransitionTime, and the patch."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
-
 from status_reporter.conditions import planned_condition, rfc3339, status_patch
 from status_reporter.decision import Condition
+from status_reporter.models import JobCondition
 
-NOW = datetime(2026, 11, 26, 10, 30, 0, 123456, tzinfo=UTC)
+NOW = 1_795_689_000.123456  # 2026-11-26T10:30:00.123456Z
 EARLIER = "2026-11-26T09:00:00Z"
 WANTED = Condition("True", "ValidationPassed", "GCP environment validated successfully")
 
 
-def existing(status: str, reason: str, message: str, kind: str = "Available") -> dict[str, str]:
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": EARLIER,
-    }
+def existing(status: str, reason: str, message: str, kind: str = "Available") -> JobCondition:
+    return JobCondition(
+        type=kind, status=status, reason=reason, message=message, last_transition_time=EARLIER
+    )
 
 
 def test_rfc3339_is_utc_whole_seconds() -> None:
     assert rfc3339(NOW) == "2026-11-26T10:30:00Z"
-    assert rfc3339(datetime(2026, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=2)))) == (
-        "2025-12-31T23:00:00Z"
-    )
+    assert rfc3339(0.999) == "1970-01-01T00:00:00Z"
 
 
 def test_new_condition_gets_now() -> None:
@@ -75,15 +68,12 @@ def test_only_the_configured_type_is_considered() -> None:
 
 
 def test_same_status_without_transition_time_gets_now() -> None:
-    current = [{"type": "Available", "status": "True", "reason": "Old", "message": "m"}]
+    current = [JobCondition(type="Available", status="True", reason="Old", message="m")]
     planned = planned_condition(current, "Available", WANTED, NOW)
     assert planned is not None
     assert planned["lastTransitionTime"] == "2026-11-26T10:30:00Z"
 
 
-def test_patch_carries_resource_version_and_only_one_condition() -> None:
+def test_patch_carries_only_the_condition_and_no_resource_version() -> None:
     condition = {"type": "Available", "status": "True"}
-    assert status_patch("4711", condition) == {
-        "metadata": {"resourceVersion": "4711"},
-        "status": {"conditions": [{"type": "Available", "status": "True"}]},
-    }
+    assert status_patch(condition) == {"status": {"conditions": [condition]}}

@@ -1,4 +1,4 @@
-"""SPEC §3: every variable, default and validation rule."""
+"""README "Configuration": every variable, default and validation rule."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def test_defaults_match_the_reference() -> None:
         reporter_container_name="status-reporter",
         monitor_mode=MonitorMode.AUTO,
         container_status_interval_seconds=10,
+        termination_message_path="/dev/termination-log",
     )
 
 
@@ -58,6 +59,7 @@ def test_every_variable_is_read() -> None:
             REPORTER_CONTAINER_NAME="reporter",
             MONITOR_MODE="Poll",
             CONTAINER_STATUS_INTERVAL_SECONDS="3",
+            TERMINATION_MESSAGE_PATH="/tmp/last-word",
         )
     )
     assert config.results_path == "/data/out.json"
@@ -70,6 +72,7 @@ def test_every_variable_is_read() -> None:
     assert config.reporter_container_name == "reporter"
     assert config.monitor_mode is MonitorMode.POLL
     assert config.container_status_interval_seconds == 3
+    assert config.termination_message_path == "/tmp/last-word"
 
 
 @pytest.mark.parametrize("name", ["JOB_NAME", "JOB_NAMESPACE", "POD_NAME"])
@@ -93,9 +96,10 @@ def test_required_values_are_trimmed() -> None:
 
 
 @pytest.mark.parametrize("value", ["results.json", "./r.json", "/results/", "/", "relative/"])
-def test_results_path_must_be_absolute_file_path(value: str) -> None:
-    error = error_for(RESULTS_PATH=value)
-    assert error.variable == "RESULTS_PATH"
+@pytest.mark.parametrize("name", ["RESULTS_PATH", "TERMINATION_MESSAGE_PATH"])
+def test_file_paths_must_be_absolute(name: str, value: str) -> None:
+    error = error_for(**{name: value})
+    assert error.variable == name
     assert f'"{value}"' in str(error)
 
 
@@ -111,6 +115,7 @@ def test_empty_values_count_as_unset() -> None:
             MONITOR_MODE="",
             REPORTER_CONTAINER_NAME="",
             CONTAINER_STATUS_INTERVAL_SECONDS="",
+            TERMINATION_MESSAGE_PATH="",
         )
     )
     assert config == load(BASE)
@@ -128,6 +133,18 @@ def test_integers_must_be_positive_decimal(name: str, value: str) -> None:
     assert error.variable == name
     assert error.value == value
     assert "integer greater than 0" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [("MAX_WAIT_TIME_SECONDS", 604_800), ("CONTAINER_STATUS_INTERVAL_SECONDS", 3600)],
+)
+def test_integers_have_an_upper_bound(name: str, limit: int) -> None:
+    assert getattr(load(env(**{name: str(limit)})), name.lower()) == limit
+    for value in (str(limit + 1), "9223372036854775807", "9" * 5000):
+        error = error_for(**{name: value})
+        assert error.variable == name
+        assert f"at most {limit}" in str(error)
 
 
 def test_integers_accept_surrounding_space_and_plus_sign() -> None:
@@ -187,10 +204,17 @@ def test_error_is_one_line_naming_variable_value_and_rule() -> None:
     error = error_for(MAX_WAIT_TIME_SECONDS="soon")
     text = str(error)
     assert "\n" not in text
-    assert (
-        text
-        == 'invalid configuration: MAX_WAIT_TIME_SECONDS="soon": must be an integer greater than 0'
+    assert text == (
+        'invalid configuration: MAX_WAIT_TIME_SECONDS="soon": '
+        "must be an integer greater than 0 and at most 604800 (7 days)"
     )
+
+
+def test_error_shows_undecodable_bytes_as_escapes() -> None:
+    # os.environ carries bytes that are not UTF-8 as lone surrogates.
+    error = error_for(LOG_LEVEL="info\udcff")
+    assert 'LOG_LEVEL="info\\udcff"' in str(error)
+    str(error).encode("utf-8")
 
 
 def test_job_ref_for_error_reporting() -> None:

@@ -1,4 +1,4 @@
-"""SPEC §4: every row of the decision table, and which row wins when several hold."""
+"""README "Decision table": every row, and which row wins when several hold."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from status_reporter.decision import (
     Observation,
     Pending,
     Rule,
+    Stop,
     Terminated,
     Verdict,
     Waiting,
@@ -35,14 +36,21 @@ COMPLETED = AdapterState(terminated=Terminated(0, "Completed"), ever_ran=True)
 PULL_BACKOFF = AdapterState(waiting=Waiting("ImagePullBackOff", 'Back-off pulling image "x"'))
 
 
+# Wall-clock seconds at monotonic 0.0 in these tests.
+WALL = 1_800_000_000.0
+
+
 def observe(
     result: ResultState = MISSING,
     adapter: AdapterState | None = RUNNING,
     now: float = 10.0,
     invalid_since: float | None = None,
-    interrupted: bool = False,
+    stopped_ago: float | None = None,
     max_wait: int = 300,
 ) -> Verdict | Pending:
+    stop = None
+    if stopped_ago is not None:
+        stop = Stop(at=now - stopped_ago, wall=WALL + now - stopped_ago)
     return decide(
         Observation(
             result=result,
@@ -52,7 +60,7 @@ def observe(
             max_wait_seconds=max_wait,
             settle_seconds=2.0,
             invalid_since=invalid_since,
-            interrupted=interrupted,
+            stop=stop,
         )
     )
 
@@ -70,12 +78,14 @@ ALL_ADAPTERS = [None, RUNNING, OOM, CRASHED, COMPLETED, PULL_BACKOFF]
 
 @pytest.mark.parametrize("adapter", ALL_ADAPTERS)
 @pytest.mark.parametrize("now", [0.0, 299.9, 300.0, 10_000.0])
-@pytest.mark.parametrize("interrupted", [False, True])
-def test_valid_result_wins(adapter: AdapterState | None, now: float, interrupted: bool) -> None:
-    success = verdict(result=SUCCESS, adapter=adapter, now=now, interrupted=interrupted)
+@pytest.mark.parametrize("stopped_ago", [None, 0.0, 5.0])
+def test_valid_result_wins(
+    adapter: AdapterState | None, now: float, stopped_ago: float | None
+) -> None:
+    success = verdict(result=SUCCESS, adapter=adapter, now=now, stopped_ago=stopped_ago)
     assert success == Verdict(Rule.RESULT_SUCCESS, Condition("True", "AllChecksPassed", "All good"))
     assert success.from_result
-    failure = verdict(result=FAILURE, adapter=adapter, now=now, interrupted=interrupted)
+    failure = verdict(result=FAILURE, adapter=adapter, now=now, stopped_ago=stopped_ago)
     assert failure == Verdict(
         Rule.RESULT_FAILURE, Condition("False", "MissingPermissions", "SA lacks IAM roles")
     )
@@ -252,8 +262,8 @@ def test_timeout_message_is_bounded() -> None:
 # --- row 8 ----------------------------------------------------------------------------
 
 
-def test_interrupted() -> None:
-    assert verdict(interrupted=True) == Verdict(
+def test_interrupted_once_the_stop_window_is_over() -> None:
+    assert verdict(stopped_ago=5.0) == Verdict(
         Rule.INTERRUPTED,
         Condition(
             "False",
@@ -275,7 +285,44 @@ def test_interrupted() -> None:
     ],
 )
 def test_interruption_comes_after_rules_one_to_seven(kwargs: dict[str, object], rule: Rule) -> None:
-    assert verdict(interrupted=True, **kwargs).rule is rule
+    assert verdict(stopped_ago=5.0, **kwargs).rule is rule
+
+
+@pytest.mark.parametrize("adapter", [None, RUNNING, PULL_BACKOFF])
+def test_stop_window_waits_for_the_adapter_state(adapter: AdapterState | None) -> None:
+    assert observe(adapter=adapter, stopped_ago=1.5) == Pending(10.0 + 3.5)
+
+
+def test_stop_window_never_outlasts_the_deadline_or_the_settle_window() -> None:
+    assert observe(now=299.0, stopped_ago=1.0) == Pending(300.0)
+    assert observe(result=INVALID, invalid_since=9.0, stopped_ago=1.0) == Pending(11.0)
+
+
+def _ended(finished_after_stop: float | None, code: int = 143) -> AdapterState:
+    """An adapter that finished this long after a stop 1 s ago (at now = 10)."""
+    finished = None if finished_after_stop is None else WALL + 9.0 + finished_after_stop
+    return AdapterState(terminated=Terminated(code, "Error", "", finished), ever_ran=True)
+
+
+@pytest.mark.parametrize("after", [-30.0, 0.0, 1.0, None])
+def test_an_adapter_that_ended_on_its_own_is_reported(after: float | None) -> None:
+    # finishedAt has whole seconds: up to 1 s after the stop still counts as before it.
+    outcome = verdict(adapter=_ended(after, code=1), stopped_ago=1.0)
+    assert outcome.rule is Rule.EXITED_WITH_ERROR
+
+
+@pytest.mark.parametrize("code", [143, 137, 0])
+def test_an_adapter_ended_by_the_same_stop_is_an_interruption_at_once(code: int) -> None:
+    assert verdict(adapter=_ended(1.5, code=code), stopped_ago=1.0).rule is Rule.INTERRUPTED
+
+
+def test_an_adapter_ended_by_the_stop_leaves_an_invalid_file_unsettled() -> None:
+    outcome = verdict(result=INVALID, invalid_since=9.5, adapter=_ended(1.5), stopped_ago=1.0)
+    assert outcome.rule is Rule.INTERRUPTED
+
+
+def test_without_a_stop_the_finishing_time_does_not_matter() -> None:
+    assert verdict(adapter=_ended(100.0, code=1)).rule is Rule.EXITED_WITH_ERROR
 
 
 # --- nothing decided yet ------------------------------------------------------------------

@@ -15,11 +15,12 @@ import pytest
 
 from status_reporter import logs
 from status_reporter.api import ApiError, Unreachable
+from status_reporter.conditions import rfc3339
 from status_reporter.config import Config, LogFormat, MonitorMode
 from status_reporter.contract import ResultState, read_result
 from status_reporter.engine import MIN_READ_INTERVAL, STOP_EXIT_SECONDS, ExitCode, Reporter
 from status_reporter.models import Container, JobCondition
-from tests.unit.fakes import FakeClock, running, settle, terminated, waiting
+from tests.unit.fakes import FakeClock, settle, terminated, waiting
 from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
 
 SUCCESS = {"status": "success", "reason": "ValidationPassed", "message": "all good"}
@@ -29,9 +30,7 @@ NATIVE = (Container(name="status-reporter", restart_policy="Always"),)
 class Run:
     """A reporter run as a task over a MemoryCluster, with handles on its edges."""
 
-    def __init__(
-        self, tmp_path: Path, cluster: MemoryCluster | None = None, **config: Any
-    ) -> None:
+    def __init__(self, tmp_path: Path, cluster: MemoryCluster | None = None, **config: Any) -> None:
         self.path = tmp_path / "results" / "adapter-result.json"
         self.termination = tmp_path / "termination-log"
         self.termination.write_bytes(b"")
@@ -93,12 +92,6 @@ class Run:
     def last_word(self) -> dict[str, Any]:
         message: dict[str, Any] = json.loads(self.termination.read_bytes())
         return message
-
-
-def rfc3339(unix: float) -> str:
-    from status_reporter.conditions import rfc3339 as format_time
-
-    return format_time(unix)
 
 
 # --- results and crashes -------------------------------------------------------------
@@ -195,7 +188,11 @@ async def test_timeout(tmp_path: Path) -> None:
     await run.clock.advance(29.9)
     assert not run.done
     assert await run.finish(within=0.1) is ExitCode.ADAPTER_PROBLEM
-    assert run.written() == ("False", "AdapterTimeout", "Adapter did not produce results within 30s")
+    assert run.written() == (
+        "False",
+        "AdapterTimeout",
+        "Adapter did not produce results within 30s",
+    )
 
 
 async def test_timeout_tells_why_the_adapter_never_started(tmp_path: Path) -> None:
@@ -219,11 +216,17 @@ async def test_deadline_reads_the_pod_once_more_before_timing_out(tmp_path: Path
     await clock.advance(0.5)
     run.adapter(terminated(exit_code=1, reason="Error"))
     assert await run.finish(within=4.5) is ExitCode.ADAPTER_PROBLEM
-    assert run.written() == ("False", "AdapterExitedWithError", "Adapter container exited with code 1: Error")
+    assert run.written() == (
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error",
+    )
 
 
 async def test_deadline_reads_the_file_once_more(tmp_path: Path) -> None:
-    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL, max_wait_time_seconds=5, poll_interval_seconds=4).start()
+    run = await Run(
+        tmp_path, monitor_mode=MonitorMode.POLL, max_wait_time_seconds=5, poll_interval_seconds=4
+    ).start()
     await run.clock.advance(4.5)
     run.write(SUCCESS)
     assert await run.finish(within=0.5) is ExitCode.RESULT
@@ -306,7 +309,11 @@ async def test_stop_window_sees_a_termination_posted_after_the_signal(tmp_path: 
     await clock.advance(1)
     run.adapter(terminated(exit_code=1, reason="Error", finished_at=exited))
     assert await run.finish(within=0.5) is ExitCode.RESULT
-    assert run.written() == ("False", "AdapterExitedWithError", "Adapter container exited with code 1: Error")
+    assert run.written() == (
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error",
+    )
 
 
 async def test_an_adapter_killed_by_the_same_stop_is_an_interruption(tmp_path: Path) -> None:
@@ -544,9 +551,7 @@ async def test_named_adapter_missing_is_a_configuration_error(tmp_path: Path) ->
 
 async def test_an_adapter_named_as_an_init_container_is_found(tmp_path: Path) -> None:
     clock = FakeClock()
-    cluster = MemoryCluster(
-        clock, make_pod(("status-reporter",), (Container(name="setup"),))
-    )
+    cluster = MemoryCluster(clock, make_pod(("status-reporter",), (Container(name="setup"),)))
     run = await Run(tmp_path, cluster, adapter_container_name="setup").start()
     cluster.set_container("setup", terminated(exit_code=5), init=True)
     assert await run.finish() is ExitCode.ADAPTER_PROBLEM

@@ -1,4 +1,5 @@
-"""Log entries follow the HyperFleet convention in both formats and honour LOG_LEVEL."""
+"""Log entries follow the HyperFleet convention in both formats, honour LOG_LEVEL, and
+never fail, flood or let adapter text forge lines."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import io
 import json
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from status_reporter import __version__, logs
 from status_reporter.config import LogFormat, LogLevel
+from status_reporter.logs import LINE_LIMIT_BYTES, RawJson
 
 
 @pytest.fixture(autouse=True)
@@ -20,14 +24,18 @@ def _restore_default_logging() -> Iterator[None]:
     logs.configure()
 
 
-def capture(level: LogLevel, fmt: LogFormat) -> io.StringIO:
-    stream = io.StringIO()
+def capture(level: LogLevel = LogLevel.INFO, fmt: LogFormat = LogFormat.TEXT) -> io.BytesIO:
+    stream = io.BytesIO()
     logs.configure(level, fmt, stream)
     return stream
 
 
+def lines(stream: io.BytesIO) -> list[str]:
+    return stream.getvalue().decode("utf-8").splitlines()
+
+
 def test_json_entries_carry_the_convention_fields() -> None:
-    stream = capture(LogLevel.INFO, LogFormat.JSON)
+    stream = capture(fmt=LogFormat.JSON)
     logs.get_logger(job="j", namespace="n", pod="p").info("condition written", reason="Ok")
     entry = json.loads(stream.getvalue())
     assert list(entry)[:6] == ["timestamp", "level", "message", "component", "version", "hostname"]
@@ -46,17 +54,25 @@ def test_json_entries_carry_the_convention_fields() -> None:
 
 
 def test_text_entries() -> None:
-    stream = capture(LogLevel.INFO, LogFormat.TEXT)
+    stream = capture()
     logs.get_logger(job="j").warning(
-        "slow API", retry_in=1.5, error='said "no"', details={"a": [1]}
+        "slow API", retry_in=1.5, error='said "no"', details={"a": [1]}, gone=None
     )
-    line = stream.getvalue().rstrip("\n")
-    assert "\n" not in line
+    (line,) = lines(stream)
     assert re.fullmatch(
         r"\S+Z WARN  \[status-reporter\] \[[^\]]+\] \[[^\]]+\] slow API "
-        r'job=j retry_in=1.5 error="said \\"no\\"" details=\{"a":\[1\]\}',
+        r'job=j retry_in=1.5 error="said \\"no\\"" details=\{"a":\[1\]\} gone=null',
         line,
     ), line
+
+
+def test_raw_json_is_embedded_as_json() -> None:
+    stream = capture(fmt=LogFormat.JSON)
+    logs.get_logger().info("details", details=RawJson(b'{"a": [1, 2]}'))
+    assert json.loads(stream.getvalue())["details"] == {"a": [1, 2]}
+    stream = capture()
+    logs.get_logger().info("details", details=RawJson(b'{"a":\n [1, 2]}'))
+    assert lines(stream)[0].endswith('details={"a":\\n [1, 2]}')
 
 
 def test_level_filter_and_warn_name() -> None:
@@ -66,14 +82,110 @@ def test_level_filter_and_warn_name() -> None:
     log.info("i")
     log.warning("w")
     log.error("e")
-    levels = [json.loads(line)["level"] for line in stream.getvalue().splitlines()]
-    assert levels == ["warn", "error"]
+    assert [json.loads(line)["level"] for line in lines(stream)] == ["warn", "error"]
     stream = capture(LogLevel.DEBUG, LogFormat.JSON)
     logs.get_logger().debug("d")
     assert json.loads(stream.getvalue())["level"] == "debug"
 
 
 def test_unicode_is_written_as_is() -> None:
-    stream = capture(LogLevel.INFO, LogFormat.JSON)
+    stream = capture(fmt=LogFormat.JSON)
     logs.get_logger().info("Grüße ✓")
-    assert "Grüße ✓" in stream.getvalue()
+    assert "Grüße ✓" in stream.getvalue().decode()
+
+
+# --- adapter-supplied text cannot forge lines or escape sequences ------------------------
+
+HOSTILE = "ok\x1b[31mred\x07\x00\x85next\u2028line\u2029para\nnew\rline\x7f"
+
+
+@pytest.mark.parametrize("fmt", [LogFormat.TEXT, LogFormat.JSON])
+def test_control_characters_are_escaped(fmt: LogFormat) -> None:
+    stream = capture(fmt=fmt)
+    logs.get_logger().info(HOSTILE, reason=HOSTILE)
+    raw = stream.getvalue().decode("utf-8")
+    assert raw.count("\n") == 1
+    assert raw.endswith("\n")
+    for char in "\x1b\x07\x00\x85\u2028\u2029\r\x7f":
+        assert char not in raw
+    if fmt is LogFormat.JSON:
+        assert json.loads(raw)["reason"] == HOSTILE
+    else:
+        assert "\\x1b[31mred\\x07\\x00\\x85next\\u2028line\\u2029para\\nnew\\rline\\x7f" in raw
+
+
+@pytest.mark.parametrize("fmt", [LogFormat.TEXT, LogFormat.JSON])
+def test_lone_surrogates_render(fmt: LogFormat) -> None:
+    stream = capture(fmt=fmt)
+    logs.get_logger().info("bad \udcff", path="/results/\udcfe.json")
+    raw = stream.getvalue().decode("utf-8")
+    assert "\\udcff" in raw
+    assert "\\udcfe" in raw
+
+
+def test_lone_surrogates_reach_a_real_stdout() -> None:
+    # Through the process's own stdout, whose encoding a StringIO would not exercise.
+    script = (
+        "from status_reporter import logs\n"
+        "logs.configure()\n"
+        "logs.get_logger().info('x\\udcff', field='y\\ud800')\n"
+        "print('after', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        env={"PYTHONIOENCODING": "ascii"},
+        check=False,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode("utf-8")
+    assert "x\\udcff" in out
+    assert "after" in out
+
+
+@pytest.mark.parametrize("fmt", [LogFormat.TEXT, LogFormat.JSON])
+@pytest.mark.parametrize(
+    "details",
+    [
+        RawJson(json.dumps('"' * 200_000).encode()),
+        RawJson(b"[" + b",".join([b'"\\u0001"'] * 30_000) + b"]"),
+        "\x01" * 100_000,
+        "x" * 500_000,
+    ],
+)
+def test_every_line_stays_below_64_kib(fmt: LogFormat, details: object) -> None:
+    stream = capture(fmt=fmt)
+    logs.get_logger(job="j").info("adapter result details", details=details, other="kept")
+    (line,) = lines(stream)
+    assert len(line.encode()) + 1 <= LINE_LIMIT_BYTES
+    assert "details_truncated" in line
+    if fmt is LogFormat.JSON:
+        assert json.loads(line)["other"] == "kept"
+
+
+def test_a_huge_message_is_cut_too() -> None:
+    stream = capture()
+    logs.get_logger().info("m" * 200_000)
+    (line,) = lines(stream)
+    assert len(line.encode()) < LINE_LIMIT_BYTES
+    assert "log_line_truncated=true" in line
+
+
+# --- repeats ---------------------------------------------------------------------------------
+
+
+def test_identical_lines_are_dropped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("status_reporter.logs.time.monotonic", lambda: now[0])
+    stream = capture()
+    log = logs.get_logger()
+    for _ in range(500):
+        log.info("result file is not valid yet", error="invalid JSON")
+    log.info("result file is not valid yet", error="another error")
+    now[0] += logs.REPEAT_WINDOW_SECONDS
+    log.info("result file is not valid yet", error="invalid JSON")
+    out = lines(stream)
+    assert len(out) == 3
+    assert out[0].endswith('error="invalid JSON"')
+    assert out[2].endswith('error="invalid JSON" repeated=499')

@@ -1,0 +1,69 @@
+"""What the engine remembers between reads: invalid content settles by its bytes."""
+
+from __future__ import annotations
+
+from status_reporter.contract import ResultInvalid, ResultMissing, ResultValid, parse_result
+from status_reporter.decision import AdapterState, Stop, Terminated
+from status_reporter.observe import Observations
+
+
+def invalid(data: bytes) -> ResultInvalid:
+    state = parse_result(data)
+    assert isinstance(state, ResultInvalid)
+    return state
+
+
+def make() -> Observations:
+    return Observations(deadline=300.0, max_wait_seconds=300, settle_seconds=2.0)
+
+
+def test_invalid_content_settles_from_its_first_read() -> None:
+    obs = make()
+    assert obs.record_result(invalid(b"{"), now=1.0)
+    assert not obs.record_result(invalid(b"{"), now=2.5)
+    assert obs.snapshot(2.5).invalid_since == 1.0
+
+
+def test_changed_content_starts_again() -> None:
+    obs = make()
+    obs.record_result(invalid(b"{"), now=1.0)
+    assert obs.record_result(invalid(b'{"a"'), now=2.0)
+    assert obs.snapshot(2.0).invalid_since == 2.0
+
+
+def test_the_same_content_deleted_and_written_again_has_not_changed() -> None:
+    obs = make()
+    obs.record_result(invalid(b"{"), now=1.0)
+    obs.record_result(ResultMissing(), now=1.5)
+    assert obs.snapshot(1.5).invalid_since is None
+    assert not obs.record_result(invalid(b"{"), now=2.0)
+    assert obs.snapshot(2.0).invalid_since == 1.0
+
+
+def test_a_valid_result_forgets_invalid_content() -> None:
+    obs = make()
+    obs.record_result(invalid(b"{"), now=1.0)
+    valid = parse_result(b'{"status":"success"}')
+    assert isinstance(valid, ResultValid)
+    obs.record_result(valid, now=1.5)
+    assert obs.record_result(invalid(b"{"), now=2.0)
+    assert obs.snapshot(2.0).invalid_since == 2.0
+
+
+def test_adapter_termination_is_reported_once() -> None:
+    obs = make()
+    assert not obs.record_adapter(AdapterState(ever_ran=True))
+    crashed = AdapterState(terminated=Terminated(1, "Error"), ever_ran=True)
+    assert obs.record_adapter(crashed)
+    assert not obs.record_adapter(crashed)
+
+
+def test_the_earliest_stop_counts_and_a_gone_pod_closes_the_window() -> None:
+    obs = make()
+    obs.record_stop(Stop(at=10.0, wall=1010.0))
+    obs.record_stop(Stop(at=8.0, wall=1008.0))
+    obs.record_stop(Stop(at=12.0, wall=1012.0))
+    assert obs.snapshot(12.0).stop == Stop(at=8.0, wall=1008.0)
+    assert obs.snapshot(12.0).stop_window == 5.0
+    obs.record_pod_gone(Stop(at=13.0, wall=1013.0))
+    assert obs.snapshot(13.0).stop_window == 0.0
