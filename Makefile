@@ -8,6 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST := hack/pytest.sh
+LOCK := $(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-find-links
 
 .PHONY: help
 help: ## List the targets
@@ -26,9 +27,10 @@ install: $(STAMP) ## Create .venv/ with the package and the pinned dev tools (id
 
 .PHONY: lock
 lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml (needs PyPI)
-	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe -o requirements/runtime.txt pyproject.toml
-	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --extra dev -o requirements/dev.txt pyproject.toml
-	$(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe -o requirements/build.txt requirements/build.in
+	$(LOCK) -o requirements/runtime.txt pyproject.toml
+	$(LOCK) --extra dev -o requirements/dev.txt pyproject.toml
+	$(LOCK) --extra dev --extra bench -o requirements/bench.txt pyproject.toml
+	$(LOCK) -o requirements/build.txt requirements/build.in
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix the code
