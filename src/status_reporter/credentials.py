@@ -1,0 +1,613 @@
+"""Where the Kubernetes API server is and how to authenticate to it.
+
+In a Pod this is the service account: ``KUBERNETES_SERVICE_HOST`` and
+``KUBERNETES_SERVICE_PORT``, its token and CA certificate. Elsewhere it is the
+current context of the kubeconfig files, merged the way kubectl merges them. Only
+the kubeconfig path imports PyYAML, so start-up in a Pod does not pay for it.
+
+Tokens never appear in exception messages or reprs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import ssl
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
+
+from status_reporter.transport import Endpoint
+
+SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+EXEC_TIMEOUT: Final = 30.0
+_EXEC_API_VERSIONS: Final = (
+    "client.authentication.k8s.io/v1",
+    "client.authentication.k8s.io/v1beta1",
+)
+# A credential this close to its expiry is renewed first: a request may take that long.
+_EXPIRY_MARGIN: Final = timedelta(seconds=10)
+_STDERR_TAIL: Final = 400
+_UNSUPPORTED_USER_FIELDS: Final = {
+    "username": "basic authentication (username/password)",
+    "password": "basic authentication (username/password)",
+    "as": "impersonation (as)",
+    "as-uid": "impersonation (as-uid)",
+    "as-groups": "impersonation (as-groups)",
+    "as-user-extra": "impersonation (as-user-extra)",
+}
+
+
+class CredentialsError(Exception):
+    """The API server's address or credentials cannot be loaded; the message names
+    the file and field."""
+
+
+class Auth(Protocol):
+    """How requests authenticate."""
+
+    def headers(self) -> dict[str, str]:
+        """Headers to add to each request, e.g. ``Authorization``."""
+        ...
+
+    def refresh(self) -> bool:
+        """Reload the credential after an HTTP 401; True when it changed, so a retry
+        is worthwhile."""
+        ...
+
+
+class NoAuth:
+    """No credential (or a client certificate only, which lives in the TLS context)."""
+
+    def headers(self) -> dict[str, str]:
+        """No headers."""
+        return {}
+
+    def refresh(self) -> bool:
+        """Nothing to reload."""
+        return False
+
+    def __repr__(self) -> str:
+        return "NoAuth()"
+
+
+class TokenAuth:
+    """A bearer token written in the kubeconfig."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization: Bearer`` header."""
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def refresh(self) -> bool:
+        """A token written in the file cannot change."""
+        return False
+
+    def __repr__(self) -> str:
+        return "TokenAuth(<hidden>)"
+
+
+class TokenFileAuth:
+    """A bearer token read from a file on first use and again on :meth:`refresh`, as
+    the kubelet rotates service account tokens."""
+
+    __slots__ = ("_token", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._token: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization: Bearer`` header; raises CredentialsError when the
+        file cannot be read."""
+        if self._token is None:
+            self._token = self._read()
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def refresh(self) -> bool:
+        """Read the file again; True when the token changed."""
+        before, self._token = self._token, self._read()
+        return self._token != before
+
+    def _read(self) -> str:
+        try:
+            token = self.path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CredentialsError(f"token file {self.path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise CredentialsError(f"token file {self.path}: not UTF-8 text") from None
+        if not token:
+            raise CredentialsError(f"token file {self.path} is empty")
+        return token
+
+    def __repr__(self) -> str:
+        return f"TokenFileAuth({str(self.path)!r})"
+
+
+class ExecAuth:
+    """A client-go credential plugin (``client.authentication.k8s.io`` v1 or v1beta1).
+
+    The plugin runs on first use, again when its credential expires, and on
+    :meth:`refresh`. It may return a token or a client certificate; a certificate is
+    loaded into ``tls`` and so applies to connections opened after that.
+    """
+
+    def __init__(
+        self,
+        *,
+        command: str,
+        args: list[str],
+        env: Mapping[str, str],
+        api_version: str,
+        exec_info: Mapping[str, Any],
+        tls: ssl.SSLContext | None,
+        where: str,
+        install_hint: str = "",
+        timeout: float = EXEC_TIMEOUT,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._argv = [command, *args]
+        self._env = {**env, "KUBERNETES_EXEC_INFO": json.dumps(exec_info)}
+        self._api_version = api_version
+        self._tls = tls
+        self._where = f"{where}: exec plugin {command!r}"
+        self._install_hint = install_hint
+        self._timeout = timeout
+        self._now = now
+        self._token: str | None = None
+        self._cert: tuple[str, str] | None = None
+        self._expiry: datetime | None = None
+        self._loaded = False
+
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header when the plugin gave a token (else none),
+        running the plugin first if there is no valid credential yet."""
+        if not self._loaded or (
+            self._expiry is not None and self._now() >= self._expiry - _EXPIRY_MARGIN
+        ):
+            self._run()
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def refresh(self) -> bool:
+        """Run the plugin again; True when its credential changed."""
+        before = (self._token, self._cert)
+        self._run()
+        return (self._token, self._cert) != before
+
+    def _run(self) -> None:
+        try:
+            done = subprocess.run(
+                self._argv,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=self._timeout,
+                check=False,
+            )
+        except FileNotFoundError:
+            hint = f" ({' '.join(self._install_hint.split())})" if self._install_hint else ""
+            raise CredentialsError(f"{self._where}: command not found{hint}") from None
+        except subprocess.TimeoutExpired:
+            raise CredentialsError(
+                f"{self._where}: did not finish within {self._timeout} s"
+            ) from None
+        except OSError as exc:
+            raise CredentialsError(f"{self._where}: {exc.strerror or exc}") from None
+        if done.returncode != 0:
+            tail = " ".join(done.stderr.decode("utf-8", "replace").split())[-_STDERR_TAIL:]
+            raise CredentialsError(
+                f"{self._where}: exit code {done.returncode}: {tail or '(no stderr)'}"
+            )
+        token, cert, expiry = self._parse(done.stdout)
+        if cert is not None and self._tls is not None:
+            _load_client_cert(self._tls, cert[0].encode(), cert[1].encode(), self._where)
+        self._token, self._cert, self._expiry, self._loaded = token, cert, expiry, True
+
+    def _parse(self, stdout: bytes) -> tuple[str | None, tuple[str, str] | None, datetime | None]:
+        # Messages never quote the output: it holds the credential.
+        invalid = f"{self._where}: invalid ExecCredential output"
+        try:
+            output = json.loads(stdout)
+        except ValueError:
+            raise CredentialsError(f"{invalid}: not JSON") from None
+        if not isinstance(output, dict) or output.get("kind") != "ExecCredential":
+            raise CredentialsError(f'{invalid}: kind is not "ExecCredential"')
+        if output.get("apiVersion") != self._api_version:
+            raise CredentialsError(f'{invalid}: apiVersion is not "{self._api_version}"')
+        status = output.get("status")
+        if not isinstance(status, dict):
+            raise CredentialsError(f"{invalid}: no status")
+        token, cert, key = (
+            status.get(k) for k in ("token", "clientCertificateData", "clientKeyData")
+        )
+        if not all(isinstance(v, str | None) for v in (token, cert, key)):
+            raise CredentialsError(f"{invalid}: token and client certificate data must be strings")
+        if bool(cert) != bool(key):
+            raise CredentialsError(
+                f"{invalid}: clientCertificateData and clientKeyData come together"
+            )
+        if not token and not cert:
+            raise CredentialsError(f"{invalid}: neither a token nor a client certificate")
+        return token or None, (cert, key) if cert and key else None, self._expiry_of(status)
+
+    def _expiry_of(self, status: Mapping[str, Any]) -> datetime | None:
+        stamp = status.get("expirationTimestamp")
+        if stamp is None:
+            return None
+        try:
+            expiry = datetime.fromisoformat(stamp)
+        except (TypeError, ValueError):
+            raise CredentialsError(
+                f"{self._where}: invalid ExecCredential output: expirationTimestamp {stamp!r}"
+            ) from None
+        return expiry if expiry.tzinfo is not None else expiry.replace(tzinfo=UTC)
+
+    def __repr__(self) -> str:
+        return f"ExecAuth({self._argv[0]!r})"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The API server's endpoint and how to authenticate to it."""
+
+    endpoint: Endpoint
+    auth: Auth
+    source: str  # "in-cluster" or the kubeconfig file(s), for a log line
+
+
+def load(
+    env: Mapping[str, str], *, home: Path, service_account_dir: Path = SERVICE_ACCOUNT_DIR
+) -> Credentials:
+    """The in-cluster service account when there is one, else the kubeconfig:
+    ``KUBECONFIG`` (a ``:``-separated list) or ``home/.kube/config``.
+
+    Raises CredentialsError with a one-line message naming the file and field.
+    """
+    host = env.get("KUBERNETES_SERVICE_HOST", "")
+    port = env.get("KUBERNETES_SERVICE_PORT", "")
+    token = service_account_dir / "token"
+    if host and port and token.exists():
+        return _in_cluster(host, port, service_account_dir)
+    if not host:
+        no_service_account = "KUBERNETES_SERVICE_HOST unset"
+    elif not port:
+        no_service_account = "KUBERNETES_SERVICE_PORT unset"
+    else:
+        no_service_account = f"no token at {token}"
+    listed = [Path(p) for p in env.get("KUBECONFIG", "").split(":") if p]
+    if not listed:
+        listed = [home / ".kube" / "config"]
+    # Like kubectl, skip the files of the list that do not exist.
+    paths = [path for path in listed if path.exists()]
+    if not paths:
+        raise CredentialsError(
+            f"no in-cluster service account ({no_service_account})"
+            f" and no kubeconfig at {':'.join(map(str, listed))}"
+        )
+    return _from_kubeconfig(paths, env)
+
+
+def _in_cluster(host: str, port: str, service_account_dir: Path) -> Credentials:
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise CredentialsError(f"KUBERNETES_SERVICE_PORT is not a port number: {port!r}")
+    ca = service_account_dir / "ca.crt"
+    tls = _tls_context(cafile=ca, where=f"CA file {ca}")
+    return Credentials(
+        Endpoint(host, int(port), tls), TokenFileAuth(service_account_dir / "token"), "in-cluster"
+    )
+
+
+def _tls_context(
+    *, cafile: Path | None = None, cadata: str | None = None, where: str
+) -> ssl.SSLContext:
+    """A verifying client context that trusts the given CA, or the system's when None."""
+    try:
+        return ssl.create_default_context(cafile=cafile, cadata=cadata)
+    except ssl.SSLError:
+        raise CredentialsError(f"{where}: no valid PEM certificate") from None
+    except OSError as exc:
+        raise CredentialsError(f"{where}: {exc.strerror}") from None
+
+
+def _load_client_cert(
+    tls: ssl.SSLContext, cert: bytes | Path, key: bytes | Path, where: str
+) -> None:
+    """Load a client certificate and key given as files or as PEM data."""
+    # Read files here too, for an error that names the file ssl would not name.
+    pem = [part if isinstance(part, bytes) else _read_file(part, where) for part in (cert, key)]
+    if isinstance(cert, Path) and isinstance(key, Path):
+        _load_chain(tls, str(cert), str(key), where)
+        return
+    # ssl loads certificates from files only: a private (0600) file, removed at once.
+    try:
+        fd, name = tempfile.mkstemp(prefix="status-reporter-", suffix=".pem")
+    except OSError as exc:
+        raise CredentialsError(
+            f"{where}: cannot write a temporary key file: {exc.strerror}"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(pem[0] + b"\n" + pem[1])
+        _load_chain(tls, name, None, where)
+    finally:
+        os.unlink(name)
+
+
+def _read_file(path: Path, where: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CredentialsError(f"{where}: {path}: {exc.strerror}") from None
+
+
+def _load_chain(tls: ssl.SSLContext, certfile: str, keyfile: str | None, where: str) -> None:
+    try:
+        tls.load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        detail = f" ({exc.reason})" if exc.reason else ""
+        raise CredentialsError(f"{where}: client certificate and key do not load{detail}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A named cluster, user or context, and the file that defined it."""
+
+    value: Mapping[str, Any]
+    file: Path
+
+    def where(self, kind: str, name: str) -> str:
+        return f'kubeconfig {self.file}: {kind} "{name}"'
+
+    def text(self, key: str, where: str) -> str | None:
+        value = self.value.get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise CredentialsError(f"{where}: {key} must be a string")
+        return value
+
+    def path(self, key: str, where: str) -> Path | None:
+        """A file path; a relative one is relative to the kubeconfig's directory."""
+        value = self.text(key, where)
+        return None if value is None else self.file.parent / value
+
+    def data(self, key: str, where: str) -> bytes | None:
+        value = self.text(key, where)
+        if value is None:
+            return None
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise CredentialsError(f"{where}: {key} is not valid base64") from None
+
+
+def _from_kubeconfig(paths: list[Path], env: Mapping[str, str]) -> Credentials:
+    import yaml  # noqa: PLC0415 - only this path needs it; in a Pod it is never imported
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    files: list[tuple[Path, Mapping[str, Any]]] = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+            document = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        except OSError as exc:
+            raise CredentialsError(f"kubeconfig {path}: {exc.strerror}") from None
+        except yaml.MarkedYAMLError as exc:
+            # Only the position: PyYAML's own message quotes the line, maybe a token.
+            mark = exc.problem_mark
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise CredentialsError(f"kubeconfig {path}: invalid YAML{at}: {exc.problem}") from None
+        except (UnicodeDecodeError, yaml.YAMLError):
+            raise CredentialsError(f"kubeconfig {path}: not UTF-8 YAML") from None
+        if document is None:
+            document = {}
+        if not isinstance(document, dict):
+            raise CredentialsError(f"kubeconfig {path}: not a mapping")
+        files.append((path, document))
+    source = ":".join(str(path) for path, _ in files)
+
+    # kubectl's merge: the first file that sets current-context wins, and the first
+    # definition of each named cluster, user and context wins.
+    current = next(
+        (str(doc["current-context"]) for _, doc in files if doc.get("current-context")), None
+    )
+    if current is None:
+        raise CredentialsError(f"kubeconfig {source}: current-context is not set")
+    contexts = _named(files, "contexts", "context")
+    if current not in contexts:
+        raise CredentialsError(f'kubeconfig {source}: context "{current}" not found')
+    context = contexts[current]
+    where = context.where("context", current)
+    cluster_name = context.text("cluster", where)
+    if cluster_name is None:
+        raise CredentialsError(f"{where}: no cluster")
+    clusters = _named(files, "clusters", "cluster")
+    if cluster_name not in clusters:
+        raise CredentialsError(
+            f'{where}: cluster "{cluster_name}" not found in kubeconfig {source}'
+        )
+    endpoint, exec_cluster = _cluster(clusters[cluster_name], cluster_name)
+    user_name = context.text("user", where)
+    if user_name is None:
+        return Credentials(endpoint, NoAuth(), source)
+    users = _named(files, "users", "user")
+    if user_name not in users:
+        raise CredentialsError(f'{where}: user "{user_name}" not found in kubeconfig {source}')
+    auth = _user(users[user_name], user_name, endpoint, exec_cluster, env)
+    return Credentials(endpoint, auth, source)
+
+
+def _named(
+    files: list[tuple[Path, Mapping[str, Any]]], section: str, kind: str
+) -> dict[str, _Entry]:
+    entries: dict[str, _Entry] = {}
+    for path, document in files:
+        items = document.get(section) or []
+        if not isinstance(items, list):
+            raise CredentialsError(f"kubeconfig {path}: {section} must be a list")
+        for item in items:
+            name = item.get("name") if isinstance(item, dict) else None
+            value = item.get(kind) if isinstance(item, dict) else None
+            if not isinstance(name, str) or not isinstance(value, dict | None):
+                raise CredentialsError(
+                    f"kubeconfig {path}: each of {section} needs a name and a {kind} mapping"
+                )
+            entries.setdefault(name, _Entry(value or {}, path))
+    return entries
+
+
+def _cluster(entry: _Entry, name: str) -> tuple[Endpoint, dict[str, Any]]:
+    """The endpoint, and the cluster as an exec plugin sees it (provideClusterInfo)."""
+    where = entry.where("cluster", name)
+    if entry.value.get("proxy-url"):
+        raise CredentialsError(f"{where}: proxy-url is not supported")
+    server = entry.text("server", where)
+    if server is None:
+        raise CredentialsError(f"{where}: no server")
+    url = urlsplit(server if "://" in server else f"https://{server}")
+    try:
+        port = url.port
+    except ValueError:
+        raise CredentialsError(f"{where}: server {server!r} has an invalid port") from None
+    if url.scheme not in ("https", "http") or not url.hostname:
+        raise CredentialsError(f"{where}: server {server!r} is not an http(s)://host[:port] URL")
+    if url.path.strip("/") or url.query or url.fragment:
+        raise CredentialsError(f"{where}: server {server!r}: a URL path is not supported")
+    exec_cluster: dict[str, Any] = {"server": server}
+    if url.scheme == "http":
+        return Endpoint(url.hostname, port or 80), exec_cluster
+    tls, ca_pem, insecure = _cluster_tls(entry, where)
+    server_name = entry.text("tls-server-name", where)
+    exec_cluster["insecure-skip-tls-verify"] = insecure
+    if server_name:
+        exec_cluster["tls-server-name"] = server_name
+    if ca_pem:
+        exec_cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    return Endpoint(url.hostname, port or 443, tls, server_name), exec_cluster
+
+
+def _cluster_tls(entry: _Entry, where: str) -> tuple[ssl.SSLContext, bytes | None, bool]:
+    """The TLS context, the CA certificate (PEM) when one is set, and whether
+    verification is off."""
+    insecure = entry.value.get("insecure-skip-tls-verify", False)
+    if not isinstance(insecure, bool):
+        raise CredentialsError(f"{where}: insecure-skip-tls-verify must be true or false")
+    ca_pem = entry.data("certificate-authority-data", where)
+    ca_file = None if ca_pem else entry.path("certificate-authority", where)
+    if insecure and (ca_pem or ca_file):
+        raise CredentialsError(
+            f"{where}: insecure-skip-tls-verify cannot be combined with a certificate authority"
+        )
+    if ca_pem is not None:
+        try:
+            text = ca_pem.decode("ascii")
+        except UnicodeDecodeError:
+            raise CredentialsError(f"{where}: certificate-authority-data is not PEM") from None
+        tls = _tls_context(cadata=text, where=f"{where}: certificate-authority-data")
+    elif ca_file is not None:
+        tls = _tls_context(cafile=ca_file, where=f"{where}: certificate-authority {ca_file}")
+        ca_pem = _read_file(ca_file, where)
+    else:
+        tls = _tls_context(where=where)
+    if insecure:
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+    return tls, ca_pem, insecure
+
+
+def _user(
+    entry: _Entry,
+    name: str,
+    endpoint: Endpoint,
+    exec_cluster: dict[str, Any],
+    env: Mapping[str, str],
+) -> Auth:
+    where = entry.where("user", name)
+    if "auth-provider" in entry.value:
+        provider = entry.value["auth-provider"]
+        provider_name = provider.get("name") if isinstance(provider, dict) else None
+        raise CredentialsError(
+            f'{where}: auth-provider "{provider_name}" is not supported; use an exec plugin'
+        )
+    for field, what in _UNSUPPORTED_USER_FIELDS.items():
+        if entry.value.get(field):
+            raise CredentialsError(f"{where}: {what} is not supported")
+
+    cert = entry.data("client-certificate-data", where) or entry.path("client-certificate", where)
+    key = entry.data("client-key-data", where) or entry.path("client-key", where)
+    if (cert is None) != (key is None):
+        raise CredentialsError(f"{where}: a client certificate needs both a certificate and a key")
+    if cert is not None and key is not None and endpoint.tls is not None:
+        _load_client_cert(endpoint.tls, cert, key, where)
+
+    token = entry.text("token", where)
+    token_file = entry.path("tokenFile", where)
+    if "exec" in entry.value:
+        if token or token_file or cert:
+            raise CredentialsError(f"{where}: exec cannot be combined with a token or certificate")
+        return _exec(entry, name, endpoint, exec_cluster, env)
+    if token_file is not None:
+        return TokenFileAuth(token_file)
+    if token is not None:
+        return TokenAuth(token)
+    return NoAuth()
+
+
+def _exec(
+    entry: _Entry,
+    user: str,
+    endpoint: Endpoint,
+    exec_cluster: dict[str, Any],
+    env: Mapping[str, str],
+) -> ExecAuth:
+    config = entry.value["exec"]
+    if not isinstance(config, dict):
+        raise CredentialsError(f"{entry.where('user', user)}: exec must be a mapping")
+    exec_entry = _Entry(config, entry.file)
+    where = f"{entry.where('user', user)}: exec"
+    command = exec_entry.text("command", where)
+    if command is None:
+        raise CredentialsError(f"{where}: no command")
+    if "/" in command:
+        # client-go resolves a relative command path against the kubeconfig's directory.
+        command = str(entry.file.parent / command)
+    api_version = exec_entry.text("apiVersion", where)
+    if api_version not in _EXEC_API_VERSIONS:
+        raise CredentialsError(
+            f"{where}: apiVersion {api_version!r} is not supported;"
+            f" use {' or '.join(_EXEC_API_VERSIONS)}"
+        )
+    if config.get("interactiveMode") == "Always":
+        raise CredentialsError(f"{where}: interactiveMode Always needs a terminal; there is none")
+    args = config.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
+        raise CredentialsError(f"{where}: args must be a list of strings")
+    plugin_env = dict(env)
+    for variable in config.get("env") or []:
+        if not isinstance(variable, dict) or not isinstance(variable.get("name"), str):
+            raise CredentialsError(f"{where}: env must be a list of name/value mappings")
+        plugin_env[variable["name"]] = str(variable.get("value", ""))
+    spec: dict[str, Any] = {"interactive": False}
+    if config.get("provideClusterInfo"):
+        spec["cluster"] = exec_cluster
+    return ExecAuth(
+        command=command,
+        args=args,
+        env=plugin_env,
+        api_version=api_version,
+        exec_info={"apiVersion": api_version, "kind": "ExecCredential", "spec": spec},
+        tls=endpoint.tls,
+        where=entry.where("user", user),
+        install_hint=exec_entry.text("installHint", where) or "",
+    )

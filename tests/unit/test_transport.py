@@ -1,0 +1,599 @@
+"""The HTTP/1.1 client against real loopback servers (plain and TLS) that answer with
+hand-written bytes: framing, keep-alive, timeouts, TLS, socket options, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from status_reporter.transport import (
+    Endpoint,
+    HttpClient,
+    ReadTimeout,
+    RequestTimeout,
+    Stream,
+    TcpKeepalive,
+    TransportError,
+)
+from tests.unit.transport_pki import SERVER_NAME, Pki, make_pki
+from tests.unit.transport_server import Peer, Server, answer_all, chunked, response, serve
+
+UA = "status-reporter-test/1"
+
+
+@pytest.fixture
+def pki() -> Pki:
+    return make_pki()
+
+
+def client_for(
+    server: Server,
+    *,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    keepalive: TcpKeepalive | None = None,
+    max_body: int = 1024,
+) -> HttpClient:
+    return HttpClient(
+        server.endpoint(tls, server_hostname), keepalive=keepalive, user_agent=UA, max_body=max_body
+    )
+
+
+def head_fields(request: bytes) -> dict[str, str]:
+    head = request.split(b"\r\n\r\n")[0].decode()
+    return {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in head.split("\r\n")[1:])
+    }
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def silent(peer: Peer) -> None:
+    """Read the request, never answer, note when the client closes."""
+    await peer.read_request()
+    await peer.until_closed()
+
+
+# --- requests and framing ---------------------------------------------------------
+
+
+async def test_request_head_and_content_length_response() -> None:
+    answer = response(
+        b'{"kind":"Job"}', headers=b"X-Multi: a\r\nx-multi: b\r\nContent-Type: json\r\n"
+    )
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        result = await client.request(
+            "PATCH",
+            "/apis/batch/v1/jobs/j?fieldManager=sr",
+            headers={
+                "Authorization": "Bearer secret",
+                "Content-Type": "application/merge-patch+json",
+            },
+            body=b'{"a":1}',
+            timeout=2,
+        )
+    assert (result.status, result.reason, result.body) == (200, "OK", b'{"kind":"Job"}')
+    assert result.headers["x-multi"] == "a, b"
+    assert result.headers["content-type"] == "json"
+    (request,) = server.requests
+    assert request.startswith(b"PATCH /apis/batch/v1/jobs/j?fieldManager=sr HTTP/1.1\r\n")
+    assert request.endswith(b'\r\n\r\n{"a":1}')
+    assert head_fields(request) == {
+        "host": f"127.0.0.1:{server.port}",
+        "user-agent": UA,
+        "accept-encoding": "identity",
+        "authorization": "Bearer secret",
+        "content-type": "application/merge-patch+json",
+        "content-length": "7",
+    }
+
+
+async def test_caller_headers_replace_the_defaults() -> None:
+    async with serve(answer_all(response())) as server, client_for(server) as client:
+        await client.request("GET", "/", headers={"User-Agent": "other/2"}, timeout=2)
+    assert head_fields(server.requests[0])["user-agent"] == "other/2"
+    assert server.requests[0].lower().count(b"user-agent:") == 1
+
+
+async def test_chunked_response_body_is_reassembled() -> None:
+    answer = chunked(b"hel", b"lo wor", b"ld")
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        first = await client.request("GET", "/a", timeout=2)
+        second = await client.request("GET", "/b", timeout=2)
+    assert first.body == second.body == b"hello world"
+    assert server.accepts == 1
+
+
+async def test_informational_responses_are_skipped() -> None:
+    answer = b"HTTP/1.1 100 Continue\r\n\r\n" + response(b"final", status=b"201 Created")
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        result = await client.request("POST", "/", body=b"{}", timeout=2)
+    assert (result.status, result.body) == (201, b"final")
+
+
+async def test_keep_alive_reuses_one_connection() -> None:
+    async with serve(answer_all(response(b"1"), response(b"2"), response(b"3"))) as server:
+        async with client_for(server) as client:
+            bodies = [(await client.request("GET", "/", timeout=2)).body for _ in range(3)]
+        await server.wait_closed_by_client(1)  # aclose closed the idle connection
+    assert bodies == [b"1", b"2", b"3"]
+    assert server.accepts == 1
+
+
+async def test_connection_close_response_is_not_reused() -> None:
+    answer = response(b"x", headers=b"Connection: close\r\n")
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        await client.request("GET", "/", timeout=2)
+    assert server.accepts == 2
+
+
+async def test_concurrent_requests_get_own_connections_and_two_stay_idle() -> None:
+    all_arrived = asyncio.Event()
+
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        if len(peer.server.requests) == 3:
+            all_arrived.set()
+        await all_arrived.wait()  # each request is in flight at once
+        await peer.send(response(b"ok"))
+        await peer.until_closed()
+
+    async with serve(handler) as server:
+        async with client_for(server) as client:
+            results = await asyncio.gather(
+                *(client.request("GET", "/", timeout=2) for _ in range(3))
+            )
+            await server.wait_closed_by_client(1)
+            await asyncio.sleep(0.05)
+            assert server.closed_by_client == 1  # the third connection; two are kept idle
+        await server.wait_closed_by_client(3)
+    assert [r.body for r in results] == [b"ok"] * 3
+    assert server.accepts == 3
+
+
+# --- stale keep-alive connections ----------------------------------------------------
+
+
+async def test_idle_connection_closed_by_server_is_replaced() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(response(b"x"))  # keep-alive, and yet the server closes it
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        await asyncio.sleep(0.02)  # the client's loop sees the FIN
+        result = await client.request("GET", "/", timeout=2)
+    assert result.body == b"x"
+    assert server.accepts == 2
+
+
+async def test_reused_connection_closed_without_answer_is_retried_on_a_new_one() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(response(b"first" if peer.index == 0 else b"retried"))
+        if peer.index == 0:
+            await peer.read_request()  # the second request: closed without an answer
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/one", timeout=2)
+        result = await client.request("GET", "/two", timeout=2)
+    assert result.body == b"retried"
+    assert server.accepts == 2
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/one", b"/two", b"/two"]
+
+
+async def test_stale_connection_is_retried_only_once() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        if peer.index == 0:
+            await peer.send(response(b"first"))
+            await peer.read_request()
+        # then close without an answer, on every connection
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        with pytest.raises(TransportError, match=r"closed before a response$") as error:
+            await client.request("GET", "/", timeout=2)
+    assert str(error.value) == f"connection to 127.0.0.1:{server.port} closed before a response"
+    assert server.accepts == 2
+
+
+async def test_new_connection_closed_without_answer_is_not_retried() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+
+    async with serve(handler) as server, client_for(server) as client:
+        with pytest.raises(TransportError, match="closed before a response"):
+            await client.request("GET", "/", timeout=2)
+    assert server.accepts == 1
+
+
+async def test_response_cut_short_is_an_error_and_not_retried() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+
+    async with serve(handler) as server, client_for(server) as client:
+        with pytest.raises(TransportError, match="closed before the response was complete"):
+            await client.request("GET", "/", timeout=2)
+    assert server.accepts == 1
+
+
+async def test_chunked_response_cut_short_is_an_error() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(chunked(b"partial", end=False))
+
+    async with serve(handler) as server, client_for(server) as client:
+        with pytest.raises(TransportError, match="closed before the response was complete"):
+            await client.request("GET", "/", timeout=2)
+
+
+async def test_malformed_response_is_a_protocol_error() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(b"SPDY/3 200 OK\r\n\r\n")
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        with pytest.raises(TransportError, match=r"^invalid HTTP response from 127\.0\.0\.1:\d+: "):
+            await client.request("GET", "/", timeout=2)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [response(b"x" * 11), chunked(b"x" * 6, b"x" * 5)],
+    ids=["content-length", "chunked"],
+)
+async def test_body_over_the_limit_is_an_error(answer: bytes) -> None:
+    async with serve(answer_all(answer)) as server, client_for(server, max_body=10) as client:
+        with pytest.raises(TransportError, match=r"is larger than 10 bytes$"):
+            await client.request("GET", "/", timeout=2)
+
+
+async def test_body_at_the_limit_is_accepted() -> None:
+    async with (
+        serve(answer_all(response(b"x" * 10))) as server,
+        client_for(server, max_body=10) as client,
+    ):
+        assert (await client.request("GET", "/", timeout=2)).body == b"x" * 10
+
+
+async def test_malformed_header_is_refused_before_connecting() -> None:
+    async with serve(answer_all(response())) as server, client_for(server) as client:
+        with pytest.raises(ValueError, match="invalid request GET /"):
+            await client.request("GET", "/", headers={"X-Bad": "a\r\nb"}, timeout=2)
+    assert server.accepts == 0
+
+
+async def test_connection_refused() -> None:
+    port = unused_port()
+    client = HttpClient(Endpoint("127.0.0.1", port), keepalive=None, user_agent=UA)
+    with pytest.raises(TransportError) as error:
+        await client.request("GET", "/", timeout=2)
+    assert str(error.value) == f"connection to 127.0.0.1:{port} refused"
+
+
+async def test_closed_client_refuses_requests() -> None:
+    async with serve(answer_all(response())) as server:
+        client = client_for(server)
+        await client.request("GET", "/", timeout=2)
+        (idle,) = client._idle
+        await client.aclose()
+        assert idle.writer.transport.is_closing()
+        await server.wait_closed_by_client(1)
+        with pytest.raises(RuntimeError, match="is closed"):
+            await client.request("GET", "/", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("idle", "interval", "count"), [(0, 5, 3), (30, 0, 3), (30, 5, 0), (30, 5, 128), (40000, 5, 3)]
+)
+def test_keepalive_settings_out_of_range_are_refused(idle: int, interval: int, count: int) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        TcpKeepalive(idle, interval, count)
+
+
+def test_endpoint_authority_brackets_ipv6() -> None:
+    assert Endpoint("fd00::1", 6443).authority == "[fd00::1]:6443"
+    assert Endpoint("10.0.0.1", 443).authority == "10.0.0.1:443"
+    with pytest.raises(ValueError, match="without brackets"):
+        Endpoint("[fd00::1]", 6443)
+
+
+# --- timeouts --------------------------------------------------------------------
+
+
+async def test_unanswered_request_times_out_within_the_bound_and_is_not_reused() -> None:
+    async def handler(peer: Peer) -> None:
+        if peer.index == 0:
+            await silent(peer)
+        else:
+            await answer_all(response(b"later"))(peer)
+
+    async with serve(handler) as server, client_for(server) as client:
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout) as error:
+            await client.request("GET", "/", timeout=0.3)
+        assert time.monotonic() - started < 0.3 + 0.5
+        assert str(error.value) == f"no response from 127.0.0.1:{server.port} within 0.3 s"
+        await server.wait_closed_by_client(1)
+        assert (await client.request("GET", "/", timeout=2)).body == b"later"
+    assert server.accepts == 2
+
+
+async def test_tls_handshake_that_never_completes_is_bounded(pki: Pki) -> None:
+    async with serve(silent) as server:  # plain TCP: it never answers the ClientHello
+        client = client_for(server, tls=pki.client_context())
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout):
+            await client.request("GET", "/", timeout=0.3)
+        with pytest.raises(RequestTimeout, match=r"within 0\.3 s$"):
+            async with client.stream("GET", "/", connect_timeout=0.3, read_timeout=5):
+                pass
+        assert time.monotonic() - started < 2 * 0.3 + 0.5
+        await server.wait_closed_by_client(2)
+
+
+# --- TLS -------------------------------------------------------------------------
+
+
+async def test_tls_request_with_server_hostname_as_sni(pki: Pki, tmp_path: Path) -> None:
+    server_tls = pki.server_context(tmp_path)
+    sni: list[str | None] = []
+    server_tls.sni_callback = lambda _sock, name, _ctx: sni.append(name)
+    async with serve(answer_all(response(b"secure")), server_tls) as server:
+        async with client_for(
+            server, tls=pki.client_context(), server_hostname=SERVER_NAME
+        ) as client:
+            assert (await client.request("GET", "/", timeout=2)).body == b"secure"
+        async with client_for(server, tls=pki.client_context()) as client:  # verified as 127.0.0.1
+            assert (await client.request("GET", "/", timeout=2)).body == b"secure"
+    assert sni == [SERVER_NAME, None]  # no SNI for an IP address
+    assert head_fields(server.requests[0])["host"] == f"127.0.0.1:{server.port}"
+
+
+async def test_tls_with_the_wrong_ca_fails_verification(pki: Pki, tmp_path: Path) -> None:
+    async with serve(answer_all(response()), pki.server_context(tmp_path)) as server:
+        client = client_for(server, tls=pki.client_context(ca_pem=pki.other_ca_pem))
+        with pytest.raises(TransportError) as error:
+            await client.request("GET", "/", timeout=2)
+    assert str(error.value).startswith(
+        f"TLS handshake with 127.0.0.1:{server.port} failed: certificate verify failed: "
+    )
+    assert server.accepts == 0
+
+
+async def test_tls_with_a_name_not_in_the_certificate_fails(pki: Pki, tmp_path: Path) -> None:
+    async with serve(answer_all(response()), pki.server_context(tmp_path)) as server:
+        client = client_for(server, tls=pki.client_context(), server_hostname="other.test")
+        with pytest.raises(TransportError, match="certificate verify failed: Hostname mismatch"):
+            await client.request("GET", "/", timeout=2)
+
+
+# --- socket options --------------------------------------------------------------
+
+
+def client_socket(client: HttpClient) -> socket.socket:
+    (conn,) = client._idle
+    sock: socket.socket = conn.writer.get_extra_info("socket")
+    return sock
+
+
+async def test_keepalive_and_nodelay_are_set_on_the_socket(pki: Pki, tmp_path: Path) -> None:
+    keepalive = TcpKeepalive(idle=11, interval=7, count=3)
+    async with (
+        serve(answer_all(response()), pki.server_context(tmp_path)) as server,
+        client_for(server, tls=pki.client_context(), keepalive=keepalive) as client,
+    ):
+        await client.request("GET", "/", timeout=2)
+        sock = client_socket(client)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 11
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 7
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+async def test_no_keepalive_when_none_is_asked() -> None:
+    async with serve(answer_all(response())) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        assert client_socket(client).getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+
+
+# --- cancellation ----------------------------------------------------------------
+
+
+def leftover_tasks(server: Server) -> set[asyncio.Task[object]]:
+    return asyncio.all_tasks() - server.tasks - {asyncio.current_task()}
+
+
+async def test_cancelled_request_closes_its_socket_and_leaves_no_task() -> None:
+    async with serve(silent) as server, client_for(server) as client:
+        task = asyncio.create_task(client.request("GET", "/", timeout=10))
+        await server.wait_requests(1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await server.wait_closed_by_client(1, timeout=1)
+        assert not leftover_tasks(server)
+        assert not client._idle
+
+
+async def test_cancelled_stream_closes_its_socket_and_leaves_no_task() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(chunked(b'{"n":1}\n', end=False))
+        await peer.until_closed()
+
+    lines: list[bytes] = []
+    first_line = asyncio.Event()
+
+    async def watch(client: HttpClient) -> None:
+        async with client.stream("GET", "/w", connect_timeout=2, read_timeout=10) as stream:
+            async for line in stream.lines():
+                lines.append(line)
+                first_line.set()
+
+    async with serve(handler) as server, client_for(server) as client:
+        task = asyncio.create_task(watch(client))
+        await first_line.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await server.wait_closed_by_client(1, timeout=1)
+        assert not leftover_tasks(server)
+    assert lines == [b'{"n":1}']
+
+
+# --- streams ---------------------------------------------------------------------
+
+WATCH_BODY = (
+    b'{"type":"ADDED","n":1}\n'
+    b"\n"
+    b'{"type":"MODIFIED","n":2}\r\n'
+    b"   \n"
+    b'{"type":"MODIFIED","n":3,"pad":"' + b"p" * 40 + b'"}\n'
+    b'{"type":"DELETED","n":4}'  # the body ends without a newline
+)
+WATCH_LINES = [
+    b'{"type":"ADDED","n":1}',
+    b'{"type":"MODIFIED","n":2}',
+    b'{"type":"MODIFIED","n":3,"pad":"' + b"p" * 40 + b'"}',
+    b'{"type":"DELETED","n":4}',
+]
+
+
+async def collect(stream: Stream, into: list[bytes]) -> None:
+    async for line in stream.lines():
+        into.append(line)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 7, 23, len(WATCH_BODY)])
+async def test_stream_lines_are_reassembled_across_chunks(size: int) -> None:
+    pieces = [WATCH_BODY[i : i + size] for i in range(0, len(WATCH_BODY), size)]
+
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(chunked(*pieces))
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        async with client.stream(
+            "GET",
+            "/api/v1/pods?watch=1",
+            headers={"Authorization": "Bearer t"},
+            connect_timeout=2,
+            read_timeout=2,
+        ) as stream:
+            assert stream.status == 200
+            assert stream.headers["transfer-encoding"] == "chunked"
+            lines = [line async for line in stream.lines()]
+        await server.wait_closed_by_client(1)  # the stream's connection is never pooled
+    assert lines == WATCH_LINES
+    assert head_fields(server.requests[0])["authorization"] == "Bearer t"
+
+
+async def test_stream_lines_arriving_over_time() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for piece in (b'{"a":', b'1}\n{"b"', b":2}\n"):
+            await asyncio.sleep(0.01)
+            await peer.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        await peer.send(b"0\r\n\r\n")
+        await peer.until_closed()
+
+    async with (
+        serve(handler) as server,
+        client_for(server) as client,
+        client.stream("GET", "/", connect_timeout=2, read_timeout=2) as stream,
+    ):
+        lines = [line async for line in stream.lines()]
+    assert lines == [b'{"a":1}', b'{"b":2}']
+
+
+async def test_silent_stream_raises_read_timeout() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(chunked(b"first\n", end=False))
+        await peer.until_closed()
+
+    lines: list[bytes] = []
+    async with (
+        serve(handler) as server,
+        client_for(server) as client,
+        client.stream("GET", "/", connect_timeout=2, read_timeout=0.2) as stream,
+    ):
+        started = time.monotonic()
+        with pytest.raises(ReadTimeout) as error:
+            await collect(stream, lines)
+        assert 0.2 <= time.monotonic() - started < 0.2 + 0.5
+    assert lines == [b"first"]
+    assert str(error.value) == f"no data from 127.0.0.1:{server.port} within 0.2 s"
+
+
+async def test_stream_without_response_head_raises_read_timeout() -> None:
+    async with serve(silent) as server, client_for(server) as client:
+        with pytest.raises(ReadTimeout):
+            async with client.stream("GET", "/", connect_timeout=2, read_timeout=0.2):
+                pass
+        await server.wait_closed_by_client(1)
+
+
+async def test_stream_closed_mid_body_is_an_error() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(chunked(b"one\ntw", end=False))
+
+    lines: list[bytes] = []
+    async with (
+        serve(handler) as server,
+        client_for(server) as client,
+        client.stream("GET", "/", connect_timeout=2, read_timeout=2) as stream,
+    ):
+        with pytest.raises(TransportError, match="closed before the response was complete"):
+            await collect(stream, lines)
+    assert lines == [b"one"]
+
+
+async def test_stream_line_over_the_limit_is_an_error() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(chunked(b"x" * 16 + b"\n", b"y" * 9, b"y" * 8, end=False))
+        await peer.until_closed()
+
+    lines: list[bytes] = []
+    async with (
+        serve(handler) as server,
+        client_for(server, max_body=16) as client,
+        client.stream("GET", "/", connect_timeout=2, read_timeout=2) as stream,
+    ):
+        with pytest.raises(TransportError, match=r"line from .* is longer than 16 bytes"):
+            await collect(stream, lines)
+    assert lines == [b"x" * 16]
+
+
+async def test_stream_error_status_body_is_read_up_to_the_limit() -> None:
+    status = b'{"kind":"Status","code":410,"reason":"Expired"}'
+    answer = response(status, status=b"410 Gone", headers=b"Content-Type: application/json\r\n")
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        async with client.stream("GET", "/", connect_timeout=2, read_timeout=2) as stream:
+            assert (stream.status, stream.reason) == (410, "Gone")
+            assert stream.headers["content-type"] == "application/json"
+            assert await stream.read_body(1000) == status
+        async with client.stream("GET", "/", connect_timeout=2, read_timeout=2) as stream:
+            assert await stream.read_body(8) == status[:8]
+    assert server.accepts == 2
