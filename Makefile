@@ -90,4 +90,5 @@ demo: $(STAMP) controlplane ## Start a local kube-apiserver and show the reporte
 
 .PHONY: bench
 bench: $(STAMP) controlplane ## Measure latency, API load, footprint and scale; writes BENCHMARKS.md (about 10 min)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.run

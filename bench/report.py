@@ -10,10 +10,6 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from tests.harness.controlplane import ControlPlane
 
 from bench.measure import MODES, Results, Sample
@@ -184,6 +180,13 @@ def scale_table(results: Results) -> list[str]:
 
 def plots(results: Results, directory: Path) -> list[Path]:
     """Latency CDFs per mode, and request rate against N."""
+    # Only make bench installs matplotlib (the bench extra); the smoke run in make
+    # test writes no plots.
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))

@@ -88,8 +88,9 @@ def _extrapolation(results: Results) -> str:
 def write_report(
     results: Results, plane: ControlPlane, assets: Path, out: Path, smoke: bool
 ) -> Path:
-    """Write BENCHMARKS.md and its plots (under docs/bench/) into ``out``."""
-    plots(results, out / "docs" / "bench")
+    """Write BENCHMARKS.md and, unless ``smoke``, its plots (under docs/bench/) into ``out``."""
+    if not smoke:
+        plots(results, out / "docs" / "bench")
     smoke_note = (
         "\n> **Smoke run**: N = 1 and 3 runs per figure; the numbers only prove the code runs.\n"
         if smoke

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.harness.cluster import AdapterJob, service_account_token
 from tests.harness.controlplane import ControlPlane
@@ -23,7 +25,13 @@ class ReporterRun:
 
     process: subprocess.Popen[str]
     log_path: Path
+    termination_path: Path
     started: float = field(default_factory=time.monotonic)
+
+    def last_word(self) -> dict[str, Any]:
+        """The termination message the reporter left (what the kubelet would keep)."""
+        text = self.termination_path.read_text()
+        return dict(json.loads(text)) if text.strip() else {}
 
     def wait(self, timeout: float = 30.0) -> int:
         """Wait for the exit code (kills the process and fails after ``timeout``)."""
@@ -80,9 +88,13 @@ def start_reporter(
         "LOG_LEVEL": "debug",
         **(env or {}),
     }
-    log_path = workdir / f"reporter-{job.name}-{time.monotonic_ns()}.log"
+    stamp = f"{job.name}-{time.monotonic_ns()}"
+    log_path = workdir / f"reporter-{stamp}.log"
+    termination_path = workdir / f"termination-{stamp}"
+    termination_path.write_text("")  # the kubelet creates the file; the reporter never does
+    environment.setdefault("TERMINATION_MESSAGE_PATH", str(termination_path))
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(SCRIPT)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
         )
-    return ReporterRun(process, log_path)
+    return ReporterRun(process, log_path, termination_path)

@@ -1,4 +1,4 @@
-"""SPEC §3, §5–§7 against the real API server: writing rules, RBAC, start-up checks,
+"""Against the real API server: how the condition is written, RBAC, start-up checks,
 lifecycle, and what the server accepts in a condition."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 Reporter = Callable[..., ReporterRun]
 
 
-# --- §5: writing the condition ---------------------------------------------------------
+# --- writing the condition ---------------------------------------------------------
 
 
 def test_second_reporter_writes_nothing_and_keeps_transition_time(
@@ -91,47 +91,45 @@ def test_other_conditions_are_preserved(job: AdapterJob, reporter: Reporter, adm
     )
 
 
-def test_concurrent_writer_conflict_ends_with_the_right_condition(
+def test_a_storm_of_status_writers_does_not_delay_the_condition(
     make_job: Callable[..., AdapterJob], reporter: Reporter, admin: Client, plane: ControlPlane
 ) -> None:
-    # A conflict needs another write between the reporter's read and its patch, a window
-    # of a few milliseconds: a writer patches the Job in a tight loop until it lands there.
-    conflicts = 0
-    for attempt in range(30):
-        job = make_job()
-        job.running()
-        job.write_result({**SUCCESS, "message": f"attempt {attempt}"})
-        stop = threading.Event()
+    # The Job controller and others write the Job's status too. Conditions merge by type,
+    # so the patch carries no resourceVersion and cannot lose a race with them.
+    job = make_job()
+    job.running()
+    stop = threading.Event()
 
-        def bump(job: AdapterJob = job, stop: threading.Event = stop) -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                patch_job_condition(
-                    admin,
-                    job,
-                    {"type": "Busy", "status": "True", "reason": "Writer", "message": str(n)},
-                )
+    def bump(kind: str) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            condition = {"type": kind, "status": "True", "reason": "Writer", "message": str(n)}
+            patch_job_condition(admin, job, condition)
 
-        writers = [threading.Thread(target=bump)]
+    writers = [threading.Thread(target=bump, args=(f"Busy{i}",)) for i in range(16)]
+    run = reporter(job)
+    eventually(lambda: "monitoring adapter" in run.output)
+    for writer in writers:
+        writer.start()
+    try:
+        time.sleep(1)
+        job.write_result(SUCCESS)
+        started = time.monotonic()
+        eventually(job.condition, timeout=10, every=0.01)
+        elapsed = time.monotonic() - started
+        assert run.wait() == 0, run.output
+    finally:
+        stop.set()
         for writer in writers:
-            writer.start()
-        try:
-            assert reporter(job).wait() == 0
-        finally:
-            stop.set()
-            for writer in writers:
-                writer.join()
-        assert summary(job.condition()) == ("True", "ValidationPassed", f"attempt {attempt}")
-        assert next(c for c in job.conditions() if c["type"] == "Busy")["reason"] == "Writer"
-        conflicts += sum(1 for v in verbs(plane, job) if v == "patch jobs/status 409")
-        if conflicts:
-            break
-    print(f"409 Conflict seen after {attempt + 1} attempt(s)")
-    assert conflicts, "no 409 Conflict happened in 30 attempts; the retry path was not exercised"
+            writer.join()
+    assert elapsed <= 1.0
+    assert summary(job.condition()) == ("True", "ValidationPassed", "GCP environment validated")
+    assert all(job.condition(f"Busy{i}") is not None for i in range(16))
+    assert [v for v in verbs(plane, job) if v.startswith("patch")] == ["patch jobs/status 200"]
 
 
-def test_event_driven_run_costs_six_requests(
+def test_event_driven_run_costs_five_requests(
     job: AdapterJob, reporter: Reporter, plane: ControlPlane
 ) -> None:
     job.running()
@@ -145,12 +143,11 @@ def test_event_driven_run_costs_six_requests(
         "get pods 200",
         "create selfsubjectrulesreviews 201",
         "watch pods 200",
-        "get jobs 200",
         "patch jobs/status 200",
     ]
 
 
-# --- §7: RBAC ------------------------------------------------------------------------
+# --- RBAC ------------------------------------------------------------------------
 
 
 def test_reference_role_polls_the_pod(admin: Client, plane: ControlPlane, tmp_path: Path) -> None:
@@ -205,7 +202,7 @@ def test_forbidden_job_read_names_the_verb(
     assert f'forbidden: cannot get jobs "{job.name}" in namespace "{namespace}"' in run.output
 
 
-# --- §3/§8: fast start-up ------------------------------------------------------------------
+# --- fast start-up ------------------------------------------------------------------
 
 
 def test_job_that_never_existed(job: AdapterJob, plane: ControlPlane, tmp_path: Path) -> None:
@@ -256,7 +253,8 @@ def test_invalid_configuration_is_recorded_on_the_job(job: AdapterJob, reporter:
     assert summary(job.condition("AdapterDone")) == (
         "False",
         "ReporterConfigInvalid",
-        'invalid configuration: MAX_WAIT_TIME_SECONDS="soon": must be an integer greater than 0',
+        'invalid configuration: MAX_WAIT_TIME_SECONDS="soon": '
+        "must be an integer greater than 0 and at most 604800 (7 days)",
     )
 
 
@@ -270,7 +268,7 @@ def test_named_adapter_is_watched(make_job: Callable[..., AdapterJob], reporter:
     assert job.condition()["message"] == "Adapter container exited with code 4: Error"  # type: ignore[index]
 
 
-# --- §6: native sidecar ------------------------------------------------------------------
+# --- native sidecar ------------------------------------------------------------------
 
 
 def test_native_sidecar_stays_until_sigterm(

@@ -26,5 +26,3 @@ def test_benchmark_smoke_run(plane: ControlPlane, tmp_path: Path) -> None:
     text = report.read_text()
     assert "Smoke run" in text
     assert "## 5. Scale" in text
-    for name in ("latency-cdf.png", "requests-per-second.png"):
-        assert (tmp_path / "docs" / "bench" / name).stat().st_size > 10_000
