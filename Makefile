@@ -73,11 +73,23 @@ test-e2e: $(STAMP) controlplane image-tools ## Container end-to-end tests: adapt
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" \
 		$(PYTEST) tests/e2e
 
+.PHONY: test-cluster
+test-cluster: $(STAMP) image-tools ## Real Jobs on a real single-node Kubernetes (root; hack/cluster)
+	hack/cluster/install.sh >/dev/null
+	hack/controlplane/build.sh --node >/dev/null
+	STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" $(PYTEST) -m cluster tests/cluster
+
+.PHONY: demo-cluster
+demo-cluster: $(STAMP) image-tools ## Show every scenario as real Jobs on a single-node Kubernetes (root)
+	hack/cluster/install.sh >/dev/null
+	hack/controlplane/build.sh --node >/dev/null
+	STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" $(BIN)/python hack/demo_cluster.py
+
 .PHONY: verify
 verify: lint test-unit ## Everything that needs no control plane: lint, types, unit tests
 
 .PHONY: test
-test: lint test-unit test-integration test-e2e ## The whole suite: lint, unit, integration, container e2e
+test: lint test-unit test-integration test-e2e test-cluster ## The whole suite: lint, unit, integration, container e2e, cluster
 
 .PHONY: clean
 clean: ## Remove the venv, caches and build output

@@ -1,0 +1,91 @@
+"""make demo-cluster: the reporter in real Jobs on a real single-node Kubernetes.
+
+Starts the node of hack/cluster (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, containerd, kubelet; all on loopback), applies deploy/base and runs
+every scenario of tests/cluster as a classic and as a native sidecar, each a Job
+derived from deploy/examples. Real containers, a real kubelet and the real Job
+controller: nothing is played. Prints each Job's status.conditions as a consumer
+reads them, then a summary table, then tears the node down and shows the check
+that nothing is left. Exits 1 if any scenario ends wrong or anything is left.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.cluster.node import Node, unavailable_reason  # noqa: E402 - after the path set-up
+from tests.cluster.scenarios import (  # noqa: E402
+    MODES,
+    SCENARIOS,
+    create_namespace,
+    launch,
+    table,
+)
+
+
+def reporter_image() -> str:
+    """$STATUS_REPORTER_IMAGE, or the image hack/image/build.sh builds."""
+    name = os.environ.get("STATUS_REPORTER_IMAGE")
+    if name:
+        return name
+    out = subprocess.run(
+        [str(ROOT / "hack" / "image" / "build.sh")], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def main() -> int:
+    reason = unavailable_reason()
+    if reason:
+        print(f"cannot run the cluster demo: {reason}", file=sys.stderr)
+        return 1
+    image = reporter_image()
+    print(f"starting the node (image {image}) ...", flush=True)
+    started = time.monotonic()
+    node = Node.start([image])
+    ok = False
+    try:
+        print(
+            f"node {node.env['NODE_NAME']} Ready: Kubernetes {node.env['KUBERNETES_VERSION']}, "
+            f"containerd {node.env['CONTAINERD_VERSION']}, "
+            f"API https://127.0.0.1:{node.api_port} ({time.monotonic() - started:.0f} s)\n",
+            flush=True,
+        )
+        kube = node.client()
+        project = create_namespace(kube)
+        reference = create_namespace(kube, reference_role=True)
+        plan = [
+            (s, mode, reference if s.reference_role else project, f"{s.name}-{mode}")
+            for s in SCENARIOS
+            for mode in MODES
+        ]
+        print(f"{len(plan)} Jobs created at once; waiting for them to end ...\n", flush=True)
+        outcomes = launch(kube, node, image, plan).wait(kube)
+        for outcome in outcomes:
+            print(f"Job {outcome.job} ({outcome.mode} sidecar, scenario {outcome.scenario.name}):")
+            for c in outcome.conditions:
+                reason, message = c.get("reason", ""), c.get("message", "")
+                print(f"  {c['type']:<19} {c['status']:<5} {reason}: {message}")
+            print()
+        print(table(outcomes))
+        ok = not any(o.problems() for o in outcomes)
+    finally:
+        print("\ntearing down ...", flush=True)
+        clean, check = Node.stop()
+        print(check)
+    if not clean:
+        print("the teardown left something behind", file=sys.stderr)
+    elif not ok:
+        print("some scenarios ended with the wrong outcome (see the table)", file=sys.stderr)
+    return 0 if ok and clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
