@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from lightkube import Client
 
-from tests.cluster.node import Node, NodeUnavailable, unavailable_reason
+from tests.cluster.node import REPORT, Node, NodeUnavailable, report, unavailable_reason
 from tests.harness.controlplane import ROOT
 
 
@@ -50,17 +50,24 @@ def node(reporter_image: str, pytestconfig: pytest.Config) -> Iterator[Node]:
     try:
         yield started
     finally:
-        clean, report = Node.stop()
-        terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-        if terminal is not None:
-            terminal.write_line("\nhack/cluster/down.sh:")
-            for line in report.splitlines():
-                terminal.write_line(f"  {line}")
+        clean, check = Node.stop()
+        report(pytestconfig, "hack/cluster/down.sh:\n" + check)
         if not clean:
-            pytest.fail(f"the node's teardown left something behind:\n{report}")
+            pytest.fail(f"the node's teardown left something behind:\n{check}")
 
 
 @pytest.fixture(scope="session")
 def kube(node: Node) -> Client:
     """A client with full rights on the node's API server."""
     return node.client()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Show what the cluster tests measured, and the teardown check, after every run."""
+    lines = config.stash.get(REPORT, [])
+    if lines:
+        terminalreporter.section("single-node cluster")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -18,12 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lightkube import Client, KubeConfig
 
 from tests.harness.controlplane import ROOT
 
 CLUSTER_SCRIPTS = ROOT / "hack" / "cluster"
 MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory/kubepods")
+# Lines for the end of the run (scenario table, measurements, teardown check),
+# printed by the terminal summary of tests/cluster/conftest.py.
+REPORT = pytest.StashKey[list[str]]()
+
+
+def report(config: pytest.Config, text: str) -> None:
+    """Keep ``text`` for the cluster section of the terminal summary."""
+    config.stash.setdefault(REPORT, []).extend(text.splitlines())
 
 
 class NodeUnavailable(RuntimeError):

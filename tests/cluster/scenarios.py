@@ -67,8 +67,11 @@ class Scenario:
 
 BOTH_COMPLETE = {"classic": "Complete", "native": "Complete"}
 BOTH_FAILED = {"classic": "Failed", "native": "Failed"}
+# The adapter runs a little before it crashes, so the reporter has started and
+# watches (or polls) the Pod when it happens.
 CRASH_SCRIPT = (
     "echo 'connecting to cloud API'\n"
+    "sleep 2\n"
     "printf 'connecting to cloud API\\npanic: credentials rejected\\n' > /dev/termination-log\n"
     "exit 1\n"
 )

@@ -18,7 +18,7 @@ import pytest
 from lightkube import Client
 from lightkube.resources.batch_v1 import Job
 
-from tests.cluster.node import Node
+from tests.cluster.node import Node, report
 from tests.cluster.scenarios import (
     CONDITION,
     INSPECT,
@@ -40,14 +40,6 @@ TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 PYTHON = "/opt/status-reporter/bin/python"  # the image's virtualenv
 
 
-def _say(config: pytest.Config, text: str) -> None:
-    terminal = config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is not None:
-        terminal.ensure_newline()
-        for line in text.splitlines():
-            terminal.write_line(line)
-
-
 @pytest.fixture(scope="module")
 def outcomes(
     kube: Client, node: Node, reporter_image: str, pytestconfig: pytest.Config
@@ -61,7 +53,7 @@ def outcomes(
         for mode in MODES
     ]
     done = launch(kube, node, reporter_image, plan).wait(kube)
-    _say(pytestconfig, table(done))
+    report(pytestconfig, table(done))
     return {(o.scenario.name, o.mode): o for o in done}
 
 
@@ -146,6 +138,21 @@ def _condition_written(kube: Client, namespace: str, job: str, timeout: float = 
     raise TimeoutError(f"no {CONDITION} condition on {namespace}/{job} after {timeout:.0f}s")
 
 
+def _logged_peak(kube: Client, namespace: str) -> str:
+    """The peak resident memory the native reporter logged when it exited."""
+    pod = pod_of(kube, namespace, "inspect-native")
+    assert pod is not None
+    assert pod.metadata is not None
+    for line in kube.log(str(pod.metadata.name), namespace=namespace, container=REPORTER):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("message") == "exiting":
+            return str(entry.get("max_rss_mib"))
+    return "not logged"
+
+
 @pytest.fixture(scope="module")
 def inspected(
     kube: Client, node: Node, reporter_image: str, pytestconfig: pytest.Config
@@ -170,7 +177,11 @@ def inspected(
     seen["native"].cgroup_peak = peak
     for outcome in batch.wait(kube):
         seen[outcome.mode].problems = outcome.problems()
-    _say(pytestconfig, f"reporter peak memory in a real Pod (cgroup max usage): {peak} bytes")
+    report(
+        pytestconfig,
+        f"reporter peak memory in a real Pod (native sidecar, cgroup max usage): "
+        f"{peak / 2**20:.1f} MiB; its own VmHWM at exit: {_logged_peak(kube, namespace)} MiB",
+    )
     return seen
 
 
@@ -225,6 +236,6 @@ def test_native_sidecar_reports_every_crash(
         plan = [(crash, "native", namespace, f"crash-{wave * 5 + i:02d}") for i in range(5)]
         done += launch(kube, node, reporter_image, plan).wait(kube)
     reasons = Counter(o.ours["reason"] if o.ours else None for o in done)
-    _say(pytestconfig, f"native sidecar, adapter exit 1, 20 runs: {dict(reasons)}")
+    report(pytestconfig, f"native sidecar, adapter exit 1, 20 runs: {dict(reasons)}")
     failed = [o.describe(kube) for o in done if o.problems()]
     assert reasons == {"AdapterExitedWithError": 20}, "\n\n".join(failed)
