@@ -59,6 +59,11 @@ controlplane: ## Build (or reuse) kube-apiserver and etcd for the integration te
 test-integration: $(STAMP) controlplane ## Integration tests against a local kube-apiserver + etcd
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(PYTEST) tests/integration
 
+.PHONY: test-faults
+test-faults: $(STAMP) controlplane ## Fault injection: outages, a frozen server, a hostile network, stops (root, iptables)
+	@command -v iptables >/dev/null 2>&1 || hack/faults/install-tools.sh
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(PYTEST) tests/faults
+
 .PHONY: image-tools
 image-tools: ## Install podman, runc and debootstrap from Debian packages (skipped when docker is the engine)
 	@if command -v docker >/dev/null 2>&1 && ! command -v podman >/dev/null 2>&1; then \
@@ -89,7 +94,7 @@ demo-cluster: $(STAMP) image-tools ## Show every scenario as real Jobs on a sing
 verify: lint test-unit ## Everything that needs no control plane: lint, types, unit tests
 
 .PHONY: test
-test: lint test-unit test-integration test-e2e test-cluster ## The whole suite: lint, unit, integration, container e2e, cluster
+test: lint test-unit test-integration test-faults test-e2e test-cluster ## The whole suite: lint, unit, integration, container e2e, cluster
 
 .PHONY: clean
 clean: ## Remove the venv, caches and build output

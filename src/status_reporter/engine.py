@@ -48,7 +48,7 @@ JOB_CONTROLLER_CONDITIONS: Final = frozenset(
 # After a stop: exit within this many seconds (the kubelet's grace period is 30 s by
 # default); the last write attempt gets what is left of it.
 STOP_EXIT_SECONDS: Final = 10.0
-_STOP_MARGIN_SECONDS: Final = 1.0
+_STOP_MARGIN_SECONDS: Final = 2.0
 _LAST_ATTEMPT_SECONDS: Final = 4.0
 # Reads of the Pod while a stop waits for the adapter's terminated state.
 _STOP_READ_INTERVAL: Final = 0.5

@@ -19,10 +19,10 @@ from typing import Any, cast
 import yaml
 from lightkube import Client
 from lightkube.codecs import load_all_yaml
-from lightkube.models.authentication_v1 import TokenRequestSpec
+from lightkube.models.authentication_v1 import BoundObjectReference, TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Namespace, Pod, ServiceAccount
+from lightkube.resources.core_v1 import Namespace, Pod, Secret, ServiceAccount
 from lightkube.types import PatchType
 
 from tests.harness.controlplane import ROOT
@@ -68,11 +68,23 @@ def create_namespace(client: Client, role: Mapping[str, Any] | None = None) -> s
     return name
 
 
-def service_account_token(client: Client, namespace: str, account: str = REPORTER) -> str:
-    """A bound token for the ServiceAccount, from the TokenRequest API."""
-    request = ServiceAccount.Token(
-        metadata=ObjectMeta(), spec=TokenRequestSpec(audiences=[], expirationSeconds=3600)
-    )
+def service_account_token(
+    client: Client, namespace: str, account: str = REPORTER, bound_secret: str | None = None
+) -> str:
+    """A bound token for the ServiceAccount, from the TokenRequest API.
+
+    With ``bound_secret`` the token is bound to a new Secret of that name: deleting the
+    Secret revokes the token (how the tests make a token stop working).
+    """
+    bound = None
+    if bound_secret is not None:
+        secret = client.create(Secret(metadata=ObjectMeta(name=bound_secret)), namespace=namespace)
+        assert secret.metadata is not None
+        bound = BoundObjectReference(
+            apiVersion="v1", kind="Secret", name=bound_secret, uid=secret.metadata.uid
+        )
+    spec = TokenRequestSpec(audiences=[], expirationSeconds=3600, boundObjectRef=bound)
+    request = ServiceAccount.Token(metadata=ObjectMeta(), spec=spec)
     response = client.create(request, name=account, namespace=namespace)
     assert response.status is not None
     return str(response.status.token)

@@ -140,6 +140,7 @@ class ControlPlane:
     url: str
     admin_token: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
     version: str = ""
 
     @property
@@ -209,7 +210,8 @@ class ControlPlane:
         return plane
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
+        self.commands[name] = argv
+        log = (self.workdir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
             argv,
             stdout=log,
@@ -247,6 +249,27 @@ class ControlPlane:
             time.sleep(0.2)
         raise ControlPlaneUnavailable(f"kube-apiserver not ready after {timeout:.0f}s: {last}")
 
+    # --- faults: the API server goes away, comes back, or hangs -------------------------
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver (SIGKILL: connections die without a goodbye)."""
+        process = self.processes["kube-apiserver"]
+        process.kill()
+        process.wait()
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """Start kube-apiserver again on the same port and data; wait until it is ready."""
+        self._spawn("kube-apiserver", self.commands["kube-apiserver"])
+        self._wait_ready(timeout)
+
+    def freeze_apiserver(self) -> None:
+        """SIGSTOP: connections stay open and accept bytes, but nothing answers."""
+        self.processes["kube-apiserver"].send_signal(signal.SIGSTOP)
+
+    def thaw_apiserver(self) -> None:
+        """SIGCONT after :meth:`freeze_apiserver`."""
+        self.processes["kube-apiserver"].send_signal(signal.SIGCONT)
+
     def log_tail(self, name: str, lines: int = 40) -> str:
         """The end of a server's log, for failure reports."""
         path = self.workdir / f"{name}.log"
@@ -260,6 +283,7 @@ class ControlPlane:
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue
+            process.send_signal(signal.SIGCONT)  # a frozen server could not stop
             process.terminate()
             try:
                 process.wait(timeout=10)
@@ -267,18 +291,32 @@ class ControlPlane:
                 process.kill()
                 process.wait()
 
-    def kubeconfig(self, path: Path, token: str, namespace: str = "default") -> Path:
-        """Write a kubeconfig for ``token`` that trusts the harness CA."""
+    def kubeconfig(
+        self,
+        path: Path,
+        token: str | None,
+        namespace: str = "default",
+        server: str | None = None,
+        token_file: Path | None = None,
+    ) -> Path:
+        """Write a kubeconfig for ``token`` (or ``token_file``) that trusts the harness CA.
+
+        ``server`` replaces the API server's address (a proxy in front of it).
+        """
+        user = {"tokenFile": str(token_file)} if token_file is not None else {"token": token}
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
                 {
                     "name": "harness",
-                    "cluster": {"server": self.url, "certificate-authority": str(self.ca_file)},
+                    "cluster": {
+                        "server": server or self.url,
+                        "certificate-authority": str(self.ca_file),
+                    },
                 }
             ],
-            "users": [{"name": "user", "user": {"token": token}}],
+            "users": [{"name": "user", "user": user}],
             "contexts": [
                 {
                     "name": "harness",

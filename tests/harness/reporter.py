@@ -71,10 +71,22 @@ def start_reporter(
     workdir: Path,
     env: Mapping[str, str] | None = None,
     account: str = "status-reporter",
+    server: str | None = None,
+    token_file: Path | None = None,
 ) -> ReporterRun:
-    """Start the reporter for ``job`` as its ServiceAccount (kubeconfig with a bound token)."""
-    token = service_account_token(job.client, job.namespace, account)
-    kubeconfig = plane.kubeconfig(workdir / f"kubeconfig-{job.name}", token, job.namespace)
+    """Start the reporter for ``job`` as its ServiceAccount (kubeconfig with a bound token).
+
+    ``server`` points the kubeconfig elsewhere (a fault proxy); ``token_file`` makes the
+    reporter read its token from that file rather than from the kubeconfig.
+    """
+    token = None if token_file else service_account_token(job.client, job.namespace, account)
+    kubeconfig = plane.kubeconfig(
+        workdir / f"kubeconfig-{job.name}-{time.monotonic_ns()}",
+        token,
+        job.namespace,
+        server=server,
+        token_file=token_file,
+    )
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(workdir),

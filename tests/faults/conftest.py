@@ -1,0 +1,144 @@
+"""Fixtures for the fault-injection suite: a control plane of its own (its API server is
+stopped, restarted and frozen), a fault proxy in front of it, and the record of what
+each case measured, printed as a table at the end of the run."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lightkube import Client
+
+from tests.harness.cluster import AdapterJob, create_job, create_namespace
+from tests.harness.controlplane import ControlPlane, ControlPlaneUnavailable, binaries
+from tests.harness.faultproxy import FaultProxy, remove_chain
+from tests.harness.reporter import ReporterRun, start_reporter
+
+pytestmark = pytest.mark.faults
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one fault case ended with, for the summary table."""
+
+    case: str
+    reason: str
+    exit_code: int | None
+    seconds: float
+
+
+OUTCOMES: list[Outcome] = []
+
+
+@pytest.fixture(scope="module")
+def fault_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane for this module alone: its API server will be made to fail."""
+    try:
+        plane = ControlPlane.start(binaries(), tmp_path_factory.mktemp("fault-plane"))
+    except ControlPlaneUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the control plane is required in CI: {exc}")
+        pytest.skip(f"NO LOCAL CONTROL PLANE: the fault suite is skipped: {exc}")
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def plane(fault_plane: ControlPlane) -> Iterator[ControlPlane]:
+    """The fault plane, running and thawed again after each case."""
+    yield fault_plane
+    fault_plane.thaw_apiserver()
+    if fault_plane.processes["kube-apiserver"].poll() is not None:
+        fault_plane.start_apiserver()
+
+
+@pytest.fixture
+def admin(plane: ControlPlane) -> Client:
+    return plane.admin_client()
+
+
+@pytest.fixture
+def proxy(plane: ControlPlane) -> Iterator[FaultProxy]:
+    remove_chain()  # left over by a run that was killed
+    port = int(plane.url.rsplit(":", 1)[1])
+    fault_proxy = FaultProxy(port).start()
+    try:
+        yield fault_proxy
+    finally:
+        fault_proxy.stop()
+
+
+@pytest.fixture
+def make_job(admin: Client, tmp_path: Path) -> Callable[..., AdapterJob]:
+    namespace = create_namespace(admin)
+
+    def make(**kwargs: object) -> AdapterJob:
+        return create_job(admin, namespace, tmp_path / "results", **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def job(make_job: Callable[..., AdapterJob]) -> AdapterJob:
+    made = make_job()
+    made.running()
+    return made
+
+
+Start = Callable[..., ReporterRun]
+
+
+@pytest.fixture
+def reporter(plane: ControlPlane, tmp_path: Path) -> Iterator[Start]:
+    """Start the reporter for a Job, through the proxy when one is given."""
+    runs: list[ReporterRun] = []
+
+    def start(
+        job: AdapterJob,
+        env: Mapping[str, str] | None = None,
+        proxy: FaultProxy | None = None,
+        token_file: Path | None = None,
+    ) -> ReporterRun:
+        server = f"https://127.0.0.1:{proxy.port}" if proxy is not None else None
+        defaults = {"MAX_WAIT_TIME_SECONDS": "120", "CONTAINER_STATUS_INTERVAL_SECONDS": "3"}
+        run = start_reporter(
+            plane, job, tmp_path, {**defaults, **(env or {})}, server=server, token_file=token_file
+        )
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.stop()
+
+
+def record(case: str, job: AdapterJob, run: ReporterRun, since: float) -> Outcome:
+    """Note what a case ended with (condition reason, exit code, seconds since ``since``)."""
+    condition = job.condition()
+    outcome = Outcome(
+        case,
+        condition["reason"] if condition else "(none)",
+        run.process.returncode,
+        round(time.monotonic() - since, 2),
+    )
+    OUTCOMES.append(outcome)
+    return outcome
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The measured outcome of every fault case, as a table."""
+    if not OUTCOMES:
+        return
+    terminalreporter.section("fault cases: condition, exit code, time")
+    terminalreporter.write_line("| case | condition | exit code | time (s) |")
+    terminalreporter.write_line("|---|---|---|---|")
+    for outcome in OUTCOMES:
+        terminalreporter.write_line(
+            f"| {outcome.case} | {outcome.reason} | {outcome.exit_code} | {outcome.seconds} |"
+        )
