@@ -18,7 +18,14 @@ from lightkube import Client
 from lightkube.resources.core_v1 import Pod, Secret
 
 from tests.faults.conftest import Start, record
-from tests.harness.cluster import AdapterJob, patch_job_condition, service_account_token
+from tests.harness.cluster import (
+    REFERENCE_ROLE,
+    AdapterJob,
+    create_job,
+    create_namespace,
+    patch_job_condition,
+    service_account_token,
+)
 from tests.harness.controlplane import ControlPlane
 from tests.harness.faultproxy import FaultProxy
 from tests.integration.helpers import SUCCESS, eventually, summary, verbs
@@ -338,3 +345,45 @@ def test_sixteen_writers_on_the_job_status(
 def job_time_now() -> str:
     """The wall clock as the kubelet writes times (RFC 3339, whole seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --- what the reporter does at the deadline, and what a noisy adapter costs ----------------
+
+
+def test_a_crash_between_polls_is_seen_at_the_deadline(
+    admin: Client, plane: ControlPlane, tmp_path: Path, reporter: Start
+) -> None:
+    # The reference Role: no watch, the Pod is read every 10 s; the deadline comes first.
+    namespace = create_namespace(admin, role=REFERENCE_ROLE)
+    job = create_job(admin, namespace, tmp_path / "results")
+    job.running()
+    run = reporter(job, {"MAX_WAIT_TIME_SECONDS": "5", "CONTAINER_STATUS_INTERVAL_SECONDS": "10"})
+    eventually(lambda: "monitoring adapter" in run.output)
+    started = time.monotonic()
+    time.sleep(0.5)
+    job.terminated(1, "Error")
+    assert run.wait(timeout=30) == 1, run.output
+    outcome = record("reference Role, exit 1 at +0.5 s, MAX_WAIT 5", job, run, started)
+    assert summary(job.condition()) == CRASH
+    assert outcome.seconds <= 8
+
+
+def test_an_adapter_rewriting_its_file_in_a_loop(job: AdapterJob, reporter: Start) -> None:
+    run = reporter(job, {"POLL_INTERVAL_SECONDS": "20", "LOG_LEVEL": "info"})
+    eventually(lambda: "monitoring adapter" in run.output)
+    started = time.monotonic()
+    count = 0
+    while time.monotonic() - started < 10:
+        count += 1
+        job.write_result(f'{{"status": "working", "step": {count}}}')
+        if count % 2:
+            job.results_path.unlink()
+        time.sleep(0.005)
+    job.write_result(SUCCESS)
+    assert run.wait(timeout=30) == 0, run.output
+    record(f"adapter rewrote its file {count} times in 10 s", job, run, started)
+    noisy = [line for line in run.output.splitlines() if "result file is not valid yet" in line]
+    # One line, then at most one more per repeat window (10 s) for the same error.
+    assert len(noisy) <= 3, len(noisy)
+    cpu = float(run.output.rsplit("cpu_seconds=", 1)[1].split()[0])
+    print(f"reporter CPU for {count} rewrites in 10 s: {cpu} s")
