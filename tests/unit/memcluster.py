@@ -89,6 +89,7 @@ class MemoryCluster:
         self.rules = PROJECT_RULES if rules is None else rules
         self.review_incomplete = False
         self.calls: Counter[str] = Counter()
+        self.watch_versions: list[str] = []
         self.patches: list[Mapping[str, Any]] = []
         self.down = False
         self.hang = False
@@ -134,6 +135,11 @@ class MemoryCluster:
         )
         self._change_pod(msgspec.structs.replace(self.pod, metadata=meta), "DELETED")
         self.pod = None
+
+    def send_watch_event(self, event: PodEvent) -> None:
+        """Every open watch receives ``event`` (an ERROR, say)."""
+        for queue in self._watchers:
+            queue.put_nowait(event)
 
     def break_watches(self, error: Exception | None = None) -> None:
         """Every open watch fails (a connection reset)."""
@@ -204,6 +210,7 @@ class MemoryCluster:
         self, resource_version: str, *, timeout_seconds: int, read_timeout: float
     ) -> AsyncIterator[AsyncIterator[PodEvent]]:
         """Events after ``resource_version`` (the current Pod as ADDED without one)."""
+        self.watch_versions.append(resource_version)
         await self._enter("watch", read_timeout)
         if not any(r for r in self.rules if "watch" in r.verbs or "*" in r.verbs):
             raise ApiError(403, 'HTTP 403: pods is forbidden: cannot watch resource "pods"')

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from status_reporter import logs
-from status_reporter.api import ApiError, Unreachable
+from status_reporter.api import ApiError, PodEvent, Unreachable
 from status_reporter.conditions import rfc3339
 from status_reporter.config import Config, LogFormat, MonitorMode
 from status_reporter.contract import ResultState, read_result
 from status_reporter.engine import MIN_READ_INTERVAL, STOP_EXIT_SECONDS, ExitCode, Reporter
-from status_reporter.models import Container, JobCondition
+from status_reporter.models import Container, JobCondition, Status
 from tests.unit.fakes import FakeClock, settle, terminated, waiting
 from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
 
@@ -650,6 +650,32 @@ async def test_a_watch_that_comes_back_stops_the_polling(tmp_path: Path) -> None
     assert run.cluster.calls["get_pod"] == reads
     run.adapter(terminated(exit_code=1))
     assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+
+
+async def test_a_watch_that_is_too_old_starts_again_from_the_current_state(
+    tmp_path: Path,
+) -> None:
+    run = await Run(tmp_path, container_status_interval_seconds=10).start()
+    assert run.cluster.watch_versions[0] != ""
+    run.cluster.fail("get_pod", Unreachable("refused"))  # no fresh version from a read either
+    run.cluster.send_watch_event(PodEvent("ERROR", error=Status(code=410, message="too old")))
+    await run.clock.advance(1)
+    assert run.cluster.watch_versions[1] == ""  # 410 Gone: never resume from the old version
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_refused_watch_falls_back_to_polling_for_good(tmp_path: Path, status: int) -> None:
+    run = await Run(tmp_path, container_status_interval_seconds=5).start()
+    run.cluster.fail("watch", ApiError(status, f"HTTP {status}: no"))
+    run.cluster.break_watches()
+    await run.clock.advance(1)
+    reads = run.cluster.calls["get_pod"]
+    watches = run.cluster.calls["watch"]
+    await run.clock.advance(30)
+    assert run.cluster.calls["get_pod"] == reads + 6
+    assert run.cluster.calls["watch"] == watches
 
 
 async def test_a_forbidden_watch_falls_back_to_polling(tmp_path: Path) -> None:

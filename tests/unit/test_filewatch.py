@@ -1,0 +1,122 @@
+"""Watching the result file with real inotify: the directory appearing, vanishing and
+coming back, a queue overflow, and inotify being unavailable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from status_reporter import logs
+from status_reporter.filewatch import watch_file
+from tests.unit.fakes import FakeClock, settle
+
+
+class Watch:
+    """``watch_file`` running as a task, counting its notifications."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "adapter-result.json"
+        self.clock = FakeClock()
+        self.calls = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def _notify(self) -> None:
+        self.calls += 1
+
+    async def start(self) -> Watch:
+        self.task = asyncio.create_task(
+            watch_file(str(self.path), self.clock, 2.0, self._notify, logs.get_logger())
+        )
+        await settle()
+        return self
+
+    async def events(self) -> None:
+        """Let inotify's events reach the watcher."""
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def test_a_write_of_the_result_file_notifies(tmp_path: Path) -> None:
+    watch = await Watch(tmp_path).start()
+    assert watch.calls == 1  # once when the watch is in place
+    watch.path.write_text("{}")
+    (tmp_path / "other.json").write_text("{}")
+    await watch.events()
+    assert watch.calls >= 2
+    before = watch.calls
+    (tmp_path / "other.json").write_text("[]")
+    await watch.events()
+    assert watch.calls == before  # another file in the directory is none of its business
+    await watch.stop()
+
+
+async def test_a_directory_deleted_and_created_again_is_watched_again(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    watch = await Watch(results).start()
+    results.rmdir()
+    await watch.events()
+    after_delete = watch.calls
+    assert after_delete > 1  # the directory going away is a reason to look again
+    results.mkdir()
+    await watch.events()
+    assert watch.calls == after_delete  # not noticed before the next check, 2 s later
+    await watch.clock.advance(2.0)
+    await watch.events()
+    watching_again = watch.calls
+    assert watching_again > after_delete  # watching again, and a look at once
+    watch.path.write_text("{}")
+    await watch.events()
+    assert watch.calls > watching_again
+    await watch.stop()
+
+
+async def test_an_overflowing_event_queue_means_look_again(tmp_path: Path) -> None:
+    watch = await Watch(tmp_path).start()
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    noise = tmp_path / "noise"
+    # Events about other files only, more than the kernel queues, while the watcher
+    # cannot read them: only the overflow itself can make it look again.
+    for _ in range(limit // 2 + 100):
+        noise.write_bytes(b"")
+        noise.unlink()
+    before = watch.calls
+    for _ in range(500):  # thousands of queued events to get through first
+        await asyncio.sleep(0.01)
+        if watch.calls > before:
+            break
+    assert watch.calls == before + 1
+    await watch.stop()
+
+
+@contextlib.contextmanager
+def no_free_descriptors() -> Iterator[None]:
+    """Lower the process's descriptor limit below its lowest free descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = next(fd for fd in range(3, soft) if not os.path.exists(f"/proc/self/fd/{fd}"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_inotify_unavailable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure()
+    with no_free_descriptors():
+        watcher = watch_file(
+            str(tmp_path / "r.json"), FakeClock(), 2.0, lambda: None, logs.get_logger()
+        )
+        await asyncio.wait_for(watcher, timeout=5)
+    assert "inotify unavailable, watching the result file by polling" in capsys.readouterr().out
