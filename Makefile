@@ -103,7 +103,7 @@ clean: ## Remove the venv, caches and build output
 
 .PHONY: demo
 demo: $(STAMP) controlplane ## Start a local kube-apiserver and show the reporter in five scenarios
-	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python hack/demo.py
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m tests.harness.demo
 
 .PHONY: bench
 bench: $(STAMP) controlplane ## Measure latency, API load, footprint and scale; writes BENCHMARKS.md (about 10 min)

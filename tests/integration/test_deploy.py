@@ -1,5 +1,5 @@
-"""deploy/: every manifest is accepted by the real API server, and the example Jobs
-are wired the way the README and SPEC §3 say."""
+"""deploy/: every manifest is accepted by the real API server, and the native example
+runs end to end (static checks of the manifests are in tests/unit/test_manifests.py)."""
 
 from __future__ import annotations
 
@@ -8,51 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from lightkube import Client
 from lightkube.codecs import load_all_yaml
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from status_reporter.config import load
 from tests.harness.cluster import (
-    REPORTER,
-    AdapterJob,
     create_job_from_manifest,
     create_namespace,
     load_manifest,
     renamed,
-    reporter_container,
     reporter_env,
 )
-from tests.harness.controlplane import ROOT, ControlPlane
+from tests.harness.controlplane import ControlPlane
 from tests.harness.reporter import start_reporter
+from tests.unit.test_manifests import DEPLOY, EXAMPLES, kustomization
 
 pytestmark = pytest.mark.integration
-
-DEPLOY = ROOT / "deploy"
-EXAMPLES = sorted((DEPLOY / "examples").glob("*-job.yaml"))
-SPEC_VARIABLES = {
-    "JOB_NAME", "JOB_NAMESPACE", "POD_NAME", "RESULTS_PATH", "POLL_INTERVAL_SECONDS",
-    "MAX_WAIT_TIME_SECONDS", "CONDITION_TYPE", "LOG_LEVEL", "ADAPTER_CONTAINER_NAME",
-    "LOG_FORMAT", "REPORTER_CONTAINER_NAME", "MONITOR_MODE", "CONTAINER_STATUS_INTERVAL_SECONDS",
-}  # fmt: skip
-TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-def kustomization(directory: Path) -> list[Path]:
-    document = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    return [directory / entry for entry in document["resources"]]
-
-
-def test_kustomizations_list_every_manifest() -> None:
-    base = kustomization(DEPLOY / "base")
-    assert sorted(p.name for p in base) == sorted(
-        p.name for p in (DEPLOY / "base").glob("*.yaml") if p.name != "kustomization.yaml"
-    )
-    examples = kustomization(DEPLOY / "examples")
-    assert DEPLOY / "examples" / ".." / "base" in examples
-    assert {p.name for p in examples if p.suffix == ".yaml"} == {p.name for p in EXAMPLES}
 
 
 def test_every_manifest_is_accepted_by_the_api_server(admin: Client) -> None:
@@ -66,62 +38,6 @@ def test_every_manifest_is_accepted_by_the_api_server(admin: Client) -> None:
         jobs: list[Any] = load_all_yaml(path.read_text())
         for obj in jobs:
             admin.create(obj, namespace=namespace, dry_run=True)  # server-side dry run
-
-
-@pytest.fixture(params=EXAMPLES, ids=lambda p: p.stem)
-def example(request: pytest.FixtureRequest) -> dict[str, Any]:
-    manifest: dict[str, Any] = load_manifest(request.param)
-    return manifest
-
-
-def test_example_environment_is_valid_spec_configuration(example: dict[str, Any]) -> None:
-    reporter = reporter_container(example)
-    names = [item["name"] for item in reporter["env"]]
-    assert set(names) <= SPEC_VARIABLES
-    assert example["metadata"]["name"] == next(
-        item["value"] for item in reporter["env"] if item["name"] == "JOB_NAME"
-    )
-    job = AdapterJob(None, "ns", example["metadata"]["name"], "pod-x", Path("/results"))  # type: ignore[arg-type]
-    config = load(reporter_env(example, job))
-    spec = example["spec"]["template"]["spec"]
-    adapter = next(c for c in spec["containers"] if c["name"] == config.adapter_container_name)
-    # The reporter reads RESULTS_PATH from the volume the adapter writes to.
-    results_dir = str(Path(config.results_path).parent)
-    mounts = {m["mountPath"]: m["name"] for m in reporter["volumeMounts"]}
-    assert mounts[results_dir] == next(
-        m["name"] for m in adapter["volumeMounts"] if m["mountPath"] == results_dir
-    )
-    assert example["spec"]["activeDeadlineSeconds"] > config.max_wait_time_seconds
-
-
-def test_example_isolates_the_token_and_hardens_the_containers(example: dict[str, Any]) -> None:
-    spec = example["spec"]["template"]["spec"]
-    assert spec["automountServiceAccountToken"] is False
-    assert spec["serviceAccountName"] == "status-reporter"
-    assert spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    reporter = reporter_container(example)
-    token_volume = next(m["name"] for m in reporter["volumeMounts"] if m["mountPath"] == TOKEN_PATH)
-    volume = next(v for v in spec["volumes"] if v["name"] == token_volume)
-    kinds = [next(iter(source)) for source in volume["projected"]["sources"]]
-    assert kinds == ["serviceAccountToken", "configMap", "downwardAPI"]
-    for container in [*spec["containers"], *spec.get("initContainers", [])]:
-        context = container["securityContext"]
-        assert context["readOnlyRootFilesystem"] is True
-        assert context["allowPrivilegeEscalation"] is False
-        assert context["capabilities"] == {"drop": ["ALL"]}
-        if container["name"] != REPORTER:
-            assert all(m["mountPath"] != TOKEN_PATH for m in container.get("volumeMounts", []))
-    assert reporter["resources"]["requests"]["memory"]
-    assert reporter["resources"]["limits"]["memory"]
-
-
-def test_native_example_is_a_native_sidecar() -> None:
-    manifest = load_manifest(DEPLOY / "examples" / "native-sidecar-job.yaml")
-    spec = manifest["spec"]["template"]["spec"]
-    assert [c["name"] for c in spec["initContainers"]] == [REPORTER]
-    assert spec["initContainers"][0]["restartPolicy"] == "Always"
-    assert REPORTER not in [c["name"] for c in spec["containers"]]
 
 
 def test_native_example_end_to_end(admin: Client, plane: ControlPlane, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""make demo: the reporter against a real local kube-apiserver, scenario by scenario.
+"""make demo (``python -m tests.harness.demo``): the reporter against a real local
+kube-apiserver, scenario by scenario.
 
 Starts etcd + kube-apiserver, applies deploy/base (ServiceAccount, Role,
 RoleBinding) and creates the Job of deploy/examples/classic-sidecar-job.yaml once
@@ -9,7 +10,6 @@ on the Job. Exits 1 if any scenario ends with the wrong condition.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,10 +18,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.harness.cluster import (  # noqa: E402 - after the path set-up
+from tests.harness.cluster import (
     AdapterJob,
     create_job_from_manifest,
     create_namespace,
@@ -29,8 +26,8 @@ from tests.harness.cluster import (  # noqa: E402 - after the path set-up
     renamed,
     reporter_env,
 )
-from tests.harness.controlplane import ControlPlane, binaries  # noqa: E402
-from tests.harness.reporter import start_reporter  # noqa: E402
+from tests.harness.controlplane import ROOT, ControlPlane, binaries
+from tests.harness.reporter import start_reporter
 
 EXAMPLE = ROOT / "deploy" / "examples" / "classic-sidecar-job.yaml"
 
