@@ -58,6 +58,9 @@ class Scenario:
     message: str
     # The Job controller's verdict, per mode: its own terminal condition type.
     job: Mapping[str, str]
+    # The reporter container's exit code, per mode (README, exit codes); None
+    # where the Job controller removes the Pod before it can be read.
+    reporter_exit: Mapping[str, int] | None
     adapter_image: str | None = None
     adapter_limits: Mapping[str, str] = field(default_factory=dict)
     reporter_env: Mapping[str, str] = field(default_factory=dict)
@@ -67,29 +70,33 @@ class Scenario:
 
 BOTH_COMPLETE = {"classic": "Complete", "native": "Complete"}
 BOTH_FAILED = {"classic": "Failed", "native": "Failed"}
-# The adapter runs a little before it crashes, so the reporter has started and
-# watches (or polls) the Pod when it happens.
-CRASH_SCRIPT = (
-    "echo 'connecting to cloud API'\n"
-    "sleep 2\n"
+# A classic reporter exits 0 for a valid result and 1 for an adapter problem; a
+# native one is stopped by the kubelet after reporting and exits 0.
+REPORTED_RESULT = {"classic": 0, "native": 0}
+REPORTED_PROBLEM = {"classic": 1, "native": 0}
+# The adapter works for a while first, as real adapters do: the reporter has
+# started, and watches (or polls) the Pod, by the time the adapter acts, even with
+# every scenario's Pod starting at once on two cores.
+WORK = "echo 'validating...'\nsleep 8\n"
+TERMINATION_MESSAGE = (
     "printf 'connecting to cloud API\\npanic: credentials rejected\\n' > /dev/termination-log\n"
-    "exit 1\n"
 )
+CRASH_SCRIPT = WORK + TERMINATION_MESSAGE + "exit 1\n"
 CRASH_MESSAGE = "Adapter container exited with code 1: Error: panic: credentials rejected"
 
 SCENARIOS = (
     Scenario(
         name="success",
-        adapter_script="sleep 1\n"
-        + write_result("success", "ValidationPassed", "All checks passed"),
+        adapter_script=WORK + write_result("success", "ValidationPassed", "All checks passed"),
         status="True",
         reason="ValidationPassed",
         message="All checks passed",
         job=BOTH_COMPLETE,
+        reporter_exit=REPORTED_RESULT,
     ),
     Scenario(
         name="failure",
-        adapter_script="sleep 1\n"
+        adapter_script=WORK
         + write_result(
             "failure", "MissingPermissions", "Service account lacks required IAM permissions"
         ),
@@ -97,6 +104,7 @@ SCENARIOS = (
         reason="MissingPermissions",
         message="Service account lacks required IAM permissions",
         job=BOTH_COMPLETE,
+        reporter_exit=REPORTED_RESULT,
     ),
     Scenario(
         name="crash",
@@ -105,19 +113,37 @@ SCENARIOS = (
         reason="AdapterExitedWithError",
         message=CRASH_MESSAGE,
         job=BOTH_FAILED,
+        reporter_exit=REPORTED_PROBLEM,
+    ),
+    Scenario(
+        # The adapter fails at once: a native sidecar is told to stop while it is
+        # still starting, a classic one starts after the adapter has gone.
+        name="crash-at-once",
+        adapter_script=TERMINATION_MESSAGE + "exit 1\n",
+        status="False",
+        reason="AdapterExitedWithError",
+        message=CRASH_MESSAGE,
+        job=BOTH_FAILED,
+        reporter_exit=REPORTED_PROBLEM,
     ),
     Scenario(
         name="oomkilled",
-        adapter_script="dd if=/dev/zero of=/dev/null bs=100M count=1\n",
+        # dd is killed by the kernel's OOM killer under the 16Mi limit. The shell
+        # outlives it by a second: with containerd 1.6 on cgroup v1, the exit of
+        # an OOM-killed PID 1 can be handled before the OOM event, and the kubelet
+        # then reports reason Error instead of OOMKilled.
+        adapter_script=WORK + "dd if=/dev/zero of=/dev/null bs=100M count=1\nrc=$?\nsleep 1\n"
+        "exit $rc\n",
         adapter_limits={"memory": "16Mi"},
         status="False",
         reason="AdapterOOMKilled",
         message="Adapter container was killed due to out of memory (OOMKilled)",
         job=BOTH_FAILED,
+        reporter_exit=REPORTED_PROBLEM,
     ),
     Scenario(
         name="no-result",
-        adapter_script="sleep 1\nexit 0\n",
+        adapter_script=WORK + "exit 0\n",
         status="False",
         reason="AdapterMissingResults",
         message="Adapter container exited successfully (code 0) but did not produce a valid "
@@ -125,6 +151,7 @@ SCENARIOS = (
         # The classic reporter exits 1 for an adapter problem, which fails the Pod; a
         # native sidecar's exit code does not count.
         job={"classic": "Failed", "native": "Complete"},
+        reporter_exit=REPORTED_PROBLEM,
     ),
     Scenario(
         name="never-starts",
@@ -140,6 +167,7 @@ SCENARIOS = (
         f'ErrImageNeverPull: Container image "{MISSING_IMAGE}" is not present with pull policy '
         "of Never)",
         job=BOTH_FAILED,
+        reporter_exit=None,
     ),
     Scenario(
         name="crash-reference-role",
@@ -149,6 +177,7 @@ SCENARIOS = (
         reason="AdapterExitedWithError",
         message=CRASH_MESSAGE,
         job=BOTH_FAILED,
+        reporter_exit=REPORTED_PROBLEM,
     ),
 )
 
@@ -226,6 +255,7 @@ class Outcome:
     conditions: list[dict[str, Any]] = field(default_factory=list)
     condition_after: float | None = None
     finished_after: float | None = None
+    reporter_exit: int | None = None
 
     @property
     def ours(self) -> dict[str, Any] | None:
@@ -270,7 +300,20 @@ class Outcome:
             found.append(f"no {companion} next to {want}: {types}")
         if types.count(CONDITION) != 1:
             found.append(f"{types.count(CONDITION)} {CONDITION} conditions")
+        if s.reporter_exit is not None and self.reporter_exit != s.reporter_exit[self.mode]:
+            found.append(f"reporter exited {self.reporter_exit}, want {s.reporter_exit[self.mode]}")
         return found
+
+    def read_reporter_exit(self, client: Client) -> None:
+        """Record the reporter container's exit code from the ended Pod."""
+        pod = pod_of(client, self.namespace, self.job)
+        if pod is None or pod.status is None:
+            return
+        statuses = [*(pod.status.initContainerStatuses or [])]
+        statuses += pod.status.containerStatuses or []
+        for status in statuses:
+            if status.name == REPORTER and status.state and status.state.terminated:
+                self.reporter_exit = status.state.terminated.exitCode
 
     def describe(self, client: Client) -> str:
         """The Job's conditions, its Pod's container states and the reporter's log."""
@@ -325,6 +368,7 @@ class Batch:
                 if outcome.finished_after is not None and (
                     outcome.ours is not None or now - outcome.created > outcome.finished_after + 15
                 ):
+                    outcome.read_reporter_exit(client)
                     pending.discard(key)
             time.sleep(0.25)
         return list(self.outcomes.values())
@@ -377,29 +421,26 @@ def wait_running(
     raise TimeoutError(f"{names} of job {namespace}/{job} not running after {timeout:.0f}s")
 
 
+def _seconds(value: float | None) -> str:
+    return f"{value:.1f} s" if value is not None else "-"
+
+
 def table(outcomes: Sequence[Outcome]) -> str:
-    """The outcomes as a Markdown table (scenario, mode, condition, Job, times)."""
+    """The outcomes as a Markdown table: condition, Job verdict, reporter exit, times."""
     rows = [
-        "| scenario | mode | condition | Job | condition after | Job ended after | ok |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | mode | condition | Job | reporter exit | condition after | Job ended after "
+        "| ok |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
-        ours = o.ours
-        cond = f"{ours['status']} {ours['reason']}" if ours else "-"
-        verdict = o.verdict
-        job = (
-            verdict["type"] + (f" ({verdict['reason']})" if verdict.get("reason") else "")
-            if (verdict)
-            else "-"
-        )
-
-        def secs(v: float | None) -> str:
-            return f"{v:.1f} s" if v is not None else "-"
-
-        ok = "yes" if not o.problems() else "NO: " + "; ".join(o.problems())
+        ours, verdict, problems = o.ours, o.verdict, o.problems()
+        condition = f"{ours['status']} {ours['reason']}" if ours else "-"
+        job = f"{verdict['type']} ({verdict.get('reason', '')})" if verdict else "-"
+        exit_code = "-" if o.reporter_exit is None else str(o.reporter_exit)
+        ok = "NO: " + "; ".join(problems) if problems else "yes"
         rows.append(
-            f"| {o.scenario.name} | {o.mode} | {cond} | {job} | {secs(o.condition_after)} "
-            f"| {secs(o.finished_after)} | {ok} |"
+            f"| {o.scenario.name} | {o.mode} | {condition} | {job} | {exit_code} "
+            f"| {_seconds(o.condition_after)} | {_seconds(o.finished_after)} | {ok} |"
         )
     return "\n".join(rows)
 
@@ -415,4 +456,5 @@ INSPECT = Scenario(
     reason="ValidationPassed",
     message="All checks passed",
     job=BOTH_COMPLETE,
+    reporter_exit=REPORTED_RESULT,
 )

@@ -232,8 +232,8 @@ def test_native_sidecar_reports_every_crash(
     namespace = create_namespace(kube)
     crash = by_name("crash")
     done: list[Outcome] = []
-    for wave in range(4):
-        plan = [(crash, "native", namespace, f"crash-{wave * 5 + i:02d}") for i in range(5)]
+    for wave in range(2):
+        plan = [(crash, "native", namespace, f"crash-{wave * 10 + i:02d}") for i in range(10)]
         done += launch(kube, node, reporter_image, plan).wait(kube)
     reasons = Counter(o.ours["reason"] if o.ours else None for o in done)
     report(pytestconfig, f"native sidecar, adapter exit 1, 20 runs: {dict(reasons)}")
