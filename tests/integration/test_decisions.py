@@ -1,11 +1,12 @@
-"""SPEC §4 end to end: every row of the decision table against a real API server,
-in both monitor modes, reading the condition back from the Job."""
+"""README "Decision table" end to end: every row against a real API server, in both
+monitor modes, reading the condition back from the Job as a consumer would."""
 
 from __future__ import annotations
 
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -34,129 +35,103 @@ def report(job: AdapterJob, reporter: Reporter, env: dict[str, str], **extra: st
     return reporter(job, {**env, "CONTAINER_STATUS_INTERVAL_SECONDS": "1", **extra})
 
 
-def test_rule1_success(job: AdapterJob, reporter: Reporter, mode: dict[str, str]) -> None:
-    run = report(job, reporter, mode)
-    job.write_result(SUCCESS)
-    assert run.wait() == 0, run.output
-    condition = job.condition()
-    assert summary(condition) == ("True", "ValidationPassed", "GCP environment validated")
-    assert condition is not None
-    assert condition["lastTransitionTime"].endswith("Z")
+@dataclass(frozen=True)
+class Row:
+    """One row of the README's decision table: what happens, and what lands on the Job."""
+
+    number: str
+    act: Callable[[AdapterJob, ReporterRun], None]
+    status: str
+    reason: str
+    message: str
+    exit_code: int
+    env: dict[str, str] = field(default_factory=dict)
+    before_start: Callable[[AdapterJob], None] | None = None
+    message_is_prefix: bool = False
 
 
-def test_rule2_failure_with_details(
-    job: AdapterJob, reporter: Reporter, mode: dict[str, str]
-) -> None:
-    run = report(job, reporter, mode)
-    job.write_result({**FAILURE, "details": {"missing": ["compute.instances.list"]}})
-    assert run.wait() == 0, run.output
-    assert summary(job.condition()) == ("False", "MissingPermissions", "SA lacks IAM roles")
-    assert "compute.instances.list" in run.output  # details are logged...
-    assert "compute.instances.list" not in str(job.job().to_dict())  # ...never copied to the Job
-
-
-def test_rule3_oom_killed(job: AdapterJob, reporter: Reporter, mode: dict[str, str]) -> None:
-    run = report(job, reporter, mode)
-    job.terminated(137, "OOMKilled")
-    assert run.wait() == 1, run.output
-    assert summary(job.condition()) == (
-        "False",
-        "AdapterOOMKilled",
-        "Adapter container was killed due to out of memory (OOMKilled)",
-    )
-
-
-def test_rule4_invalid_file_after_exit(
-    job: AdapterJob, reporter: Reporter, mode: dict[str, str]
-) -> None:
-    run = report(job, reporter, mode)
-    job.write_result('{"status": "SUCCESS"}')
-    job.terminated(0, "Completed")
-    assert run.wait() == 1, run.output
-    assert summary(job.condition()) == (
-        "False",
-        "InvalidResultFormat",
-        "Failed to parse adapter result: status: must be either 'success' or 'failure'"
-        "; adapter exited with code 0",
-    )
-
-
-def test_rule4_invalid_file_settles_while_running(
-    job: AdapterJob, reporter: Reporter, mode: dict[str, str]
-) -> None:
-    run = report(job, reporter, mode)
-    job.write_result("{not json")
-    assert run.wait(timeout=15) == 1, run.output
-    condition = job.condition()
-    assert condition is not None
-    assert condition["reason"] == "InvalidResultFormat"
-    assert condition["message"].startswith("Failed to parse adapter result: invalid JSON: ")
-    assert "adapter exited" not in condition["message"]
-
-
-def test_rule5_crash_with_termination_message(
-    job: AdapterJob, reporter: Reporter, mode: dict[str, str]
-) -> None:
-    run = report(job, reporter, mode)
-    job.terminated(3, "Error", "starting\npanic: credentials rejected\n")
-    assert run.wait() == 1, run.output
-    assert summary(job.condition()) == (
-        "False",
-        "AdapterExitedWithError",
-        "Adapter container exited with code 3: Error: panic: credentials rejected",
-    )
-
-
-def test_rule6_exit_zero_without_result(
-    job: AdapterJob, reporter: Reporter, mode: dict[str, str]
-) -> None:
-    run = report(job, reporter, mode)
-    job.terminated(0, "Completed")
-    assert run.wait() == 1, run.output
-    assert summary(job.condition()) == (
-        "False",
-        "AdapterMissingResults",
-        "Adapter container exited successfully (code 0) but did not produce a valid result file: "
-        "Completed",
-    )
-
-
-def test_rule7_timeout(job: AdapterJob, reporter: Reporter, mode: dict[str, str]) -> None:
-    started = time.monotonic()
-    run = report(job, reporter, mode, MAX_WAIT_TIME_SECONDS="3")
-    assert run.wait() == 1, run.output
-    assert 3.0 <= time.monotonic() - started < 10
-    assert summary(job.condition()) == (
-        "False",
-        "AdapterTimeout",
-        "Adapter did not produce results within 3s",
-    )
-
-
-def test_rule7_timeout_names_the_waiting_reason(
-    job: AdapterJob, reporter: Reporter, mode: dict[str, str]
-) -> None:
-    job.waiting("ImagePullBackOff", 'Back-off pulling image "example.com/adapter:1"')
-    run = reporter(job, {**mode, "MAX_WAIT_TIME_SECONDS": "2", "POLL_INTERVAL_SECONDS": "1"})
-    assert run.wait() == 1, run.output
-    assert summary(job.condition()) == (
-        "False",
-        "AdapterTimeout",
-        "Adapter did not produce results within 2s "
-        '(adapter waiting: ImagePullBackOff: Back-off pulling image "example.com/adapter:1")',
-    )
-
-
-def test_rule8_interrupted(job: AdapterJob, reporter: Reporter, mode: dict[str, str]) -> None:
-    run = report(job, reporter, mode)
+def _stop(_: AdapterJob, run: ReporterRun) -> None:
     eventually(lambda: "monitoring adapter" in run.output)
     run.signal(signal.SIGTERM)
-    assert run.wait() == 1, run.output
-    assert summary(job.condition()) == (
-        "False",
-        "ReporterInterrupted",
-        "Status reporter was stopped before the adapter produced a result",
-    )
+
+
+def _nothing(_: AdapterJob, __: ReporterRun) -> None:
+    return None
+
+
+def _invalid_then_exit(job: AdapterJob, _: ReporterRun) -> None:
+    job.write_result('{"status": "SUCCESS"}')
+    job.terminated(0, "Completed")
+
+
+ROWS = [
+    Row("1", lambda job, _: job.write_result(SUCCESS),
+        "True", "ValidationPassed", "GCP environment validated", 0),
+    Row("2", lambda job, _: job.write_result({**FAILURE, "details": {"missing": ["x.list"]}}),
+        "False", "MissingPermissions", "SA lacks IAM roles", 0),
+    Row("3", lambda job, _: job.terminated(137, "OOMKilled"),
+        "False", "AdapterOOMKilled",
+        "Adapter container was killed due to out of memory (OOMKilled)", 1),
+    Row("4-terminated", _invalid_then_exit,
+        "False", "InvalidResultFormat",
+        "Failed to parse adapter result: status: must be either 'success' or 'failure'"
+        "; adapter exited with code 0", 1),
+    Row("4-settled", lambda job, _: job.write_result("{not json"),
+        "False", "InvalidResultFormat", "Failed to parse adapter result: invalid JSON: ", 1,
+        message_is_prefix=True),
+    Row("5", lambda job, _: job.terminated(3, "Error", "starting\npanic: credentials rejected\n"),
+        "False", "AdapterExitedWithError",
+        "Adapter container exited with code 3: Error: panic: credentials rejected", 1),
+    Row("6", lambda job, _: job.terminated(0, "Completed"),
+        "False", "AdapterMissingResults",
+        "Adapter container exited successfully (code 0) but did not produce a valid result "
+        "file: Completed", 1),
+    Row("7", _nothing, "False", "AdapterTimeout", "Adapter did not produce results within 3s", 1,
+        env={"MAX_WAIT_TIME_SECONDS": "3"}),
+    Row("7-waiting", _nothing, "False", "AdapterTimeout",
+        "Adapter did not produce results within 2s "
+        '(adapter waiting: ImagePullBackOff: Back-off pulling image "example.com/adapter:1")', 1,
+        env={"MAX_WAIT_TIME_SECONDS": "2"},
+        before_start=lambda job: job.waiting(
+            "ImagePullBackOff", 'Back-off pulling image "example.com/adapter:1"'
+        )),
+    Row("8", _stop, "False", "ReporterInterrupted",
+        "Status reporter was stopped before the adapter produced a result", 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda row: f"row-{row.number}")
+def test_decision_table_row(
+    row: Row, job: AdapterJob, reporter: Reporter, mode: dict[str, str]
+) -> None:
+    env = {**mode, "CONTAINER_STATUS_INTERVAL_SECONDS": "1", "POLL_INTERVAL_SECONDS": "1"}
+    if row.before_start is not None:
+        row.before_start(job)
+    else:
+        job.running()
+    run = reporter(job, {**env, **row.env})
+    row.act(job, run)
+    assert run.wait(timeout=20) == row.exit_code, run.output
+    condition = job.condition()
+    assert condition is not None, run.output
+    assert (condition["status"], condition["reason"]) == (row.status, row.reason)
+    if row.message_is_prefix:
+        assert condition["message"].startswith(row.message)
+    else:
+        assert condition["message"] == row.message
+    assert condition["lastTransitionTime"].endswith("Z")
+    assert run.last_word()["reason"] == row.reason
+    assert run.last_word()["written"] is True
+
+
+def test_details_are_logged_and_never_copied_to_the_job(
+    job: AdapterJob, reporter: Reporter
+) -> None:
+    run = report(job, reporter, {})
+    job.write_result({**FAILURE, "details": {"missing": ["compute.instances.list"]}})
+    assert run.wait() == 0, run.output
+    assert "compute.instances.list" in run.output
+    assert "compute.instances.list" not in str(job.job().to_dict())
 
 
 def test_sigterm_evaluates_once_more_before_rule8(
