@@ -90,6 +90,13 @@ demo-cluster: $(STAMP) image-tools ## Show every scenario as real Jobs on a sing
 	hack/controlplane/build.sh --node >/dev/null
 	STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" $(BIN)/python hack/demo_cluster.py
 
+.PHONY: mutation
+mutation: $(STAMP) ## Mutation testing of the rules and the write/retry policy (mutmut; about 20 min, not in make test)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+	$(BIN)/python hack/mutation_score.py
+
 .PHONY: verify
 verify: lint test-unit ## Everything that needs no control plane: lint, types, unit tests
 

@@ -120,14 +120,14 @@ class _Invalid(Exception):
 
 def truncate_utf8(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` bytes of UTF-8 without splitting a character."""
-    encoded = text.encode("utf-8", "surrogatepass")
+    encoded = text.encode("utf-8")
     if len(encoded) <= limit:
         return text
     cut = limit
     # Step back over continuation bytes (0b10xxxxxx) to the start of a character.
-    while cut > 0 and encoded[cut] & 0xC0 == 0x80:
+    while encoded[cut] & 0xC0 == 0x80:
         cut -= 1
-    return encoded[:cut].decode("utf-8", "surrogatepass")
+    return encoded[:cut].decode("utf-8")
 
 
 def trim(text: str) -> str:
@@ -136,8 +136,8 @@ def trim(text: str) -> str:
 
 
 def _json_type(raw: bytes | msgspec.Raw) -> str:
-    first = bytes(memoryview(raw)[:1])
-    return _JSON_TYPES.get(first[0], "number") if first else "nothing"
+    """The JSON type of a value that the decoder has accepted (so never empty)."""
+    return _JSON_TYPES.get(memoryview(raw)[0], "number")
 
 
 def _text_field(raw: msgspec.Raw | msgspec.UnsetType, key: str, default: str, limit: int) -> str:
@@ -222,6 +222,7 @@ def parse_result(data: bytes) -> ResultValid | ResultInvalid:
     )
 
 
+# Every file type Linux has besides a regular file.
 _KINDS: Final = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISLNK, "a symbolic link"),
@@ -235,13 +236,13 @@ _KINDS: Final = (
 def _not_regular(mode: int) -> ResultInvalid | None:
     if stat.S_ISREG(mode):
         return None
-    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    kind = next(name for test, name in _KINDS if test(mode))
     error = f"result path is {kind}, not a regular file"
     return ResultInvalid(error=error, fingerprint=error.encode())
 
 
 def _os_error(exc: OSError) -> ResultInvalid:
-    error = f"cannot read result file: {os.strerror(exc.errno or 0)}"
+    error = f"cannot read result file: {exc.strerror or exc}"
     return ResultInvalid(error=error, fingerprint=error.encode())
 
 

@@ -132,11 +132,11 @@ async def call(
         before_sleep=before_sleep,
         reraise=True,
     )
+    async def bounded_attempt() -> _T:
+        timeout = min(policy.request_timeout, deadline - clock.now())
+        return await attempt(max(MIN_ATTEMPT_SECONDS, timeout))
+
     try:
-        async for trial in retrying:
-            with trial:
-                timeout = min(policy.request_timeout, deadline - clock.now())
-                return await attempt(max(MIN_ATTEMPT_SECONDS, timeout))
+        return await retrying(bounded_attempt)
     except (ApiError, Unreachable) as exc:
         raise final_error(op, exc) from None
-    raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover

@@ -56,8 +56,8 @@ class ConditionWriter:
 
     async def write(
         self, condition: Condition, *, deadline: float, read_first: bool = True
-    ) -> bool:
-        """Record ``condition``; False when an identical one was already there.
+    ) -> None:
+        """Record ``condition`` (nothing is sent when an identical one is already there).
 
         Without a copy of the Job, one is read first, unless ``read_first`` is False
         (a last attempt with little time: the patch alone, as if no condition existed).
@@ -69,7 +69,7 @@ class ConditionWriter:
         planned = planned_condition(conditions, self._type, condition, self._clock.wall())
         if planned is None:
             self._log.info("condition already recorded; nothing to write", type=self._type)
-            return False
+            return
         patch = status_patch(planned)
         job = await call(
             self._ops.patch_status,
@@ -83,4 +83,3 @@ class ConditionWriter:
         self._log.info(
             "condition written", type=self._type, status=planned["status"], reason=planned["reason"]
         )
-        return True

@@ -224,3 +224,51 @@ def test_job_ref_for_error_reporting() -> None:
     assert job_ref(env(CONDITION_TYPE="Ready")).condition_type == "Ready"  # type: ignore[union-attr]
     assert job_ref({"JOB_NAME": "x"}) is None
     assert job_ref({"JOB_NAMESPACE": "x", "JOB_NAME": " "}) is None
+
+
+def test_error_fields() -> None:
+    error = error_for(POLL_INTERVAL_SECONDS=" 300 ", MAX_WAIT_TIME_SECONDS="300")
+    assert (error.variable, error.value) == ("POLL_INTERVAL_SECONDS", " 300 ")
+    assert error.allowed == (
+        "must be an integer greater than 0 and less than MAX_WAIT_TIME_SECONDS (300)"
+    )
+
+
+def test_an_unset_value_is_shown_as_unset() -> None:
+    error = error_for(JOB_NAME="")
+    assert (error.variable, error.value) == ("JOB_NAME", None)
+    assert str(error) == "invalid configuration: JOB_NAME=(unset): required, must not be empty"
+    assert error_for(JOB_NAME="  ").value == "  "
+
+
+def test_the_smallest_integer_is_one() -> None:
+    config = load(env(POLL_INTERVAL_SECONDS="1", MAX_WAIT_TIME_SECONDS="2"))
+    assert (config.poll_interval_seconds, config.max_wait_time_seconds) == (1, 2)
+    assert load(env(CONTAINER_STATUS_INTERVAL_SECONDS="1")).container_status_interval_seconds == 1
+
+
+def test_the_default_poll_interval_must_fit_a_short_max_wait() -> None:
+    # MAX_WAIT_TIME_SECONDS=2 leaves no room for the default interval of 2 s.
+    error = error_for(MAX_WAIT_TIME_SECONDS="2")
+    assert (error.variable, error.value) == ("POLL_INTERVAL_SECONDS", "2")
+    assert "less than MAX_WAIT_TIME_SECONDS (2)" in str(error)
+    assert load(env(MAX_WAIT_TIME_SECONDS="3")).poll_interval_seconds == 2
+
+
+def test_texts_of_the_path_and_type_rules() -> None:
+    assert str(error_for(RESULTS_PATH="r.json")) == (
+        'invalid configuration: RESULTS_PATH="r.json": '
+        "must be an absolute file path (start with /, not end with /)"
+    )
+    error = error_for(CONDITION_TYPE=" \t")
+    assert (error.variable, error.value, error.allowed) == (
+        "CONDITION_TYPE",
+        " \t",
+        "must not be blank",
+    )
+
+
+def test_the_adapter_named_like_the_reporter_names_the_value() -> None:
+    error = error_for(ADAPTER_CONTAINER_NAME="sidecar", REPORTER_CONTAINER_NAME="sidecar")
+    assert error.value == "sidecar"
+    assert "REPORTER_CONTAINER_NAME=sidecar" in str(error)

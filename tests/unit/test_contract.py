@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
+import stat
 import threading
 import time
 import tracemalloc
@@ -466,3 +468,103 @@ def test_other_os_errors_are_reported(tmp_path: Path) -> None:
     state = read_result(str(tmp_path / ("x" * 300)))
     assert isinstance(state, ResultInvalid)
     assert state.error == "cannot read result file: File name too long"
+
+
+# --- the path swapped between the type check and the open (a race) ---------------------
+
+
+@pytest.fixture
+def swapped_after_lstat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.lstat`` says "regular file" whatever is there, as if the path was swapped."""
+    regular = os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, 0, 0, 2, 0, 0, 0))
+    monkeypatch.setattr("status_reporter.contract.os.lstat", lambda _: regular)
+
+
+@pytest.mark.usefixtures("swapped_after_lstat")
+def test_a_symlink_swapped_in_is_still_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "target.json"
+    target.write_text('{"status": "success"}')
+    link = tmp_path / "r.json"
+    link.symlink_to(target)
+    state = read_result(str(link))
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "result path is a symbolic link, not a regular file"
+
+
+@pytest.mark.usefixtures("swapped_after_lstat")
+def test_a_fifo_swapped_in_is_checked_on_the_descriptor_and_never_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    os.mkfifo(path)
+    outcome: list[object] = []
+    reader = threading.Thread(target=lambda: outcome.append(read_result(str(path))), daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    assert not reader.is_alive(), "read_result blocked on a FIFO"
+    (state,) = outcome
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "result path is a FIFO, not a regular file"
+
+
+def test_a_read_error_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "r.json"
+    path.write_text('{"status": "success"}')
+
+    def failing_read(fd: int, size: int) -> bytes:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr("status_reporter.contract.os.read", failing_read)
+    state = read_result(str(path))
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "cannot read result file: Input/output error"
+
+
+def test_a_file_read_in_several_chunks_is_whole(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"status": "success", "pad": "x" * 600_000, "reason": "Big"}))
+    state = read_result(str(path))
+    assert isinstance(state, ResultValid)
+    assert state.result.reason == "Big"
+
+
+def test_different_problems_have_different_fingerprints(tmp_path: Path) -> None:
+    (tmp_path / "dir.json").mkdir()
+    (tmp_path / "file").write_text("x")
+    states = [
+        read_result(str(tmp_path / "dir.json")),
+        read_result("/dev/null"),
+        read_result(str(tmp_path / "file" / "r.json")),
+        read_result(str(tmp_path / ("x" * 300))),
+    ]
+    fingerprints = {s.fingerprint for s in states if isinstance(s, ResultInvalid)}
+    assert len(fingerprints) == 4
+
+
+# --- where a JSON error is -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'{\n  "status": NaN}', "invalid JSON: invalid character at line 2 column 13"),
+        (
+            b'{"status":\n\n"success",\n\n}',
+            "invalid JSON: trailing comma in object at line 5 column 1",
+        ),
+        (b'\n\n  {"a": tru}', "invalid JSON: invalid character at line 3 column 10"),
+    ],
+)
+def test_json_errors_name_their_line_and_column(data: bytes, expected: str) -> None:
+    assert invalid(data) == expected
+
+
+@pytest.mark.parametrize("space", [b" ", b"\n\t ", b"\r\n"])
+def test_top_level_type_is_named_after_leading_white_space(space: bytes) -> None:
+    assert invalid(space + b"[1]") == "top level must be a JSON object, got array"
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "cut"),
+    [("é", 1, ""), ("é", 2, "é"), ("aé", 2, "a"), ("😀", 3, ""), ("😀x", 4, "😀"), ("abc", 0, "")],
+)
+def test_truncation_at_character_boundaries(text: str, limit: int, cut: str) -> None:
+    assert truncate_utf8(text, limit) == cut

@@ -73,6 +73,44 @@ async def test_call_retries_until_success() -> None:
     assert clock.sleeps[1] >= 3.0  # Retry-After
 
 
+async def test_call_logs_each_retry_and_waits_less_than_a_second_at_first(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure()
+    clock = FakeClock(autojump=True)
+    failures = [Unreachable("connection refused")]
+
+    async def attempt(timeout: float) -> str:
+        if failures:
+            raise failures.pop(0)
+        return "ok"
+
+    await call(OPS.get_job, attempt, clock=clock, deadline=clock.now() + 60, log=logs.get_logger())
+    assert 0.25 <= clock.sleeps[0] <= 0.5
+    (line,) = capsys.readouterr().out.splitlines()
+    assert " WARN  " in line
+    message = line.split("] ", 3)[3]  # after timestamp, level, component, version, hostname
+    assert message == (
+        'API call failed, retrying operation="get jobs \\"job-a\\" in namespace \\"ns-a\\"" '
+        f'attempt=1 error="connection refused" retry_in={round(clock.sleeps[0], 3)}'
+    )
+
+
+async def test_call_never_waits_past_the_deadline() -> None:
+    clock = FakeClock(autojump=True)
+    start = clock.now()
+
+    async def attempt(timeout: float) -> str:
+        await clock.sleep_until(clock.now() + 0.1)
+        raise ApiError(503, "busy", retry_after=30.0)
+
+    with pytest.raises(KubeError):
+        await call(OPS.get_job, attempt, clock=clock, deadline=start + 10, log=logs.get_logger())
+    # Retry-After asked for 30 s: the wait is cut to leave one attempt before the deadline.
+    assert clock.sleeps[1] <= 10 - 0.1
+    assert clock.now() - start <= 10
+
+
 async def test_call_cuts_the_last_attempt_to_the_deadline() -> None:
     clock = FakeClock(autojump=True)
     start = clock.now()

@@ -1,0 +1,77 @@
+"""Writing the condition over the in-memory cluster: planning from the held copy of the Job,
+reading it only when there is none, and what is logged."""
+
+from __future__ import annotations
+
+import pytest
+
+from status_reporter import logs
+from status_reporter.api import ApiError, Operations
+from status_reporter.decision import Condition
+from status_reporter.models import JobCondition
+from status_reporter.retry import KubeError
+from status_reporter.writer import ConditionWriter
+from tests.unit.fakes import FakeClock
+from tests.unit.memcluster import MemoryCluster
+
+OPS = Operations.of("job-a", "pod-a", "ns-a")
+DONE = Condition("True", "Done", "all good")
+
+
+def writer(cluster: MemoryCluster) -> ConditionWriter:
+    return ConditionWriter(cluster, OPS, "Available", clock=cluster.clock, log=logs.get_logger())
+
+
+def message(line: str) -> str:
+    """A text log line without its timestamp, level, component, version and hostname."""
+    return line.split("] ", 3)[3]
+
+
+async def test_without_a_copy_the_job_is_read_first(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure()
+    cluster = MemoryCluster(FakeClock(autojump=True))
+    await writer(cluster).write(DONE, deadline=cluster.clock.now() + 10)
+    assert (cluster.calls["get_job"], cluster.calls["patch"]) == (1, 1)
+    assert [message(line) for line in capsys.readouterr().out.splitlines()] == [
+        "condition written type=Available status=True reason=Done"
+    ]
+
+
+async def test_an_identical_condition_read_first_is_not_written(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure()
+    same = JobCondition(type="Available", status="True", reason="Done", message="all good")
+    cluster = MemoryCluster(FakeClock(autojump=True), conditions=[same])
+    await writer(cluster).write(DONE, deadline=cluster.clock.now() + 10)
+    assert cluster.calls["patch"] == 0
+    assert [message(line) for line in capsys.readouterr().out.splitlines()] == [
+        "condition already recorded; nothing to write type=Available"
+    ]
+
+
+async def test_a_held_copy_is_planned_from_without_a_read() -> None:
+    cluster = MemoryCluster(FakeClock(autojump=True))
+    condition_writer = writer(cluster)
+    condition_writer.hold(cluster.job)
+    await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
+    # The patch's answer is the new copy: the same condition again is not sent.
+    await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
+    assert (cluster.calls["get_job"], cluster.calls["patch"]) == (0, 1)
+
+
+async def test_a_last_attempt_without_a_copy_only_patches() -> None:
+    cluster = MemoryCluster(FakeClock(autojump=True))
+    await writer(cluster).write(DONE, deadline=cluster.clock.now() + 4, read_first=False)
+    assert (cluster.calls["get_job"], cluster.calls["patch"]) == (0, 1)
+    assert cluster.condition() is not None
+
+
+async def test_the_read_first_is_retried_and_bounded() -> None:
+    cluster = MemoryCluster(FakeClock(autojump=True))
+    cluster.fail("get_job", ApiError(503, "busy"), ApiError(404, "HTTP 404: gone"))
+    with pytest.raises(KubeError) as info:
+        await writer(cluster).write(DONE, deadline=cluster.clock.now() + 10)
+    assert info.value.status == 404
+    assert cluster.calls["get_job"] == 2
+    assert cluster.calls["patch"] == 0
