@@ -54,7 +54,7 @@ mapfile -t pids < <(node_pids)
 report processes "${pids[@]}"
 procs=()
 while read -r dir; do
-	[[ -f "$dir/cgroup.procs" ]] && procs+=($(cat "$dir/cgroup.procs"))
+	[[ -f "$dir/cgroup.procs" ]] && mapfile -t -O "${#procs[@]}" procs <"$dir/cgroup.procs"
 done < <(node_cgroups)
 report containers "${procs[@]}"
 mapfile -t cgroups < <(node_cgroups)
@@ -69,7 +69,8 @@ if [[ -f $BASELINE ]]; then
 	report iptables "$(diff <(grep '^iptables ' "$BASELINE") <(grep '^iptables ' <<<"$now") | grep '^[<>]' | tr '\n' ' ')"
 	report nftables "$(diff <(grep '^nft ' "$BASELINE") <(grep '^nft ' <<<"$now") | grep '^[<>]' | tr '\n' ' ')"
 else
-	printf 'LEFT  %-12s %s\n' baseline "no $BASELINE to compare sysctls, paths and firewall rules with"
-	failed=1
+	# up.sh writes the baseline before it changes anything, and only a clean
+	# teardown removes it: without one, no node has run since the last clean check.
+	printf 'skip  %-12s %s\n' baseline "no $BASELINE: sysctls, paths and firewall rules not compared"
 fi
 exit "$failed"

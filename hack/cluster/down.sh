@@ -71,9 +71,9 @@ stop etcd
 # Whatever survived: shims and daemons that name the directory, and any process
 # still in a kubepods cgroup. Each is ended by its PID.
 for ((i = 0; i < 50; i++)); do
-	pids=($(node_pids))
+	mapfile -t pids < <(node_pids)
 	while read -r dir; do
-		[[ -f "$dir/cgroup.procs" ]] && pids+=($(cat "$dir/cgroup.procs"))
+		[[ -f "$dir/cgroup.procs" ]] && mapfile -t -O "${#pids[@]}" pids <"$dir/cgroup.procs"
 	done < <(node_cgroups)
 	((${#pids[@]})) || break
 	((i)) || log "ending leftover processes: ${pids[*]}"

@@ -45,19 +45,19 @@ missing=()
 for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
 if ((${#missing[@]})); then
 	log "installing ${missing[*]}"
-	# policy-rc.d 101: the containerd package must not start its own daemon (with
-	# /etc/containerd and /run/containerd); the cluster runs a private one.
-	policy=/usr/sbin/policy-rc.d
-	own_policy=0
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-		"${sudo[@]}" chmod 0755 "$policy"
-		own_policy=1
-	fi
-	trap '((own_policy)) && "${sudo[@]}" rm -f "$policy"' EXIT
-	apt_opts=(-y -q --no-install-recommends -o Dpkg::Use-Pty=0)
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" "${missing[@]}" >&2
+	(
+		# policy-rc.d 101: the containerd package must not start its own daemon
+		# (with /etc/containerd and /run/containerd); the cluster runs a private one.
+		policy=/usr/sbin/policy-rc.d
+		if [[ ! -e $policy ]]; then
+			printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+			"${sudo[@]}" chmod 0755 "$policy"
+			trap '"${sudo[@]}" rm -f "$policy"' EXIT
+		fi
+		apt_opts=(-y -q --no-install-recommends -o Dpkg::Use-Pty=0)
+		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+		"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" "${missing[@]}" >&2
+	)
 fi
 
 if [[ "$containerd_source" == debian ]]; then

@@ -1,5 +1,5 @@
 # Shared by the hack/cluster scripts (sourced, not run).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the variables are for the scripts that source this
 
 # Everything the node writes lives here. A fixed path, so that a run killed with
 # SIGKILL is found and cleaned up by the next up.sh or down.sh.
@@ -44,7 +44,7 @@ node_pids() {
 	local p
 	for p in /proc/[0-9]*; do
 		[[ "$p" == "/proc/$$" ]] && continue
-		if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$CLUSTER_DIR/"; then
+		if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$CLUSTER_DIR/"; then
 			printf '%s\n' "${p#/proc/}"
 		fi
 	done
