@@ -233,12 +233,14 @@ _KINDS: Final = (
 )
 
 
-def _not_regular(mode: int) -> ResultInvalid | None:
-    if stat.S_ISREG(mode):
-        return None
+def _wrong_kind(mode: int) -> ResultInvalid:
     kind = next(name for test, name in _KINDS if test(mode))
     error = f"result path is {kind}, not a regular file"
     return ResultInvalid(error=error, fingerprint=error.encode())
+
+
+def _not_regular(mode: int) -> ResultInvalid | None:
+    return None if stat.S_ISREG(mode) else _wrong_kind(mode)
 
 
 def _os_error(exc: OSError) -> ResultInvalid:
@@ -262,7 +264,7 @@ def read_result(path: str) -> ResultState:
         return ResultMissing()
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return _not_regular(stat.S_IFLNK) or _os_error(exc)
+            return _wrong_kind(stat.S_IFLNK)
         return _os_error(exc)
     try:
         # Checked again on the descriptor: the path may have been replaced since lstat.

@@ -132,6 +132,7 @@ async def call(
         before_sleep=before_sleep,
         reraise=True,
     )
+
     async def bounded_attempt() -> _T:
         timeout = min(policy.request_timeout, deadline - clock.now())
         return await attempt(max(MIN_ATTEMPT_SECONDS, timeout))

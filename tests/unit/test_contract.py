@@ -520,10 +520,12 @@ def test_a_read_error_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_a_file_read_in_several_chunks_is_whole(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
-    path.write_text(json.dumps({"status": "success", "pad": "x" * 600_000, "reason": "Big"}))
+    details = json.dumps("x" * 600_000).encode()
+    path.write_bytes(b'{"status": "success", "reason": "Big", "details": ' + details + b"}")
     state = read_result(str(path))
     assert isinstance(state, ResultValid)
     assert state.result.reason == "Big"
+    assert state.result.details == details
 
 
 def test_different_problems_have_different_fingerprints(tmp_path: Path) -> None:
@@ -551,6 +553,8 @@ def test_different_problems_have_different_fingerprints(tmp_path: Path) -> None:
             "invalid JSON: trailing comma in object at line 5 column 1",
         ),
         (b'\n\n  {"a": tru}', "invalid JSON: invalid character at line 3 column 10"),
+        (b'{"a": tru}\n\n', "invalid JSON: invalid character at line 1 column 8"),
+        (b'\n{"a": tru}', "invalid JSON: invalid character at line 2 column 8"),
     ],
 )
 def test_json_errors_name_their_line_and_column(data: bytes, expected: str) -> None:

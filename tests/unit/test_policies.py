@@ -18,7 +18,14 @@ from status_reporter.decision import Condition, Stop
 from status_reporter.models import ObjectMeta, Pod, ResourceRule
 from status_reporter.pods import deletion, unix_time
 from status_reporter.podwatch import WATCH_MAX_SECONDS, keepalive_for, watch_seconds
-from status_reporter.retry import KubeError, RetryPolicy, backoff, call, is_transient
+from status_reporter.retry import (
+    KubeError,
+    RetryPolicy,
+    backoff,
+    call,
+    final_error,
+    is_transient,
+)
 from tests.unit.fakes import FakeClock, settle
 
 OPS = Operations.of("job-a", "pod-a", "ns-a")
@@ -151,6 +158,32 @@ async def test_final_failures_name_the_verb_and_resource(status: int, start: str
     assert info.value.status == status
     if status == 403:
         assert "needs 'get' on 'jobs' (API group 'batch') in namespace 'ns-a'" in str(info.value)
+
+
+async def test_call_makes_another_attempt_while_one_still_fits() -> None:
+    # After a failure with 0.5 s left, one more attempt of at least 0.2 s still fits.
+    clock = FakeClock(autojump=True)
+    attempts = 0
+
+    async def attempt(timeout: float) -> str:
+        nonlocal attempts
+        attempts += 1
+        raise Unreachable("refused")
+
+    with pytest.raises(KubeError):
+        await call(
+            OPS.get_job, attempt, clock=clock, deadline=clock.now() + 0.5, log=logs.get_logger()
+        )
+    assert attempts == 2
+
+
+def test_a_core_resource_names_its_api_group() -> None:
+    error = final_error(OPS.get_pod, ApiError(403, "HTTP 403: forbidden"))
+    assert str(error) == (
+        'forbidden: cannot get pods "pod-a" in namespace "ns-a": HTTP 403: forbidden; '
+        "the Pod's service account needs 'get' on 'pods' (API group 'core') "
+        "in namespace 'ns-a'"
+    )
 
 
 # --- permissions ---------------------------------------------------------------------------

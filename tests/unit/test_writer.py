@@ -7,6 +7,7 @@ import pytest
 
 from status_reporter import logs
 from status_reporter.api import ApiError, Operations
+from status_reporter.conditions import rfc3339
 from status_reporter.decision import Condition
 from status_reporter.models import JobCondition
 from status_reporter.retry import KubeError
@@ -32,6 +33,9 @@ async def test_without_a_copy_the_job_is_read_first(capsys: pytest.CaptureFixtur
     cluster = MemoryCluster(FakeClock(autojump=True))
     await writer(cluster).write(DONE, deadline=cluster.clock.now() + 10)
     assert (cluster.calls["get_job"], cluster.calls["patch"]) == (1, 1)
+    condition = cluster.condition()
+    assert condition is not None
+    assert condition.last_transition_time == rfc3339(cluster.clock.wall())
     assert [message(line) for line in capsys.readouterr().out.splitlines()] == [
         "condition written type=Available status=True reason=Done"
     ]
@@ -65,6 +69,16 @@ async def test_a_last_attempt_without_a_copy_only_patches() -> None:
     await writer(cluster).write(DONE, deadline=cluster.clock.now() + 4, read_first=False)
     assert (cluster.calls["get_job"], cluster.calls["patch"]) == (0, 1)
     assert cluster.condition() is not None
+
+
+async def test_a_black_hole_ends_the_write_at_its_deadline() -> None:
+    cluster = MemoryCluster(FakeClock(autojump=True))
+    cluster.hang = True
+    start = cluster.clock.now()
+    with pytest.raises(KubeError) as info:
+        await writer(cluster).write(DONE, deadline=start + 25)
+    assert cluster.clock.now() - start <= 25
+    assert "API server unreachable" in str(info.value)
 
 
 async def test_the_read_first_is_retried_and_bounded() -> None:
