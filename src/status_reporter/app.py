@@ -7,7 +7,6 @@ HTTP client, the API and the engine, plus signals and the exit status.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -16,6 +15,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -34,12 +34,17 @@ from status_reporter.retry import KubeError
 from status_reporter.transport import HttpClient, TcpKeepalive
 from status_reporter.writer import ConditionWriter
 
+if TYPE_CHECKING:
+    import argparse
+
 _USAGE_ERROR = 2
 _STOP_SIGNALS: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
 _CLOSE_SECONDS = 1.0
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # noqa: PLC0415 - only commands and options need it, not the sidecar
+
     parser = argparse.ArgumentParser(
         prog="status-reporter",
         description="Kubernetes sidecar that records an adapter's result as a condition on its "
@@ -202,8 +207,12 @@ def run_sidecar(env: Mapping[str, str], early: list[int]) -> int:
 
 def main(argv: Sequence[str] | None, early: list[int]) -> int:
     """Run the command line; ``early`` holds stop signals received before this point."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:
+        # The sidecar takes no arguments: no need to build the parser on its start-up path.
+        return run_sidecar(os.environ, early)
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(arguments)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else _USAGE_ERROR
     if args.command == "check-result":

@@ -15,8 +15,6 @@ import binascii
 import json
 import os
 import ssl
-import subprocess
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -186,6 +184,9 @@ class ExecAuth:
         return (self._token, self._cert) != before
 
     def _run(self) -> None:
+        # Only exec credentials need subprocess: in a Pod, start-up does without it.
+        import subprocess  # noqa: PLC0415
+
         try:
             done = subprocess.run(
                 self._argv,
@@ -330,6 +331,8 @@ def _load_client_cert(
         _load_chain(tls, str(cert), str(key), where)
         return
     # ssl loads certificates from files only: a private (0600) file, removed at once.
+    import tempfile  # noqa: PLC0415 - only certificate data needs it, never a Pod
+
     try:
         fd, name = tempfile.mkstemp(prefix="status-reporter-", suffix=".pem")
     except OSError as exc:

@@ -12,15 +12,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from asyncinotify import Inotify, Mask
-
 from status_reporter.clock import Clock, ticks
 from status_reporter.logs import Logger
-
-# Close-write and moved-to are the "file is complete" events; the others catch a
-# file created by link, replaced or removed, and the directory itself going away.
-_FILE_EVENTS = Mask.CLOSE_WRITE | Mask.MOVED_TO | Mask.CREATE | Mask.DELETE | Mask.MOVED_FROM
-_DIR_GONE = Mask.DELETE_SELF | Mask.MOVE_SELF | Mask.IGNORED | Mask.UNMOUNT
 
 
 async def poll(clock: Clock, interval: float, notify: Callable[[], None]) -> None:
@@ -39,6 +32,14 @@ async def watch_file(
     ``retry_interval`` seconds. Returns early, leaving the work to polling, when
     inotify is not available.
     """
+    # Imported here, once monitoring starts: the first API request does not wait for it,
+    # and MONITOR_MODE=poll never loads it.
+    from asyncinotify import Inotify, Mask  # noqa: PLC0415
+
+    # Close-write and moved-to are the "file is complete" events; the others catch a
+    # file created by link, replaced or removed, and the directory itself going away.
+    file_events = Mask.CLOSE_WRITE | Mask.MOVED_TO | Mask.CREATE | Mask.DELETE | Mask.MOVED_FROM
+    directory_gone = Mask.DELETE_SELF | Mask.MOVE_SELF | Mask.IGNORED | Mask.UNMOUNT
     directory, name = os.path.split(path)
     try:
         inotify = Inotify()
@@ -50,7 +51,7 @@ async def watch_file(
             while not os.path.isdir(directory):  # noqa: ASYNC240 - one stat, never blocks
                 await clock.sleep_until(clock.now() + retry_interval)
             try:
-                inotify.add_watch(directory, _FILE_EVENTS | Mask.ONLYDIR | _DIR_GONE)
+                inotify.add_watch(directory, file_events | Mask.ONLYDIR | directory_gone)
             except OSError as exc:
                 log.warning("cannot watch the results directory, polling it", error=str(exc))
                 return
@@ -58,7 +59,7 @@ async def watch_file(
             # The file may have been written before the watch was in place.
             notify()
             async for event in inotify:
-                if event.mask & _DIR_GONE:
+                if event.mask & directory_gone:
                     notify()
                     break
                 if event.mask & Mask.Q_OVERFLOW or event.name == Path(name):
