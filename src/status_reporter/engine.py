@@ -207,14 +207,8 @@ class Reporter:
     async def _start(self) -> Target:
         config = self._config
         deadline = self._obs.deadline
-        job = await call(
-            self._ops.get_job,
-            lambda timeout: self._api.get_job(timeout=timeout),
-            clock=self._clock,
-            deadline=deadline,
-            log=self._log,
-        )
-        self._writer.hold(job)
+        # The Job must exist; its copy is what the condition is planned from.
+        await self._writer.read_job(deadline)
         try:
             pod = await call(
                 self._ops.get_pod,

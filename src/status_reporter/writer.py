@@ -41,17 +41,25 @@ class ConditionWriter:
         """Keep ``job`` as the latest known copy to plan from."""
         self._conditions = job.status.conditions
 
+    async def read_job(self, deadline: float) -> None:
+        """Read the Job (retrying until ``deadline``) and keep it as the copy to plan from.
+
+        Raises:
+            KubeError: it could not be read (a 404 when the Job does not exist).
+        """
+        job = await call(
+            self._ops.get_job,
+            lambda timeout: self._api.get_job(timeout=timeout),
+            clock=self._clock,
+            deadline=deadline,
+            log=self._log,
+            policy=self._policy,
+        )
+        self.hold(job)
+
     async def _known_conditions(self, deadline: float, read_first: bool) -> list[JobCondition]:
         if self._conditions is None and read_first:
-            job = await call(
-                self._ops.get_job,
-                lambda timeout: self._api.get_job(timeout=timeout),
-                clock=self._clock,
-                deadline=deadline,
-                log=self._log,
-                policy=self._policy,
-            )
-            self.hold(job)
+            await self.read_job(deadline)
         return self._conditions or []
 
     async def write(

@@ -17,6 +17,7 @@ from tests.harness.cluster import AdapterJob, create_job, create_namespace
 from tests.harness.controlplane import ControlPlane, ControlPlaneUnavailable, binaries
 from tests.harness.faultproxy import FaultProxy, remove_chain
 from tests.harness.reporter import ReporterRun, start_reporter
+from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -116,6 +117,12 @@ def reporter(plane: ControlPlane, tmp_path: Path) -> Iterator[Start]:
     yield start
     for run in runs:
         run.stop()
+
+
+def monitoring(run: ReporterRun) -> ReporterRun:
+    """``run`` once it has started monitoring (start-up done)."""
+    eventually(lambda: "monitoring adapter" in run.output, timeout=30)
+    return run
 
 
 def record(case: str, job: AdapterJob, run: ReporterRun, since: float) -> Outcome:

@@ -17,7 +17,7 @@ import pytest
 from lightkube import Client
 from lightkube.resources.core_v1 import Pod, Secret
 
-from tests.faults.conftest import Start, record
+from tests.faults.conftest import Start, monitoring, record
 from tests.harness.cluster import (
     REFERENCE_ROLE,
     AdapterJob,
@@ -43,8 +43,7 @@ CRASH = ("False", "AdapterExitedWithError", "Adapter container exited with code 
 def test_outage_of_five_seconds_then_a_crash(
     job: AdapterJob, reporter: Start, plane: ControlPlane
 ) -> None:
-    run = reporter(job)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job))
     plane.stop_apiserver()
     time.sleep(5)
     plane.start_apiserver()
@@ -60,8 +59,7 @@ def test_outage_of_five_seconds_then_a_crash(
 def test_outage_of_seventy_five_seconds_after_the_result(
     job: AdapterJob, reporter: Start, plane: ControlPlane
 ) -> None:
-    run = reporter(job)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job))
     plane.stop_apiserver()
     job.write_result(SUCCESS)
     time.sleep(75)
@@ -78,8 +76,7 @@ def test_outage_of_seventy_five_seconds_after_the_result(
 def test_frozen_api_server_during_the_write(
     job: AdapterJob, reporter: Start, plane: ControlPlane
 ) -> None:
-    run = reporter(job)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job))
     plane.freeze_apiserver()
     job.write_result(SUCCESS)
     time.sleep(15)
@@ -97,8 +94,7 @@ def test_frozen_api_server_during_the_write(
 
 def test_latency_on_every_packet(job: AdapterJob, reporter: Start, proxy: FaultProxy) -> None:
     proxy.latency = 0.3
-    run = reporter(job, proxy=proxy)
-    eventually(lambda: "monitoring adapter" in run.output, timeout=30)
+    run = monitoring(reporter(job, proxy=proxy))
     crashed = time.monotonic()
     job.terminated(1, "Error")
     assert run.wait(timeout=30) == 1, run.output
@@ -108,8 +104,7 @@ def test_latency_on_every_packet(job: AdapterJob, reporter: Start, proxy: FaultP
 
 
 def test_connections_reset_and_refused(job: AdapterJob, reporter: Start, proxy: FaultProxy) -> None:
-    run = reporter(job, proxy=proxy)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job, proxy=proxy))
     proxy.mode = "refuse"
     proxy.reset_all()
     time.sleep(4)
@@ -127,8 +122,7 @@ def test_a_half_open_watch_is_detected_and_the_pod_polled(
     job: AdapterJob, reporter: Start, proxy: FaultProxy
 ) -> None:
     # CONTAINER_STATUS_INTERVAL_SECONDS=3: a dead watch must be noticed within 6 s.
-    run = reporter(job, proxy=proxy)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job, proxy=proxy))
     time.sleep(1)
     dropped = proxy.drop_existing_packets()
     assert dropped, "no established connection to drop"
@@ -160,8 +154,7 @@ def test_a_black_hole_at_start_up_and_a_stop(
 def test_api_down_while_monitoring_and_a_stop(
     job: AdapterJob, reporter: Start, proxy: FaultProxy
 ) -> None:
-    run = reporter(job, proxy=proxy)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job, proxy=proxy))
     proxy.mode = "refuse"
     proxy.reset_all()
     time.sleep(3)
@@ -182,8 +175,7 @@ def test_api_down_while_monitoring_and_a_stop(
 def test_a_stop_during_write_retries_makes_one_last_attempt(
     job: AdapterJob, reporter: Start, proxy: FaultProxy
 ) -> None:
-    run = reporter(job, proxy=proxy)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job, proxy=proxy))
     proxy.mode = "refuse"
     proxy.reset_all()
     job.write_result(SUCCESS)
@@ -200,8 +192,7 @@ def test_a_stop_during_write_retries_makes_one_last_attempt(
 
 
 def test_a_second_stop_exits_at_once(job: AdapterJob, reporter: Start, proxy: FaultProxy) -> None:
-    run = reporter(job, proxy=proxy)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job, proxy=proxy))
     proxy.mode = "refuse"
     proxy.reset_all()
     job.write_result(SUCCESS)
@@ -238,8 +229,7 @@ def test_native_sidecar_stopped_before_the_adapter_state_is_posted(
     # As a real kubelet does: SIGTERM to the sidecar first, the adapter's state 1 s later.
     job = make_job(native_sidecar=True)
     job.running()
-    run = reporter(job)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job))
     finished = job_time_now()
     stopped = time.monotonic()
     run.signal(signal.SIGTERM)
@@ -252,8 +242,7 @@ def test_native_sidecar_stopped_before_the_adapter_state_is_posted(
 
 
 def test_the_pod_deleted_while_monitoring(job: AdapterJob, reporter: Start, admin: Client) -> None:
-    run = reporter(job)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job))
     deleted = time.monotonic()
     admin.delete(Pod, job.pod, namespace=job.namespace, grace_period=0)
     assert run.wait(timeout=30) == 1, run.output
@@ -271,8 +260,7 @@ def test_a_revoked_token_is_read_again_from_its_file(
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(service_account_token(admin, job.namespace, bound_secret="first"))
-    run = reporter(job, token_file=token_file)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job, token_file=token_file))
     token_file.write_text(service_account_token(admin, job.namespace, bound_secret="second"))
     admin.delete(Secret, "first", namespace=job.namespace)  # revokes the first token
     time.sleep(TOKEN_CACHE_SECONDS)
@@ -294,8 +282,7 @@ def test_a_token_file_gone_at_a_401_is_a_clear_error(
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(service_account_token(admin, job.namespace, bound_secret="only"))
-    run = reporter(job, token_file=token_file)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job, token_file=token_file))
     token_file.unlink()
     admin.delete(Secret, "only", namespace=job.namespace)
     time.sleep(TOKEN_CACHE_SECONDS)
@@ -321,8 +308,7 @@ def test_sixteen_writers_on_the_job_status(
             patch_job_condition(admin, job, condition)
 
     writers = [threading.Thread(target=bump, args=(f"Busy{i}",)) for i in range(16)]
-    run = reporter(job)
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job))
     for writer in writers:
         writer.start()
     try:
@@ -357,8 +343,9 @@ def test_a_crash_between_polls_is_seen_at_the_deadline(
     namespace = create_namespace(admin, role=REFERENCE_ROLE)
     job = create_job(admin, namespace, tmp_path / "results")
     job.running()
-    run = reporter(job, {"MAX_WAIT_TIME_SECONDS": "5", "CONTAINER_STATUS_INTERVAL_SECONDS": "10"})
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(
+        reporter(job, {"MAX_WAIT_TIME_SECONDS": "5", "CONTAINER_STATUS_INTERVAL_SECONDS": "10"})
+    )
     started = time.monotonic()
     time.sleep(0.5)
     job.terminated(1, "Error")
@@ -369,8 +356,7 @@ def test_a_crash_between_polls_is_seen_at_the_deadline(
 
 
 def test_an_adapter_rewriting_its_file_in_a_loop(job: AdapterJob, reporter: Start) -> None:
-    run = reporter(job, {"POLL_INTERVAL_SECONDS": "20", "LOG_LEVEL": "info"})
-    eventually(lambda: "monitoring adapter" in run.output)
+    run = monitoring(reporter(job, {"POLL_INTERVAL_SECONDS": "20", "LOG_LEVEL": "info"}))
     started = time.monotonic()
     count = 0
     while time.monotonic() - started < 10:
