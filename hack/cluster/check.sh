@@ -56,6 +56,8 @@ procs=()
 while read -r dir; do
 	[[ -f "$dir/cgroup.procs" ]] && mapfile -t -O "${#procs[@]}" procs <"$dir/cgroup.procs"
 done < <(node_cgroups)
+# A process is listed once per cgroup hierarchy: count it once.
+mapfile -t procs < <(printf '%s\n' "${procs[@]}" | sort -un | sed '/^$/d')
 report containers "${procs[@]}"
 mapfile -t cgroups < <(node_cgroups)
 report cgroups "${cgroups[@]}"

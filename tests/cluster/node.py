@@ -44,7 +44,9 @@ class Exec:
     """What a command run inside a container printed, and its exit status."""
 
     returncode: int
-    output: str
+    stdout: str
+    # ctr's own warnings land here too (containerd 2 warns about cgroup v1).
+    stderr: str
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class Node:
             timeout=60,
             check=False,
         )
-        return Exec(out.returncode, out.stdout + out.stderr)
+        return Exec(out.returncode, out.stdout, out.stderr)
 
     def memory_cgroup(self, container_id: str) -> Path:
         """The container's cgroup v1 memory directory."""

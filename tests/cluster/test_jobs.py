@@ -167,7 +167,8 @@ def inspected(
         _, ids = wait_running(kube, namespace, f"inspect-{mode}", [REPORTER, "adapter"])
         adapter = node.exec(ids["adapter"], "/bin/sh", "-c", f"id -u; ls {TOKEN_DIR} 2>&1; true")
         reporter = node.exec(ids[REPORTER], PYTHON, "-c", REPORTER_PROBE)
-        seen[mode] = Inspection(adapter=adapter.output, reporter=reporter.output)
+        assert reporter.returncode == 0, reporter
+        seen[mode] = Inspection(adapter=adapter.stdout, reporter=reporter.stdout)
         reporter_ids[mode] = ids[REPORTER]
     # A native sidecar idles after reporting until the adapter exits: its cgroup
     # then holds the peak of the whole run.
