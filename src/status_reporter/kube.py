@@ -17,7 +17,15 @@ import msgspec
 
 from status_reporter.api import ApiError, PodEvent, Unreachable
 from status_reporter.credentials import Credentials, CredentialsError
-from status_reporter.models import Job, Pod, RulesReview, RulesReviewStatus, Status, WatchEvent
+from status_reporter.models import (
+    Bookmark,
+    Job,
+    Pod,
+    RulesReview,
+    RulesReviewStatus,
+    Status,
+    WatchEvent,
+)
 from status_reporter.transport import HttpClient, Response, TransportError
 
 _T = TypeVar("_T")
@@ -30,6 +38,7 @@ _ERROR_BODY_LIMIT: Final = 64 * 1024
 _STATUS: Final = msgspec.json.Decoder(Status)
 _EVENT: Final = msgspec.json.Decoder(WatchEvent)
 _POD: Final = msgspec.json.Decoder(Pod)
+_BOOKMARK: Final = msgspec.json.Decoder(Bookmark)
 _JOB: Final = msgspec.json.Decoder(Job)
 _REVIEW: Final = msgspec.json.Decoder(RulesReview)
 
@@ -202,16 +211,23 @@ class HttpApi:
 async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[PodEvent]:
     try:
         async for line in lines:
-            yield _event(line)
+            yield decode_event(line)
     except TransportError as exc:
         raise Unreachable(str(exc)) from None
 
 
-def _event(line: bytes) -> PodEvent:
+def decode_event(line: bytes) -> PodEvent:
+    """One line of a Pod watch as a :class:`PodEvent`.
+
+    Raises:
+        Unreachable: the line is not a watch event (the stream is not to be trusted).
+    """
     try:
         event = _EVENT.decode(line)
         if event.type == "ERROR":
             return PodEvent(event.type, error=_STATUS.decode(event.object))
+        if event.type == "BOOKMARK":
+            return PodEvent(event.type, pod=Pod(metadata=_BOOKMARK.decode(event.object).metadata))
         return PodEvent(event.type, pod=_POD.decode(event.object))
     except msgspec.DecodeError as exc:
         raise Unreachable(f"malformed watch event: {exc}") from None

@@ -120,6 +120,13 @@ class Status(_Model):
     message: str = ""
 
 
+class Bookmark(_Model):
+    """The object of a watch BOOKMARK event: only its resourceVersion is meaningful (the
+    rest of the object is empty, with nulls where a real Pod has lists)."""
+
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+
+
 class WatchEvent(_Model):
     """One line of a watch response; ``object`` is decoded by the event type."""
 
