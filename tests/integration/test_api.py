@@ -108,6 +108,21 @@ def test_event_driven_run_costs_five_requests(
     ]
 
 
+def test_a_watch_outlives_the_api_servers_bookmarks(
+    job: AdapterJob, reporter: Reporter, plane: ControlPlane
+) -> None:
+    # The API server sends a bookmark about a minute into a watch; a long Job costs the
+    # same five requests as a short one.
+    job.running()
+    run = reporter(job, {"MAX_WAIT_TIME_SECONDS": "120"})
+    eventually(lambda: "monitoring adapter" in run.output)
+    time.sleep(65)
+    job.write_result(SUCCESS)
+    assert run.wait() == 0, run.output
+    assert "Pod watch broke" not in run.output
+    assert len(verbs(plane, job)) == 5, verbs(plane, job)
+
+
 # --- RBAC ------------------------------------------------------------------------
 
 
