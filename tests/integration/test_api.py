@@ -109,14 +109,20 @@ def test_event_driven_run_costs_five_requests(
 
 
 def test_a_watch_outlives_the_api_servers_bookmarks(
-    job: AdapterJob, reporter: Reporter, plane: ControlPlane
+    make_job: Callable[..., AdapterJob], reporter: Reporter, plane: ControlPlane, admin: Client
 ) -> None:
-    # The API server sends a bookmark about a minute into a watch; a long Job costs the
-    # same five requests as a short one.
+    # About a minute into a watch the API server sends a bookmark, when the Pods' resource
+    # version has moved on: other Pods change meanwhile. A long Job costs the same five
+    # requests as a short one, and the watch is never dropped.
+    job, other = make_job(), make_job()
     job.running()
     run = reporter(job, {"MAX_WAIT_TIME_SECONDS": "120"})
     eventually(lambda: "monitoring adapter" in run.output)
-    time.sleep(65)
+    for second in range(65):
+        if second % 5 == 0:
+            started = f"2026-11-26T10:{second // 60:02d}:{second % 60:02d}Z"
+            other.set_adapter({"running": {"startedAt": started}})
+        time.sleep(1)
     job.write_result(SUCCESS)
     assert run.wait() == 0, run.output
     assert "Pod watch broke" not in run.output
