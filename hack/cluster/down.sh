@@ -23,28 +23,34 @@ CTR="" API_URL=""
 # shellcheck disable=SC1090
 [[ -f $env_file ]] && . "$env_file"
 
-stop() { # <name>: SIGTERM, up to 10 s, then SIGKILL
-	local pidfile="$d/run/$1.pid" pid i
-	[[ -f $pidfile ]] || return 0
-	pid="$(cat "$pidfile")"
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$pidfile"
+any_alive() { # <pid>...
+	local pid
+	for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+	return 1
+}
+stop() { # <signal> <name>...: the signal to all, up to 10 s for all, then SIGKILL
+	local signal="$1" name pidfile pids=() i
+	shift
+	for name in "$@"; do
+		pidfile="$d/run/$name.pid"
+		[[ -f $pidfile ]] || continue
+		pids+=("$(cat "$pidfile")")
+		rm -f "$pidfile"
+	done
+	((${#pids[@]})) || return 0
+	kill "-$signal" "${pids[@]}" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		any_alive "${pids[@]}" || return 0
+		sleep 0.1
+	done
+	kill -KILL "${pids[@]}" 2>/dev/null || true
 }
 api() { # <method> <path>
 	curl -s -o /dev/null -w '%{http_code}' -X "$1" --max-time 5 --cacert "$d/pki/ca.crt" \
 		--cert "$d/pki/admin.crt" --key "$d/pki/admin.key" "$API_URL$2" || true
 }
 
-stop kube-controller-manager
-stop kube-scheduler
-stop kubelet
+stop TERM kube-controller-manager kube-scheduler kubelet
 if [[ -n $API_URL ]]; then
 	# The kubelet is gone, so nothing registers the Node again.
 	api DELETE "/api/v1/nodes/$NODE_NAME" >/dev/null
@@ -64,9 +70,10 @@ if [[ -n $CTR && -S $SOCK ]]; then
 		"${ctr[@]}" containers delete "$id" >/dev/null 2>&1 || true
 	done
 fi
-stop containerd
-stop kube-apiserver
-stop etcd
+stop TERM containerd
+# Their state goes with the directory, and a graceful stop of one waits for the
+# other: nothing is lost by ending them at once.
+stop KILL kube-apiserver etcd
 
 # Whatever survived: shims and daemons that name the directory, and any process
 # still in a kubepods cgroup. Each is ended by its PID.
