@@ -8,7 +8,7 @@ and the calls themselves will tell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from status_reporter.api import Api, Operation, Operations
 from status_reporter.clock import Clock
@@ -19,8 +19,7 @@ from status_reporter.retry import KubeError, call, forbidden_hint
 _REVIEW = Operation("create", "authorization.k8s.io", "selfsubjectrulesreviews", "", "")
 
 
-@dataclass(frozen=True, slots=True)
-class Access:
+class Access(msgspec.Struct, frozen=True):
     """What start-up learned about optional permissions."""
 
     watch_pods: bool

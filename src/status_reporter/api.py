@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+import msgspec
 
 from status_reporter.models import Job, Pod, RulesReviewStatus, Status
 
@@ -33,8 +34,7 @@ class Unreachable(Exception):
     """The API server gave no answer: connection refused or reset, TLS failure, timeout."""
 
 
-@dataclass(frozen=True, slots=True)
-class PodEvent:
+class PodEvent(msgspec.Struct, frozen=True):
     """One watch event: ``ADDED``, ``MODIFIED``, ``DELETED`` and ``BOOKMARK`` carry the Pod
     (a bookmark only its resourceVersion), ``ERROR`` the server's Status."""
 
@@ -43,8 +43,7 @@ class PodEvent:
     error: Status | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
+class Operation(msgspec.Struct, frozen=True):
     """One kind of API call, for error messages and permission checks."""
 
     verb: str
@@ -58,8 +57,7 @@ class Operation:
         return f'{self.verb} {self.resource} "{self.name}" in namespace "{self.namespace}"'
 
 
-@dataclass(frozen=True, slots=True)
-class Operations:
+class Operations(msgspec.Struct, frozen=True):
     """The calls the reporter makes for its Job and Pod."""
 
     get_job: Operation

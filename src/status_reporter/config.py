@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TypeVar
+
+import msgspec
 
 DEFAULT_RESULTS_PATH = "/results/adapter-result.json"
 DEFAULT_POLL_INTERVAL_SECONDS = 2
@@ -71,8 +72,7 @@ class ConfigError(Exception):
         super().__init__(f"invalid configuration: {variable}={shown}: {allowed}")
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(msgspec.Struct, frozen=True):
     """The validated configuration of one reporter run."""
 
     job_name: str
@@ -91,8 +91,7 @@ class Config:
     termination_message_path: str = DEFAULT_TERMINATION_MESSAGE_PATH
 
 
-@dataclass(frozen=True, slots=True)
-class JobRef:
+class JobRef(msgspec.Struct, frozen=True):
     """Where a configuration error can still be reported: the Job, when its name is valid."""
 
     name: str

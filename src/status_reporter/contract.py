@@ -17,7 +17,6 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
 from typing import Final, Literal
 
 import msgspec
@@ -60,8 +59,7 @@ _JSON_TYPES: Final = {
 Status = Literal["success", "failure"]
 
 
-@dataclass(frozen=True, slots=True)
-class AdapterResult:
+class AdapterResult(msgspec.Struct, frozen=True):
     """A valid, normalised adapter result.
 
     ``details`` is the raw JSON text of the ``details`` value (None when absent),
@@ -74,13 +72,11 @@ class AdapterResult:
     details: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ResultMissing:
+class ResultMissing(msgspec.Struct, frozen=True):
     """No file at the results path (or its directory does not exist yet)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ResultInvalid:
+class ResultInvalid(msgspec.Struct, frozen=True):
     """Something is at the results path but it is not a valid result.
 
     ``fingerprint`` identifies what was read, so that a caller can tell whether an
@@ -91,8 +87,7 @@ class ResultInvalid:
     fingerprint: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class ResultValid:
+class ResultValid(msgspec.Struct, frozen=True):
     """A valid result was read."""
 
     result: AdapterResult

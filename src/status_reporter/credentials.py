@@ -16,11 +16,12 @@ import json
 import os
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
+
+import msgspec
 
 from status_reporter.transport import Endpoint
 
@@ -258,8 +259,7 @@ class ExecAuth:
         return f"ExecAuth({self._argv[0]!r})"
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(msgspec.Struct, frozen=True):
     """The API server's endpoint and how to authenticate to it."""
 
     endpoint: Endpoint
@@ -362,8 +362,7 @@ def _load_chain(tls: ssl.SSLContext, certfile: str, keyfile: str | None, where: 
         raise CredentialsError(f"{where}: client certificate and key do not load{detail}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(msgspec.Struct, frozen=True):
     """A named cluster, user or context, and the file that defined it."""
 
     value: Mapping[str, Any]

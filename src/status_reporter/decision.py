@@ -8,8 +8,9 @@ Nothing here performs I/O or reads a clock: time arrives as numbers in the
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Final, Literal
+
+import msgspec
 
 from status_reporter.contract import (
     MESSAGE_LIMIT_BYTES,
@@ -37,8 +38,7 @@ class Rule(enum.IntEnum):
     INTERRUPTED = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Terminated:
+class Terminated(msgspec.Struct, frozen=True):
     """The adapter container's ``state.terminated``; ``finished_at`` in Unix seconds."""
 
     exit_code: int
@@ -47,16 +47,14 @@ class Terminated:
     finished_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Waiting:
+class Waiting(msgspec.Struct, frozen=True):
     """The adapter container's ``state.waiting``."""
 
     reason: str = ""
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class AdapterState:
+class AdapterState(msgspec.Struct, frozen=True):
     """What the Pod status says about the adapter container.
 
     ``ever_ran`` is False while the container has never started (no running or
@@ -68,8 +66,7 @@ class AdapterState:
     ever_ran: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Stop:
+class Stop(msgspec.Struct, frozen=True):
     """A stop arrived (SIGTERM, SIGINT or the Pod's deletion).
 
     ``at`` is on the monotonic clock of :class:`Observation`; ``wall`` is the same
@@ -89,8 +86,7 @@ STOP_WINDOW_SECONDS: Final = 5.0
 STOP_TOLERANCE_SECONDS: Final = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(msgspec.Struct, frozen=True):
     """Everything the decision depends on, at one instant.
 
     Times are seconds on one monotonic clock: ``now``, ``deadline`` (start plus
@@ -109,8 +105,7 @@ class Observation:
     stop_window: float = STOP_WINDOW_SECONDS
 
 
-@dataclass(frozen=True, slots=True)
-class Condition:
+class Condition(msgspec.Struct, frozen=True):
     """The condition to record on the Job, without its timestamps."""
 
     status: Literal["True", "False"]
@@ -118,8 +113,7 @@ class Condition:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True):
     """The decision was made: ``condition`` by table row ``rule``."""
 
     rule: Rule
@@ -131,8 +125,7 @@ class Verdict:
         return self.rule in (Rule.RESULT_SUCCESS, Rule.RESULT_FAILURE)
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(msgspec.Struct, frozen=True):
     """No rule holds yet; decide again on the next change, or at ``recheck_at`` at the latest."""
 
     recheck_at: float

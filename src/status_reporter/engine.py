@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
+
+import msgspec
 
 from status_reporter import termination
 from status_reporter.access import check_access
@@ -72,8 +73,7 @@ class ExitCode(enum.IntEnum):
     WRITE_FAILED = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     """What start-up learned: the Pod as read, and whether the Pod may be watched."""
 
     pod: Pod

@@ -19,7 +19,6 @@ import socket
 import sys
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import BinaryIO, Final
 
 import msgspec
@@ -57,8 +56,7 @@ _CONTROLS: Final = {
 _JSON_UNESCAPED: Final = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
 
 
-@dataclass(frozen=True, slots=True)
-class RawJson:
+class RawJson(msgspec.Struct, frozen=True):
     """A value that is already JSON text (such as a result's ``details``)."""
 
     text: bytes

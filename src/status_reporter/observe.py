@@ -7,14 +7,13 @@ table reads. No I/O and no clock: times are passed in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from status_reporter.contract import ResultInvalid, ResultMissing, ResultState, ResultValid
 from status_reporter.decision import STOP_WINDOW_SECONDS, AdapterState, Observation, Stop
 
 
-@dataclass(frozen=True, slots=True)
-class _Invalid:
+class _Invalid(msgspec.Struct, frozen=True):
     fingerprint: bytes
     since: float
 

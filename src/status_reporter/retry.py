@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Final, TypeVar
 
+import msgspec
 import tenacity
 
 from status_reporter.api import ApiError, Operation, Unreachable
@@ -37,8 +37,7 @@ class KubeError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(msgspec.Struct, frozen=True):
     """Backoff ``initial`` doubling up to ``maximum`` seconds, jittered between half and
     all of it; each attempt takes at most ``request_timeout`` seconds."""
 
@@ -92,13 +91,14 @@ async def call(
     clock: Clock,
     deadline: float,
     log: Logger,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy | None = None,
 ) -> _T:
     """Run ``attempt(timeout)`` until it succeeds, fails for good or ``deadline`` passes.
 
     Raises:
         KubeError: the last failure, when it is final or no time is left.
     """
+    policy = policy or RetryPolicy()
 
     def server_wait(state: tenacity.RetryCallState) -> float | None:
         exc = state.outcome.exception() if state.outcome else None

@@ -18,11 +18,11 @@ import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Final, Self
 
 import h11
+import msgspec
 
 DEFAULT_MAX_BODY: Final = 16 * 1024 * 1024
 _READ_SIZE: Final = 64 * 1024
@@ -44,8 +44,7 @@ class ReadTimeout(TransportError):
     """A stream received no data within its read timeout."""
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(msgspec.Struct, frozen=True):
     """Where the server is: ``tls`` None means plain HTTP.
 
     ``host`` is an IP address or DNS name (IPv6 without brackets).
@@ -68,8 +67,7 @@ class Endpoint:
         return f"{host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class TcpKeepalive:
+class TcpKeepalive(msgspec.Struct, frozen=True):
     """TCP keepalive probing: first probe after ``idle`` seconds of silence, then every
     ``interval`` seconds; the connection is dead after ``count`` unanswered probes."""
 
@@ -83,8 +81,7 @@ class TcpKeepalive:
             raise ValueError(f"TCP keepalive settings out of range: {self}")
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(msgspec.Struct, frozen=True):
     """A complete response; header names are lower-case, repeated fields joined by ", "."""
 
     status: int
