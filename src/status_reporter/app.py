@@ -66,7 +66,7 @@ def check_result(path: str) -> int:
     """Print the condition that the file at ``path`` would produce; 0 valid, 1 invalid."""
     state = read_result(path)
     if isinstance(state, ResultMissing):
-        state = ResultInvalid(f"result file not found: {path}", b"")
+        state = ResultInvalid(f"result file not found: {path}", 0)
     condition = result_verdict(state).condition
     document = {
         "status": condition.status,

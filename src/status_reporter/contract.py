@@ -13,7 +13,6 @@ memory, not the tens of MiB that a full ``json.loads`` would take.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -84,7 +83,7 @@ class ResultInvalid(msgspec.Struct, frozen=True):
     """
 
     error: str
-    fingerprint: bytes
+    fingerprint: int
 
 
 class ResultValid(msgspec.Struct, frozen=True):
@@ -193,7 +192,9 @@ def _decode(data: bytes) -> _Document:
 
 def parse_result(data: bytes) -> ResultValid | ResultInvalid:
     """Parse and normalise the bytes of a result file. Never raises."""
-    fingerprint = hashlib.blake2b(data, digest_size=16).digest()
+    # Only compared with the fingerprint of the next read, in this process: a keyed
+    # hash of the bytes is enough, and needs no hashing library.
+    fingerprint = hash(data)
     try:
         document = _decode(data)
         status = document.status
@@ -231,7 +232,7 @@ _KINDS: Final = (
 def _wrong_kind(mode: int) -> ResultInvalid:
     kind = next(name for test, name in _KINDS if test(mode))
     error = f"result path is {kind}, not a regular file"
-    return ResultInvalid(error=error, fingerprint=error.encode())
+    return ResultInvalid(error=error, fingerprint=hash(error))
 
 
 def _not_regular(mode: int) -> ResultInvalid | None:
@@ -240,7 +241,7 @@ def _not_regular(mode: int) -> ResultInvalid | None:
 
 def _os_error(exc: OSError) -> ResultInvalid:
     error = f"cannot read result file: {exc.strerror or exc}"
-    return ResultInvalid(error=error, fingerprint=error.encode())
+    return ResultInvalid(error=error, fingerprint=hash(error))
 
 
 def read_result(path: str) -> ResultState:

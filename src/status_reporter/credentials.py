@@ -394,24 +394,36 @@ class _Entry(msgspec.Struct, frozen=True):
             raise CredentialsError(f"{where}: {key} is not valid base64") from None
 
 
-def _from_kubeconfig(paths: list[Path], env: Mapping[str, str]) -> Credentials:
-    import yaml  # noqa: PLC0415 - only this path needs it; in a Pod it is never imported
+def _parse_kubeconfig(path: Path) -> object:
+    """A kubeconfig file's document: JSON (a subset of YAML) without loading PyYAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CredentialsError(f"kubeconfig {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CredentialsError(f"kubeconfig {path}: not UTF-8 YAML") from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass  # the usual case: YAML
+    import yaml  # noqa: PLC0415 - only YAML kubeconfigs need it; in a Pod it is never imported
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as exc:
+        # Only the position: PyYAML's own message quotes the line, maybe a token.
+        mark = exc.problem_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise CredentialsError(f"kubeconfig {path}: invalid YAML{at}: {exc.problem}") from None
+    except yaml.YAMLError:
+        raise CredentialsError(f"kubeconfig {path}: not UTF-8 YAML") from None
+
+
+def _from_kubeconfig(paths: list[Path], env: Mapping[str, str]) -> Credentials:
     files: list[tuple[Path, Mapping[str, Any]]] = []
     for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-            document = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-        except OSError as exc:
-            raise CredentialsError(f"kubeconfig {path}: {exc.strerror}") from None
-        except yaml.MarkedYAMLError as exc:
-            # Only the position: PyYAML's own message quotes the line, maybe a token.
-            mark = exc.problem_mark
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise CredentialsError(f"kubeconfig {path}: invalid YAML{at}: {exc.problem}") from None
-        except (UnicodeDecodeError, yaml.YAMLError):
-            raise CredentialsError(f"kubeconfig {path}: not UTF-8 YAML") from None
+        document = _parse_kubeconfig(path)
         if document is None:
             document = {}
         if not isinstance(document, dict):

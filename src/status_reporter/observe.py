@@ -14,7 +14,7 @@ from status_reporter.decision import STOP_WINDOW_SECONDS, AdapterState, Observat
 
 
 class _Invalid(msgspec.Struct, frozen=True):
-    fingerprint: bytes
+    fingerprint: int
     since: float
 
 

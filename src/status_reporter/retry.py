@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
 import msgspec
-import tenacity
 
 from status_reporter.api import ApiError, Operation, Unreachable
 from status_reporter.clock import Clock
@@ -84,6 +83,41 @@ def final_error(op: Operation, exc: ApiError | Unreachable) -> KubeError:
     return KubeError(f"cannot {op.describe()}: {exc}", exc.status)
 
 
+class _Retries:
+    """One call's retry state: the policy applied to attempt ``n`` and its failure."""
+
+    def __init__(
+        self, op: Operation, clock: Clock, deadline: float, log: Logger, policy: RetryPolicy
+    ) -> None:
+        self.op, self.clock, self.deadline, self.log, self.policy = op, clock, deadline, log, policy
+
+    def out_of_time(self) -> bool:
+        return self.deadline - self.clock.now() < 2 * MIN_ATTEMPT_SECONDS
+
+    def wait(self, attempt: int, exc: BaseException | None) -> float:
+        """The wait after failed attempt ``attempt``, cut to leave one more attempt in time."""
+        server = exc.retry_after if isinstance(exc, ApiError) else None
+        left = self.deadline - self.clock.now() - MIN_ATTEMPT_SECONDS
+        return max(0.0, min(backoff(self.policy, attempt, server), left))
+
+    def announce(self, attempt: int, exc: BaseException | None, wait: float) -> None:
+        self.log.warning(
+            "API call failed, retrying",
+            operation=self.op.describe(),
+            attempt=attempt,
+            error=str(exc),
+            retry_in=round(wait, 3),
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep_until(self.clock.now() + seconds)
+
+    def timeout(self) -> float:
+        """The next attempt's timeout: the policy's, cut to the time left."""
+        left = self.deadline - self.clock.now()
+        return max(MIN_ATTEMPT_SECONDS, min(self.policy.request_timeout, left))
+
+
 async def call(
     op: Operation,
     attempt: Callable[[float], Awaitable[_T]],
@@ -95,49 +129,46 @@ async def call(
 ) -> _T:
     """Run ``attempt(timeout)`` until it succeeds, fails for good or ``deadline`` passes.
 
+    The first attempt runs on its own; tenacity, and its import, are only needed once
+    it has failed, which a normal run never sees.
+
     Raises:
         KubeError: the last failure, when it is final or no time is left.
     """
-    policy = policy or RetryPolicy()
+    retries = _Retries(op, clock, deadline, log, policy or RetryPolicy())
+    try:
+        return await attempt(retries.timeout())
+    except (ApiError, Unreachable) as exc:
+        if not is_transient(exc) or retries.out_of_time():
+            raise final_error(op, exc) from None
+        first_wait = retries.wait(1, exc)
+        retries.announce(1, exc, first_wait)
+        await retries.sleep(first_wait)
+    return await _retry(retries, attempt)
 
-    def server_wait(state: tenacity.RetryCallState) -> float | None:
-        exc = state.outcome.exception() if state.outcome else None
-        return exc.retry_after if isinstance(exc, ApiError) else None
 
-    def wait(state: tenacity.RetryCallState) -> float:
-        left = deadline - clock.now() - MIN_ATTEMPT_SECONDS
-        return max(0.0, min(backoff(policy, state.attempt_number, server_wait(state)), left))
+async def _retry(retries: _Retries, attempt: Callable[[float], Awaitable[_T]]) -> _T:
+    """Attempts 2 and later, under tenacity (its attempt 1 is the call's attempt 2)."""
+    import tenacity  # noqa: PLC0415 - a call that never fails does not pay for it
 
-    def stop(state: tenacity.RetryCallState) -> bool:
-        return deadline - clock.now() < 2 * MIN_ATTEMPT_SECONDS
+    def outcome(state: tenacity.RetryCallState) -> BaseException | None:
+        return state.outcome.exception() if state.outcome else None
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "API call failed, retrying",
-            operation=op.describe(),
-            attempt=state.attempt_number,
-            error=str(exc),
-            retry_in=round(state.upcoming_sleep, 3),
-        )
-
-    async def sleep(seconds: float) -> None:
-        await clock.sleep_until(clock.now() + seconds)
+        retries.announce(state.attempt_number + 1, outcome(state), state.upcoming_sleep)
 
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(is_transient),
-        wait=wait,
-        stop=stop,
-        sleep=sleep,
+        wait=lambda state: retries.wait(state.attempt_number + 1, outcome(state)),
+        stop=lambda _: retries.out_of_time(),
+        sleep=retries.sleep,
         before_sleep=before_sleep,
         reraise=True,
     )
-
     async def bounded_attempt() -> _T:
-        timeout = min(policy.request_timeout, deadline - clock.now())
-        return await attempt(max(MIN_ATTEMPT_SECONDS, timeout))
+        return await attempt(retries.timeout())
 
     try:
         return await retrying(bounded_attempt)
     except (ApiError, Unreachable) as exc:
-        raise final_error(op, exc) from None
+        raise final_error(retries.op, exc) from None

@@ -122,6 +122,31 @@ def test_in_cluster_does_not_import_yaml(service_account: Path) -> None:
     assert done.stdout.split() == ["in-cluster", "False"]
 
 
+def test_a_json_kubeconfig_is_read_without_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from status_reporter.credentials import load\n"
+        "creds = load({'KUBECONFIG': sys.argv[1]}, home=Path(sys.argv[1]).parent)\n"
+        "print(creds.endpoint.port, 'yaml' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["6443", "False"]
+
+
 def test_token_file_is_read_lazily_and_again_on_refresh(service_account: Path) -> None:
     token = service_account / "token"
     creds = load_in_cluster(service_account)

@@ -27,7 +27,7 @@ from status_reporter.decision import (
 
 SUCCESS = ResultValid(AdapterResult("success", "AllChecksPassed", "All good"))
 FAILURE = ResultValid(AdapterResult("failure", "MissingPermissions", "SA lacks IAM roles"))
-INVALID = ResultInvalid("status: must be either 'success' or 'failure'", b"fp")
+INVALID = ResultInvalid("status: must be either 'success' or 'failure'", 1)
 MISSING = ResultMissing()
 RUNNING = AdapterState(ever_ran=True)
 OOM = AdapterState(terminated=Terminated(137, "OOMKilled"), ever_ran=True)
@@ -159,7 +159,7 @@ def test_settle_window_never_extends_past_the_timeout() -> None:
 
 
 def test_long_parse_errors_are_cut_to_the_message_limit() -> None:
-    outcome = verdict(result=ResultInvalid("é" * 2000, b"x"), adapter=CRASHED)
+    outcome = verdict(result=ResultInvalid("é" * 2000, 2), adapter=CRASHED)
     assert len(outcome.condition.message.encode()) <= 1024
 
 
