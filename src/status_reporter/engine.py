@@ -392,6 +392,12 @@ class Reporter:
         return asyncio.create_task(supervise(), name=name)
 
     async def _monitor(self, target: Target | None) -> Verdict:
+        if not self._stopped.is_set():
+            # A result (or an ended adapter) already there at start-up needs no monitors.
+            self._refresh_result()
+            outcome = decide(self._obs.snapshot(self._clock.now()))
+            if isinstance(outcome, Verdict) and outcome.rule is not Rule.TIMEOUT:
+                return outcome
         tasks = self._monitor_tasks(target)
         try:
             return await self._decide_loop(target)

@@ -165,6 +165,15 @@ async def test_result_written_just_before_the_exit_wins(tmp_path: Path) -> None:
     assert run.written() == ("True", "ValidationPassed", "all good")
 
 
+async def test_a_result_already_there_needs_no_monitors(tmp_path: Path) -> None:
+    run = Run(tmp_path)
+    run.write(SUCCESS)
+    await run.start()
+    assert await run.finish() is ExitCode.RESULT
+    assert run.cluster.calls["watch"] == 0
+    assert sum(run.cluster.calls.values()) == 4  # job, pod, review, patch
+
+
 async def test_adapter_already_terminated_at_start(tmp_path: Path) -> None:
     clock = FakeClock()
     cluster = MemoryCluster(clock)
