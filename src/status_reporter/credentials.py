@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import ssl
 from collections.abc import Callable, Mapping
@@ -157,7 +156,7 @@ class ExecAuth:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._argv = [command, *args]
-        self._env = {**env, "KUBERNETES_EXEC_INFO": json.dumps(exec_info)}
+        self._env = {**env, "KUBERNETES_EXEC_INFO": msgspec.json.encode(exec_info).decode()}
         self._api_version = api_version
         self._tls = tls
         self._where = f"{where}: exec plugin {command!r}"
@@ -220,8 +219,8 @@ class ExecAuth:
         # Messages never quote the output: it holds the credential.
         invalid = f"{self._where}: invalid ExecCredential output"
         try:
-            output = json.loads(stdout)
-        except ValueError:
+            output = msgspec.json.decode(stdout)
+        except msgspec.DecodeError:
             raise CredentialsError(f"{invalid}: not JSON") from None
         if not isinstance(output, dict) or output.get("kind") != "ExecCredential":
             raise CredentialsError(f'{invalid}: kind is not "ExecCredential"')
@@ -403,8 +402,8 @@ def _parse_kubeconfig(path: Path) -> object:
     except UnicodeDecodeError:
         raise CredentialsError(f"kubeconfig {path}: not UTF-8 YAML") from None
     try:
-        return json.loads(text)
-    except ValueError:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
         pass  # the usual case: YAML
     import yaml  # noqa: PLC0415 - only YAML kubeconfigs need it; in a Pod it is never imported
 

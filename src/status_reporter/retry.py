@@ -9,7 +9,6 @@ Everything else is final and becomes a :class:`KubeError` naming the verb and re
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
@@ -56,9 +55,13 @@ def backoff(
     policy: RetryPolicy,
     attempt: int,
     server_wait: float | None = None,
-    rng: Callable[[], float] = random.random,
+    rng: Callable[[], float] | None = None,
 ) -> float:
     """The wait after failed attempt number ``attempt`` (1-based)."""
+    if rng is None:
+        import random  # noqa: PLC0415 - only a failed call needs jitter
+
+        rng = random.random
     ceiling = min(policy.maximum, policy.initial * 2.0 ** max(0, attempt - 1))
     delay: float = ceiling * (0.5 + 0.5 * rng())
     return delay if server_wait is None else max(delay, server_wait)
@@ -165,6 +168,7 @@ async def _retry(retries: _Retries, attempt: Callable[[float], Awaitable[_T]]) -
         before_sleep=before_sleep,
         reraise=True,
     )
+
     async def bounded_attempt() -> _T:
         return await attempt(retries.timeout())
 
