@@ -121,6 +121,8 @@ class Reporter:
         self._file_dirty = False
         self._last_read = float("-inf")
         self._adapter_name: str | None = None
+        # Learned from the Pod when a stop cut start-up short (else from the Target).
+        self._native = False
         # What the termination message reports: the decided condition, whether it reached
         # the Job, and the exit code.
         self._decided: Condition | None = None
@@ -196,7 +198,8 @@ class Reporter:
         self._code = code
         self._report_termination()
         self._log_details()
-        if target is not None and target.native_sidecar and code is not ExitCode.WRITE_FAILED:
+        native = target.native_sidecar if target is not None else self._native
+        if native and code is not ExitCode.WRITE_FAILED:
             # Exiting now would make the kubelet restart a native sidecar.
             if not self._stopped.is_set():
                 self._log.info("condition recorded; idle until the Pod stops")
@@ -265,6 +268,7 @@ class Reporter:
         except Exception as exc:
             self._log.debug("no Pod read after the stop", error=str(exc))
             return
+        self._native = is_native_sidecar(pod, self._config.reporter_container_name)
         try:
             self._adapter_name = find_adapter(
                 pod, self._config.adapter_container_name, self._config.reporter_container_name

@@ -770,3 +770,14 @@ async def test_a_lone_surrogate_in_details_does_not_stop_the_write(
     assert await run.finish(within=2) is ExitCode.RESULT
     assert run.written() == ("True", "Ok", "No message provided")
     assert "adapter result details" in capsys.readouterr().out
+
+
+async def test_a_native_sidecar_stopped_during_start_up_exits_zero(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, make_pod(("adapter",), NATIVE))
+    cluster.fail("get_job", *[Unreachable("refused")] * 3)
+    run = await Run(tmp_path, cluster).start()
+    run.reporter.stop()  # before start-up has read the Pod
+    assert await run.finish(within=STOP_EXIT_SECONDS) is ExitCode.RESULT
+    assert run.written() is not None
+    assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
