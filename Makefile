@@ -88,7 +88,7 @@ test-cluster: $(STAMP) image-tools ## Real Jobs on a real single-node Kubernetes
 demo-cluster: $(STAMP) image-tools ## Show every scenario as real Jobs on a single-node Kubernetes (root)
 	hack/cluster/install.sh >/dev/null
 	hack/controlplane/build.sh --node >/dev/null
-	STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" $(BIN)/python hack/demo_cluster.py
+	STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" $(BIN)/python -m tests.cluster.demo
 
 .PHONY: mutation
 mutation: $(STAMP) ## Mutation testing of the rules and the write/retry policy (mutmut; about 20 min, not in make test)

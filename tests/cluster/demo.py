@@ -1,4 +1,5 @@
-"""make demo-cluster: the reporter in real Jobs on a real single-node Kubernetes.
+"""make demo-cluster (``python -m tests.cluster.demo``): the reporter in real Jobs on a
+real single-node Kubernetes.
 
 Starts the node of hack/cluster (etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler, containerd, kubelet; all on loopback), applies deploy/base and runs
@@ -15,19 +16,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.cluster.node import Node, unavailable_reason  # noqa: E402 - after the path set-up
-from tests.cluster.scenarios import (  # noqa: E402
+from tests.cluster.node import Node, unavailable_reason
+from tests.cluster.scenarios import (
     MODES,
     SCENARIOS,
     create_namespace,
     launch,
     table,
 )
+from tests.harness.controlplane import ROOT
 
 
 def reporter_image() -> str:
