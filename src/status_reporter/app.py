@@ -161,8 +161,9 @@ async def _run(config: Config, early: list[int]) -> int:
     code: int = ExitCode.WRITE_FAILED
     try:
         code = await reporter.run()
-    except Exception as exc:
+    except Exception as exc:  # the last line of defence: one clear line, exit 3, last word left
         log.error("internal error", error=repr(exc))
+        reporter.report_failure(f"internal error: {exc!r}")
     finally:
         await _close(client)
     return code

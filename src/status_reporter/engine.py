@@ -175,6 +175,10 @@ class Reporter:
         self._report_termination()
         return int(self._code)
 
+    def report_failure(self, error: str) -> None:
+        """After an unexpected error: leave the decided condition (or the error) behind."""
+        self._report_termination(error=error)
+
     # --- the run ----------------------------------------------------------------------
 
     async def run(self) -> ExitCode:

@@ -781,3 +781,16 @@ async def test_a_native_sidecar_stopped_during_start_up_exits_zero(tmp_path: Pat
     assert await run.finish(within=STOP_EXIT_SECONDS) is ExitCode.RESULT
     assert run.written() is not None
     assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
+
+
+async def test_after_an_unexpected_error_the_decided_condition_is_still_left(
+    tmp_path: Path,
+) -> None:
+    run = await Run(tmp_path).start()
+    run.cluster.fail("patch", RuntimeError("a bug"))
+    run.write(SUCCESS)
+    with pytest.raises(RuntimeError):
+        await run.finish(within=2)
+    run.reporter.report_failure("internal error: RuntimeError('a bug')")
+    assert run.last_word()["reason"] == "ValidationPassed"
+    assert run.last_word()["written"] is False
