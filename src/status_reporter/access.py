@@ -20,9 +20,11 @@ _REVIEW = Operation("create", "authorization.k8s.io", "selfsubjectrulesreviews",
 
 
 class Access(msgspec.Struct, frozen=True):
-    """What start-up learned about optional permissions."""
+    """What start-up learned: whether pods may be watched, and whether the review
+    confirmed ``patch`` on ``jobs/status`` (rather than being unable to tell)."""
 
     watch_pods: bool
+    patch_confirmed: bool = False
 
 
 def rule_allows(rule: ResourceRule, op: Operation) -> bool:
@@ -73,4 +75,4 @@ async def check_access(
     watch = allowed(ops.watch_pods)
     if not watch:
         log.debug("no 'watch' on pods: polling the Pod instead")
-    return Access(watch_pods=watch)
+    return Access(watch_pods=watch, patch_confirmed=not review.incomplete)

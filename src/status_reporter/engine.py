@@ -60,6 +60,9 @@ _REVIEW_SECONDS: Final = 10.0
 CONFIG_ERROR_SECONDS: Final = 5.0
 # The write is retried for at least this long (or MAX_WAIT_TIME_SECONDS if longer).
 WRITE_BUDGET_SECONDS: Final = 60.0
+# A 403 on the write, when start-up confirmed the permission, is retried this long: an
+# API server that has just restarted refuses requests until its caches are filled.
+FORBIDDEN_GRACE_SECONDS: Final = 10.0
 # Re-reads of the result file are at least this far apart, however often it changes.
 MIN_READ_INTERVAL: Final = 0.025
 
@@ -250,6 +253,8 @@ class Reporter:
             deadline=min(deadline, self._clock.now() + _REVIEW_SECONDS),
             log=self._log,
         )
+        if access.patch_confirmed:
+            self._writer.trust_permission(FORBIDDEN_GRACE_SECONDS)
         native = is_native_sidecar(pod, config.reporter_container_name)
         self._adapter_name = adapter
         self._on_pod(pod)

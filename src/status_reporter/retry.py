@@ -37,11 +37,17 @@ class KubeError(Exception):
 
 class RetryPolicy(msgspec.Struct, frozen=True):
     """Backoff ``initial`` doubling up to ``maximum`` seconds, jittered between half and
-    all of it; each attempt takes at most ``request_timeout`` seconds."""
+    all of it; each attempt takes at most ``request_timeout`` seconds.
+
+    ``forbidden_grace`` retries a 403 for that many seconds after the first one: for
+    a call whose permission the start-up review confirmed, since an API server that
+    has just restarted refuses requests until its authorization caches are filled.
+    """
 
     initial: float = 0.5
     maximum: float = 5.0
     request_timeout: float = 10.0
+    forbidden_grace: float = 0.0
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -93,6 +99,18 @@ class _Retries:
         self, op: Operation, clock: Clock, deadline: float, log: Logger, policy: RetryPolicy
     ) -> None:
         self.op, self.clock, self.deadline, self.log, self.policy = op, clock, deadline, log, policy
+        self.first_forbidden: float | None = None
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Transient, or a 403 still within the policy's grace for it."""
+        if is_transient(exc):
+            return True
+        if not (isinstance(exc, ApiError) and exc.status == 403 and self.policy.forbidden_grace):
+            return False
+        now = self.clock.now()
+        if self.first_forbidden is None:
+            self.first_forbidden = now
+        return now - self.first_forbidden < self.policy.forbidden_grace
 
     def out_of_time(self) -> bool:
         return self.deadline - self.clock.now() < 2 * MIN_ATTEMPT_SECONDS
@@ -142,7 +160,7 @@ async def call(
     try:
         return await attempt(retries.timeout())
     except (ApiError, Unreachable) as exc:
-        if not is_transient(exc) or retries.out_of_time():
+        if not retries.retryable(exc) or retries.out_of_time():
             raise final_error(op, exc) from None
         first_wait = retries.wait(1, exc)
         retries.announce(1, exc, first_wait)
@@ -161,7 +179,7 @@ async def _retry(retries: _Retries, attempt: Callable[[float], Awaitable[_T]]) -
         retries.announce(state.attempt_number + 1, outcome(state), state.upcoming_sleep)
 
     retrying = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception(is_transient),
+        retry=tenacity.retry_if_exception(retries.retryable),
         wait=lambda state: retries.wait(state.attempt_number + 1, outcome(state)),
         stop=lambda _: retries.out_of_time(),
         sleep=retries.sleep,

@@ -7,6 +7,8 @@ patch of ``jobs/status``, retried within the caller's deadline.
 
 from __future__ import annotations
 
+import msgspec
+
 from status_reporter.api import Api, Operations
 from status_reporter.clock import Clock
 from status_reporter.conditions import planned_condition, status_patch
@@ -36,6 +38,10 @@ class ConditionWriter:
         self._log = log
         self._policy = policy or RetryPolicy()
         self._conditions: list[JobCondition] | None = None
+
+    def trust_permission(self, grace: float) -> None:
+        """The permission to patch was confirmed: retry a 403 for ``grace`` seconds."""
+        self._policy = msgspec.structs.replace(self._policy, forbidden_grace=grace)
 
     def hold(self, job: Job) -> None:
         """Keep ``job`` as the latest known copy to plan from."""

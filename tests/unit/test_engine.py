@@ -18,7 +18,13 @@ from status_reporter.api import ApiError, PodEvent, Unreachable
 from status_reporter.conditions import rfc3339
 from status_reporter.config import Config, LogFormat, MonitorMode
 from status_reporter.contract import ResultState, read_result
-from status_reporter.engine import MIN_READ_INTERVAL, STOP_EXIT_SECONDS, ExitCode, Reporter
+from status_reporter.engine import (
+    FORBIDDEN_GRACE_SECONDS,
+    MIN_READ_INTERVAL,
+    STOP_EXIT_SECONDS,
+    ExitCode,
+    Reporter,
+)
 from status_reporter.models import Container, JobCondition, Status
 from tests.unit.fakes import FakeClock, settle, terminated, waiting
 from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
@@ -492,12 +498,40 @@ async def test_a_black_hole_ends_the_write_within_its_budget(tmp_path: Path) -> 
     assert run.last_word()["written"] is False
 
 
-async def test_forbidden_write_is_final(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
-    run.cluster.fail("patch", ApiError(403, "HTTP 403: forbidden"))
+async def test_forbidden_write_is_final_when_start_up_could_not_confirm_it(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.review_incomplete = True  # a webhook authorizer: the review cannot tell
+    run = await Run(tmp_path, cluster).start()
+    cluster.fail("patch", *[ApiError(403, "HTTP 403: forbidden")] * 50)
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.WRITE_FAILED
-    assert run.cluster.calls["patch"] == 1
+    assert cluster.calls["patch"] == 1
+
+
+async def test_a_403_contradicting_the_start_up_review_is_retried_briefly(
+    tmp_path: Path,
+) -> None:
+    # Just after an API server restart, authorization refuses until its caches fill.
+    run = await Run(tmp_path).start()
+    run.cluster.fail("patch", *[ApiError(403, "HTTP 403: forbidden")] * 3)
+    run.write(SUCCESS)
+    assert await run.finish(within=FORBIDDEN_GRACE_SECONDS) is ExitCode.RESULT
+    assert run.cluster.calls["patch"] == 4
+
+
+async def test_a_lasting_403_ends_the_write_after_the_grace(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    run = await Run(tmp_path).start()
+    run.cluster.fail("patch", *[ApiError(403, "HTTP 403: forbidden")] * 50)
+    run.write(SUCCESS)
+    await asyncio.sleep(0.1)
+    await run.clock.advance(FORBIDDEN_GRACE_SECONDS - 1)
+    assert not run.done
+    assert await run.finish(within=6) is ExitCode.WRITE_FAILED
+    assert run.last_word()["written"] is False
 
 
 async def test_native_sidecar_stays_until_stopped_then_exits_zero(tmp_path: Path) -> None:
@@ -516,7 +550,7 @@ async def test_native_sidecar_stays_until_stopped_then_exits_zero(tmp_path: Path
 async def test_native_sidecar_exits_three_when_the_write_fails(tmp_path: Path) -> None:
     clock = FakeClock()
     cluster = MemoryCluster(clock, make_pod(("adapter",), NATIVE))
-    cluster.fail("patch", ApiError(403, "HTTP 403: forbidden"))
+    cluster.fail("patch", ApiError(404, 'HTTP 404: jobs "job-a" not found'))
     run = await Run(tmp_path, cluster).start()
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.WRITE_FAILED
