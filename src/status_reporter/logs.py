@@ -229,10 +229,6 @@ class Logger:
     def __init__(self, context: dict[str, object]) -> None:
         self._context = context
 
-    def bind(self, **context: object) -> Logger:
-        """A logger with more context fields."""
-        return Logger({**self._context, **context})
-
     def _log(self, level: int, message: str, fields: dict[str, object]) -> None:
         if _LOGGER.isEnabledFor(level):
             _LOGGER.log(level, message, extra={_FIELDS: {**self._context, **fields}})
