@@ -8,8 +8,13 @@ every request to exactly one reporter.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
+import os
 import random
+import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from lightkube import Client
-from tests.harness.cluster import AdapterJob, create_job, create_namespace, service_account_token
+from tests.harness.cluster import (
+    REFERENCE_ROLE,
+    AdapterJob,
+    create_job,
+    create_namespace,
+    service_account_token,
+)
 from tests.harness.controlplane import ControlPlane
 from tests.harness.observe import (
     AuditTail,
@@ -28,29 +39,41 @@ from tests.harness.observe import (
     reporter_user,
     request_key,
 )
-from tests.harness.reporter import ReporterRun, start_reporter
+from tests.harness.reporter import SCRIPT, ReporterRun
 
 SUCCESS = {"status": "success", "reason": "BenchmarkDone", "message": "measured"}
 
-# The reporter's defaults are the reference's; only the monitor mode differs.
+# The reporter's defaults are the reference's; only the monitor mode differs. `poll`
+# is this project's emulation of the reference's timing, not the reference itself.
 MODES: dict[str, dict[str, str]] = {
     "auto": {"MONITOR_MODE": "auto"},
     "poll": {"MONITOR_MODE": "poll"},
+}
+# The Role bound to the reporter's ServiceAccount: deploy/base's, or the reference's
+# (no watch on pods, so the Pod is polled).
+ROLES: dict[str, Mapping[str, Any] | None] = {
+    "project": None,
+    "reference": REFERENCE_ROLE,
 }
 BASE_ENV = {
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "info",
     "POLL_INTERVAL_SECONDS": "2",
-    "CONTAINER_STATUS_INTERVAL_SECONDS": "10",
     "MAX_WAIT_TIME_SECONDS": "900",
 }
-# Poll phases: an action lands at a random point of the polling cycle.
-PHASE = {
-    ("poll", "result"): 2.0,
-    ("poll", "crash"): 10.0,
-    ("auto", "footprint"): 0.0,
-    ("poll", "footprint"): 0.0,
-}
+RESULT_POLL_SECONDS = 2.0
+STAGGER = 0.4  # seconds between the starts of the background reporters
+
+# The mode of runs of the reference binary itself (`make bench REFERENCE_BINARY=...`).
+REFERENCE_BINARY = "reference-binary"
+LAUNCHER = Path(__file__).with_name("launch.py")
+
+# Scenarios of a Run.
+LATENCY_RESULT = "result"
+LATENCY_CRASH = "crash"
+AT_ONCE = "at-once"
+RUNTIME = "runtime"
+WORST_CASE = "worst-case"
 
 
 @dataclass(frozen=True)
@@ -58,26 +81,65 @@ class Settings:
     """How much to measure."""
 
     latency_runs: int = 30
+    at_once_runs: int = 20
     api_runtimes: tuple[int, ...] = (10, 60, 300)
+    api_repeats: int = 2
     scale: tuple[int, ...] = (1, 10, 50, 100)
-    window: float = 30.0
+    window: float = 20.0
     poll_lanes: int = 10
+    container_interval: int = 10
+    result_bytes: int = 1024 * 1024
+    worst_case_runs: int = 3
+    watches: tuple[int, ...] = (0, 500, 1000, 2000)
+    watch_settle: float = 30.0
+    watch_samples: int = 5
+    watch_interval: float = 2.0
+    # The reference binary to run side by side; empty: quote external figures only.
+    reference_binary: str = ""
 
 
-SMOKE = Settings(latency_runs=3, api_runtimes=(3,), scale=(1,), window=3.0, poll_lanes=3)
+# Everything once, at N = 1 and tiny sizes: proves that the code runs, nothing more.
+SMOKE = Settings(
+    latency_runs=2,
+    at_once_runs=2,
+    api_runtimes=(1, 3),
+    api_repeats=1,
+    scale=(1,),
+    window=2.0,
+    poll_lanes=2,
+    container_interval=2,
+    result_bytes=16 * 1024,
+    worst_case_runs=1,
+    watches=(0, 1),
+    watch_settle=0.5,
+    watch_samples=2,
+    watch_interval=0.2,
+)
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One reporter run with one measured reaction."""
+@dataclass
+class Run:
+    """One reporter process and what it cost.
 
+    ``first_request`` and ``requests`` come from the audit log once every run has
+    ended (:meth:`Bench.account`); the rest is known when the process exits.
+    """
+
+    scenario: str
     mode: str
-    kind: str
-    latency: float
-    ready: float
-    rss_mib: float
-    cpu_seconds: float
-    exit_code: int
+    role: str
+    namespace: str
+    spawned: float
+    exit_code: int = -1
+    rss_mib: float = float("nan")
+    cpu_self: float = float("nan")
+    cpu_total: float = float("nan")
+    latency: float = float("nan")
+    ready: float = float("nan")
+    runtime: float = 0.0
+    shape: str = ""
+    first_request: float = float("nan")
+    requests: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -97,24 +159,58 @@ class Results:
     """Everything a benchmark run measured."""
 
     settings: Settings
-    samples: list[Sample] = field(default_factory=list)
-    requests: dict[tuple[str, int], Counter[str]] = field(default_factory=dict)
+    runs: list[Run] = field(default_factory=list)
     scale: list[ScalePoint] = field(default_factory=list)
-    worst_case_rss: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    reference_note: str = ""
+
+    def select(self, scenario: str, mode: str = "auto", role: str = "project") -> list[Run]:
+        """The runs of one scenario, monitor mode and Role."""
+        return [r for r in self.runs if (r.scenario, r.mode, r.role) == (scenario, mode, role)]
+
+
+def worst_case_shapes(size: int) -> dict[str, str]:
+    """Valid result files of exactly ``size`` bytes whose ``details`` hold as many small
+    JSON values as fit: what costs a parser the most memory per byte."""
+    head = json.dumps(SUCCESS, separators=(",", ":"))[:-1] + ',"details":['
+    fillers = {
+        "empty objects `[{},{},…]`": "{}",
+        "empty arrays `[[],[],…]`": "[]",
+        'one-character strings `["a","a",…]`': '"a"',
+        "small integers `[0,0,…]`": "0",
+        'small objects `[{"k":0},…]`': '{"k":0}',
+    }
+    shapes = {}
+    for name, item in fillers.items():
+        count = max(1, (size - len(head) - 2 + 1) // (len(item) + 1))
+        text = head + ",".join([item] * count) + "]}"
+        # Pad to the exact size with spaces, which JSON allows between tokens.
+        shapes[name] = text[:-1] + " " * max(0, size - len(text)) + "}"
+    # A message far over its 1024-byte limit, which the reporter cuts.
+    padding = size - len(json.dumps({**SUCCESS, "message": ""}))
+    shapes["one long message string"] = json.dumps({**SUCCESS, "message": "m" * padding})
+    return shapes
 
 
 class Bench:
     """Shared state of one benchmark run: the control plane, watchers, a work dir."""
 
-    def __init__(self, plane: ControlPlane, workdir: Path, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        workdir: Path,
+        settings: Settings,
+        log: Callable[[str], None],
+    ) -> None:
         self.plane = plane
         self.workdir = workdir
+        self.settings = settings
         self.log = log
         self._local = threading.local()
         # lightkube's models decode through msgspec, whose first conversion of each type
         # crashed (SIGSEGV) when two threads did it at once: do every kind once, here.
-        job = self.new_job()
+        jobs = [self.new_job(role) for role in ROLES]
+        job = jobs[-1]
         service_account_token(self.admin, job.namespace)
         job.terminated(0, "Completed")
         job.conditions()
@@ -135,27 +231,50 @@ class Bench:
         with self._audit_lock:
             return list(self.audit.events(reporter_user(namespace), stage))
 
-    def new_job(self) -> AdapterJob:
-        """A namespace with the deploy/base RBAC and one Job whose adapter is running."""
-        namespace = create_namespace(self.admin)
+    def requests(self, namespace: str) -> list[dict[str, Any]]:
+        """Every request of the reporter in ``namespace`` once, whatever stages it logged
+        (a watch logs ResponseStarted and, when it ends, ResponseComplete)."""
+        unique: dict[str, dict[str, Any]] = {}
+        for stage in ("ResponseStarted", "ResponseComplete", "Panic"):
+            for event in self.events(namespace, stage):
+                unique.setdefault(event["auditID"], event)
+        return list(unique.values())
+
+    def account(self, run: Run) -> None:
+        """Fill in what the API server saw of ``run``: its requests and when the first
+        one arrived."""
+        events = self.requests(run.namespace)
+        run.requests = Counter(request_key(e) for e in events)
+        if events:
+            first = min(parse_time(e["requestReceivedTimestamp"]) for e in events)
+            run.first_request = first - run.spawned
+
+    def new_job(self, role: str = "project") -> AdapterJob:
+        """A namespace with the reporter's RBAC under ``role`` and one Job whose adapter
+        is running."""
+        namespace = create_namespace(self.admin, role=ROLES[role])
         job = create_job(self.admin, namespace, self.workdir / namespace / "results")
         job.running()
         return job
 
-    def start(self, job: AdapterJob, mode: str, **env: str) -> tuple[ReporterRun, float]:
-        """Start a reporter; returns it and its spawn time (wall clock)."""
-        spawned = time.time()
-        run = start_reporter(
-            self.plane, job, self.workdir / job.namespace, {**BASE_ENV, **MODES[mode], **env}
-        )
-        return run, spawned
+    def env(self, mode: str, **extra: str) -> dict[str, str]:
+        """The reporter's environment for ``mode``."""
+        interval = str(self.settings.container_interval)
+        return {**BASE_ENV, "CONTAINER_STATUS_INTERVAL_SECONDS": interval, **MODES[mode], **extra}
 
-    def wait_ready(self, run: ReporterRun, job: AdapterJob, mode: str, spawned: float) -> float:
-        """Seconds from spawn until monitoring: the Pod watch established (auto) or
-        the monitors started (poll)."""
+    def start(self, job: AdapterJob, mode: str, **env: str) -> tuple[ReporterRun, float]:
+        """Start a reporter as its Job's ServiceAccount; returns it and the wall-clock
+        time just before the process was created."""
+        return spawn(self.plane, job, self.workdir / job.namespace, self.env(mode, **env))
+
+    def wait_ready(
+        self, run: ReporterRun, job: AdapterJob, mode: str, role: str, spawned: float
+    ) -> float:
+        """Seconds from spawn until monitoring: the Pod watch established (auto under
+        the project Role) or the monitors started (otherwise: the Pod is polled)."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if mode == "auto":
+            if mode == "auto" and role == "project":
                 watches = [
                     e for e in self.events(job.namespace, "ResponseStarted") if e["verb"] == "watch"
                 ]
@@ -171,13 +290,62 @@ class Bench:
         raise RuntimeError(f"reporter not ready after 60 s:\n{run.output}")
 
 
+def spawn(
+    plane: ControlPlane, job: AdapterJob, workdir: Path, env: Mapping[str, str]
+) -> tuple[ReporterRun, float]:
+    """Start the reporter for ``job`` with a kubeconfig holding a bound token of its
+    ServiceAccount, as ``tests.harness.reporter.start_reporter`` does, but take the
+    wall-clock time right before the process is created: the token request and file
+    writes before it are the harness's time, not the reporter's."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    token = service_account_token(job.client, job.namespace)
+    stamp = f"{job.name}-{time.monotonic_ns()}"
+    kubeconfig = plane.kubeconfig(workdir / f"kubeconfig-{stamp}", token, job.namespace)
+    log_path = workdir / f"reporter-{stamp}.log"
+    termination_path = workdir / f"termination-{stamp}"
+    termination_path.write_text("")  # the kubelet creates the file; the reporter never does
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "KUBECONFIG": str(kubeconfig),
+        "JOB_NAME": job.name,
+        "JOB_NAMESPACE": job.namespace,
+        "POD_NAME": job.pod,
+        "RESULTS_PATH": str(job.results_path),
+        "TERMINATION_MESSAGE_PATH": str(termination_path),
+        **env,
+    }
+    with log_path.open("w") as log:
+        spawned = time.time()
+        process = subprocess.Popen(
+            [str(SCRIPT)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+    return ReporterRun(process, log_path, termination_path), spawned
+
+
+def reap(run: ReporterRun, timeout: float) -> tuple[int, float]:
+    """Wait for the reporter to exit; its exit code and the CPU time (user + system)
+    the kernel accounted to the whole process, interpreter start-up and teardown
+    included, as ``wait4`` reports it."""
+    process = run.process
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        except ChildProcessError:  # already reaped by a poll(): no usage to report
+            return process.wait(), float("nan")
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode, usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            run.stop()
+            raise RuntimeError(f"reporter still running after {timeout} s:\n{run.output}")
+        time.sleep(0.005)
+
+
 def log_entries(run: ReporterRun) -> list[dict[str, Any]]:
     """The reporter's JSON log entries so far."""
-    entries = []
-    for line in run.output.splitlines():
-        if line.startswith("{"):
-            entries.append(json.loads(line))
-    return entries
+    return [json.loads(line) for line in run.output.splitlines() if line.startswith("{")]
 
 
 def exit_entry(run: ReporterRun) -> Mapping[str, Any]:
@@ -185,27 +353,139 @@ def exit_entry(run: ReporterRun) -> Mapping[str, Any]:
     return next(e for e in reversed(log_entries(run)) if e["message"] == "exiting")
 
 
-def latency_sample(bench: Bench, mode: str, kind: str, rng: random.Random) -> Sample:
+def finish(run: ReporterRun, record: Run, timeout: float = 60) -> Run:
+    """Wait for the reporter's exit and record its exit code, memory and CPU."""
+    record.exit_code, record.cpu_total = reap(run, timeout)
+    final = exit_entry(run)
+    rss, cpu = final.get("max_rss_mib"), final.get("cpu_seconds")
+    record.rss_mib = float(rss) if rss is not None else float("nan")
+    record.cpu_self = float(cpu) if cpu is not None else float("nan")
+    return record
+
+
+def write_atomically(job: AdapterJob, text: str) -> None:
+    """Write the result file whole under a temporary name and rename it into place, so
+    that the reporter never sees half of a large file."""
+    temporary = job.results_dir / ".adapter-result.json.tmp"
+    temporary.write_text(text)
+    os.replace(temporary, job.results_path)
+
+
+def reference_unavailable(binary: str) -> str | None:
+    """Why the reference binary cannot be run here, or None when it can."""
+    if not binary:
+        return "`REFERENCE_BINARY` was not given"
+    path = Path(binary).expanduser()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return f"`{binary}` is not an executable file"
+    if os.geteuid() != 0:
+        return "giving it in-cluster credentials needs a mount namespace, which needs root"
+    check = subprocess.run(
+        [sys.executable, "-S", "-I", str(LAUNCHER), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if check.returncode != 0:
+        reason = (check.stderr.strip().splitlines() or ["unknown error"])[-1]
+        return f"no private mount namespace for its in-cluster credentials: {reason}"
+    return None
+
+
+def spawn_reference(
+    bench: Bench, job: AdapterJob, **env: str
+) -> tuple[subprocess.Popen[bytes], Path, float]:
+    """Start the reference binary for ``job`` through ``bench/launch.py``, with its
+    ServiceAccount's token where in-cluster clients look for it. Returns the launcher,
+    the path of its report, and the wall clock before the launcher was started."""
+    workdir = bench.workdir / job.namespace
+    credentials = workdir / f"credentials-{time.monotonic_ns()}"
+    credentials.mkdir(parents=True)
+    (credentials / "token").write_text(service_account_token(job.client, job.namespace))
+    (credentials / "ca.crt").write_bytes(bench.plane.ca_file.read_bytes())
+    (credentials / "namespace").write_text(job.namespace)
+    termination = credentials / "termination-log"
+    termination.write_text("")
+    host, port = bench.plane.url.removeprefix("https://").rsplit(":", 1)
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "KUBERNETES_SERVICE_HOST": host,
+        "KUBERNETES_SERVICE_PORT": port,
+        "JOB_NAME": job.name,
+        "JOB_NAMESPACE": job.namespace,
+        "POD_NAME": job.pod,
+        "RESULTS_PATH": str(job.results_path),
+        "TERMINATION_MESSAGE_PATH": str(termination),
+        **BASE_ENV,
+        **env,
+    }
+    report = credentials / "launch.json"
+    binary = str(Path(bench.settings.reference_binary).expanduser())
+    command = [sys.executable, "-S", "-I", str(LAUNCHER), str(report), str(credentials)]
+    command += [str(credentials / "reporter.log"), "--", binary]
+    started = time.time()
+    return subprocess.Popen(command, env=environment), report, started
+
+
+def finish_reference(
+    process: subprocess.Popen[bytes], report: Path, record: Run, timeout: float = 60
+) -> Run:
+    """Wait for the launcher and record what it measured of the reference binary."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"reference binary still running after {timeout} s") from None
+    if process.returncode != 0 or not report.exists():
+        log = report.with_name("reporter.log")
+        output = log.read_text(errors="replace") if log.exists() else ""
+        raise RuntimeError(f"launcher failed with {process.returncode}:\n{output}")
+    data = json.loads(report.read_text())
+    record.spawned = float(data["spawned"])
+    record.exit_code = int(data["exit_code"])
+    record.rss_mib = int(data["max_rss_kib"]) / 1024
+    record.cpu_total = float(data["cpu_seconds"])
+    return record
+
+
+def reference_at_once(bench: Bench) -> Run:
+    """The reference binary, its result already there when it starts."""
+    job = bench.new_job("reference")
+    write_atomically(job, json.dumps(SUCCESS))
+    process, report, started = spawn_reference(bench, job)
+    record = Run(AT_ONCE, REFERENCE_BINARY, "reference", job.namespace, started)
+    try:
+        return finish_reference(process, report, record)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def latency_sample(bench: Bench, mode: str, kind: str, rng: random.Random) -> Run:
     """One reporter; a result (or a crash) at a random moment; time until the condition."""
     job = bench.new_job()
     run, spawned = bench.start(job, mode)
+    record = Run(kind, mode, "project", job.namespace, spawned)
     try:
-        ready = bench.wait_ready(run, job, mode, spawned)
-        time.sleep(rng.uniform(0, PHASE.get((mode, kind), 0.3)))
-        if kind in ("result", "footprint"):
+        record.ready = bench.wait_ready(run, job, mode, "project", spawned)
+        # Poll mode: the action lands at a random point of the polling cycle.
+        cycle = RESULT_POLL_SECONDS if kind == LATENCY_RESULT else bench.settings.container_interval
+        time.sleep(rng.uniform(0, cycle if mode == "poll" else 0.3))
+        if kind == LATENCY_RESULT:
             job.write_result(SUCCESS)
             acted = time.time()
         else:
             acted = time.time()
             job.terminated(1, "Error")
         seen = bench.watcher.wait(job.namespace, job.name, timeout=60)
-        code = run.wait(timeout=60)
         if seen is None:
             raise RuntimeError(f"no condition on {job.namespace}/{job.name}:\n{run.output}")
-        final = exit_entry(run)
-        return Sample(
-            mode, kind, seen - acted, ready, final["max_rss_mib"], final["cpu_seconds"], code
-        )
+        record.latency = seen - acted
+        return finish(run, record)
     finally:
         run.stop()
 
@@ -213,13 +493,14 @@ def latency_sample(bench: Bench, mode: str, kind: str, rng: random.Random) -> Sa
 def latencies(bench: Bench, settings: Settings, results: Results) -> None:
     """Result → condition and crash → condition, ``latency_runs`` times per mode."""
     rng = random.Random(1)  # noqa: S311 - reproducible phases, not cryptography
-    for kind in ("result", "crash"):
+    for kind in (LATENCY_RESULT, LATENCY_CRASH):
         for mode in MODES:
             bench.log(f"latency: {kind} → condition, {mode}, {settings.latency_runs} runs")
             if mode == "auto":
                 # One at a time: an idle machine measures the reporter, not the contention.
+                # These runs also give the footprint of a normal, monitored Job.
                 for _ in range(settings.latency_runs):
-                    results.samples.append(latency_sample(bench, mode, kind, rng))
+                    results.runs.append(latency_sample(bench, mode, kind, rng))
             else:
                 # Polling dominates the latency; lanes only save wall-clock time.
                 seeds = [rng.random() for _ in range(settings.latency_runs)]
@@ -228,59 +509,147 @@ def latencies(bench: Bench, settings: Settings, results: Results) -> None:
                         pool.submit(latency_sample, bench, mode, kind, random.Random(seed))  # noqa: S311
                         for seed in seeds
                     ]
-                    results.samples.extend(f.result() for f in futures)
+                    results.runs.extend(f.result() for f in futures)
 
 
-def footprints(bench: Bench, settings: Settings, results: Results) -> None:
-    """Start-up, memory and CPU: one reporter at a time in both modes, so that neither
-    shares the machine with other reporters, each reacting to a result at once."""
-    rng = random.Random(2)  # noqa: S311 - unused: footprint runs have no phase delay
-    for mode in MODES:
-        bench.log(f"footprint: {mode}, {settings.latency_runs} runs")
-        for _ in range(settings.latency_runs):
-            results.samples.append(latency_sample(bench, mode, "footprint", rng))
-
-
-def requests_for_runtime(bench: Bench, mode: str, runtime: int) -> Counter[str]:
-    """Requests of one reporter whose adapter writes its result after ``runtime`` s, then exits."""
-    job = bench.new_job()
-    run, spawned = bench.start(job, mode, MAX_WAIT_TIME_SECONDS=str(runtime + 120))
+def result_at_once(bench: Bench, role: str, text: str, scenario: str, shape: str = "") -> Run:
+    """One reporter whose result is already there when it starts."""
+    job = bench.new_job(role)
+    write_atomically(job, text)
+    run, spawned = bench.start(job, "auto")
     try:
-        bench.wait_ready(run, job, mode, spawned)
-        time.sleep(max(0.0, spawned + runtime - time.time()))
-        job.write_result_atomically(SUCCESS)
-        time.sleep(0.5)
-        job.terminated(0, "Completed")
-        run.wait(timeout=60)
+        return finish(run, Run(scenario, "auto", role, job.namespace, spawned, shape=shape))
     finally:
         run.stop()
-    time.sleep(0.5)  # the watch's ResponseComplete is logged when the connection closes
-    return Counter(request_key(e) for e in bench.events(job.namespace))
 
 
-def start_requests_per_job(
-    bench: Bench, settings: Settings, results: Results
-) -> tuple[concurrent.futures.ThreadPoolExecutor, list[concurrent.futures.Future[None]]]:
-    """Start the per-Job request counts in the background (they take the longest)."""
-    pool = concurrent.futures.ThreadPoolExecutor(len(settings.api_runtimes) * len(MODES))
+def result_while_monitoring(bench: Bench, text: str, shape: str) -> Run:
+    """One reporter under the project Role that gets its result once its watch is up."""
+    job = bench.new_job()
+    run, spawned = bench.start(job, "auto")
+    record = Run(WORST_CASE, "auto", "project", job.namespace, spawned, shape=shape)
+    try:
+        record.ready = bench.wait_ready(run, job, "auto", "project", spawned)
+        write_atomically(job, text)
+        return finish(run, record)
+    finally:
+        run.stop()
 
-    def count(mode: str, runtime: int) -> None:
-        counted = requests_for_runtime(bench, mode, runtime)
-        results.requests[(mode, runtime)] = counted
-        bench.log(f"requests per Job: {mode}, adapter {runtime} s: {sum(counted.values())}")
 
-    futures = [
-        pool.submit(count, mode, runtime) for mode in MODES for runtime in settings.api_runtimes
+def at_once(bench: Bench, settings: Settings, results: Results) -> None:
+    """Start-up cost: the result is there at start-up, so the reporter writes it at
+    once. One reporter at a time, the two Roles interleaved."""
+    reference = not results.reference_note
+    bench.log(
+        f"result at once: {settings.at_once_runs} runs per Role"
+        + (", and of the reference binary" if reference else "")
+    )
+    text = json.dumps(SUCCESS)
+    for _ in range(settings.at_once_runs):
+        for role in ROLES:
+            results.runs.append(result_at_once(bench, role, text, AT_ONCE))
+        if reference:
+            results.runs.append(reference_at_once(bench))
+
+
+def worst_case_memory(bench: Bench, settings: Settings, results: Results) -> None:
+    """Peak memory for result files of ``result_bytes`` made of many small JSON values,
+    read at start-up and while monitoring."""
+    shapes = worst_case_shapes(settings.result_bytes)
+    bench.log(f"worst-case memory: {len(shapes)} shapes × 2 × {settings.worst_case_runs} runs")
+    for _ in range(settings.worst_case_runs):
+        for shape, text in shapes.items():
+            results.runs.append(result_at_once(bench, "project", text, WORST_CASE, shape))
+            results.runs.append(result_while_monitoring(bench, text, shape))
+
+
+def runtime_run(
+    bench: Bench, role: str, runtime: int, ready: threading.Barrier, delay: float
+) -> Run:
+    """One reporter, started after ``delay`` s, whose adapter writes its result
+    ``runtime`` s after the reporter started, then exits 0.5 s later, as a real adapter
+    does."""
+    time.sleep(delay)
+    job = bench.new_job(role)
+    run, spawned = bench.start(job, "auto", MAX_WAIT_TIME_SECONDS=str(runtime + 120))
+    record = Run(RUNTIME, "auto", role, job.namespace, spawned, runtime=runtime)
+    try:
+        record.ready = bench.wait_ready(run, job, "auto", role, spawned)
+        # A broken barrier (another run failed to start) only means less waiting.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            ready.wait(timeout=120)
+        time.sleep(max(0.0, spawned + runtime - time.time()))
+        write_atomically(job, json.dumps(SUCCESS))
+        time.sleep(0.5)
+        job.terminated(0, "Completed")
+        return finish(run, record)
+    finally:
+        run.stop()
+
+
+def reference_runtime_run(
+    bench: Bench, runtime: int, ready: threading.Barrier, delay: float
+) -> Run:
+    """The reference binary, started after ``delay`` s, its adapter writing the result
+    ``runtime`` s after the start and exiting 0.5 s later."""
+    time.sleep(delay)
+    job = bench.new_job("reference")
+    process, report, started = spawn_reference(bench, job, MAX_WAIT_TIME_SECONDS=str(runtime + 120))
+    record = Run(RUNTIME, REFERENCE_BINARY, "reference", job.namespace, started, runtime=runtime)
+    try:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            ready.wait(timeout=120)
+        time.sleep(max(0.0, started + runtime - time.time()))
+        write_atomically(job, json.dumps(SUCCESS))
+        time.sleep(0.5)
+        job.terminated(0, "Completed")
+        return finish_reference(process, report, record)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def start_runtimes(
+    bench: Bench, settings: Settings, reference: bool
+) -> tuple[concurrent.futures.ThreadPoolExecutor, list[concurrent.futures.Future[Run]]]:
+    """Start the runs of every adapter run time, under both Roles (and of the
+    ``reference`` binary), in the background (they take the longest and are idle
+    meanwhile); return once all of ours are monitoring, so that their start-ups do not
+    overlap the measurements that follow."""
+    programs = [*ROLES, *([REFERENCE_BINARY] if reference else [])]
+    jobs = [
+        (program, runtime)
+        for _ in range(settings.api_repeats)
+        for program in programs
+        for runtime in settings.api_runtimes
     ]
+    bench.log(f"adapter run times {settings.api_runtimes} s: {len(jobs)} reporters started")
+    ready = threading.Barrier(len(jobs) + 1)
+    pool = concurrent.futures.ThreadPoolExecutor(len(jobs))
+    # Staggered starts: CPU time measured while many processes start at once on two
+    # cores comes out inflated.
+    futures = [
+        pool.submit(reference_runtime_run, bench, runtime, ready, index * STAGGER)
+        if program == REFERENCE_BINARY
+        else pool.submit(runtime_run, bench, program, runtime, ready, index * STAGGER)
+        for index, (program, runtime) in enumerate(jobs)
+    ]
+    try:
+        ready.wait(timeout=120)
+    except threading.BrokenBarrierError:
+        bench.log("not every background reporter became ready; see the errors at the end")
     return pool, futures
 
 
 def _requests_between(bench: Bench, namespace: str, start: float, end: float) -> int:
     """Requests the reporter in ``namespace`` made between two wall-clock times; a watch
     still open at the end counts too."""
-    events = [*bench.events(namespace), *bench.events(namespace, "ResponseStarted")]
-    received = {(e["auditID"], e["requestReceivedTimestamp"]) for e in events}
-    return sum(1 for _, when in received if start <= parse_time(when) < end)
+    return sum(
+        1
+        for e in bench.requests(namespace)
+        if start <= parse_time(e["requestReceivedTimestamp"]) < end
+    )
 
 
 def scale(bench: Bench, settings: Settings, results: Results) -> None:
@@ -294,7 +663,8 @@ def scale(bench: Bench, settings: Settings, results: Results) -> None:
             point = ScalePoint(mode, n, 0.0, settings.window)
             try:
                 point.ready = [
-                    bench.wait_ready(r, j, mode, s) for (r, s), j in zip(runs, jobs, strict=True)
+                    bench.wait_ready(r, j, mode, "project", s)
+                    for (r, s), j in zip(runs, jobs, strict=True)
                 ]
                 time.sleep(3.0)  # start-up requests are not the steady state
                 start = time.time()
@@ -318,40 +688,32 @@ def scale(bench: Bench, settings: Settings, results: Results) -> None:
             results.scale.append(point)
 
 
-def worst_case_memory(bench: Bench, results: Results) -> None:
-    """Peak memory when the result file is 1 MiB of small JSON objects."""
-    details = [{"k": i} for i in range(100_000)]
-    document = {**SUCCESS, "details": details}
-    text = json.dumps(document, separators=(",", ":"))
-    pad = 1024 * 1024 - len(text.encode()) - len(',"pad":""')
-    big = text[:-1] + ',"pad":"' + "x" * max(0, pad) + '"}'
-    for mode in MODES:
-        job = bench.new_job()
-        job.write_result(big)
-        run, _ = bench.start(job, mode)
-        try:
-            run.wait(timeout=60)
-            results.worst_case_rss[mode] = float(exit_entry(run)["max_rss_mib"])
-        finally:
-            run.stop()
-
-
 def run_all(
     plane: ControlPlane, workdir: Path, settings: Settings, log: Callable[[str], None]
 ) -> Results:
-    """Every measurement, both modes, one control plane."""
+    """Every reporter measurement, one control plane."""
     started = time.monotonic()
-    bench = Bench(plane, workdir, log)
+    bench = Bench(plane, workdir, settings, log)
     results = Results(settings)
-    pool, background = start_requests_per_job(bench, settings, results)
+    results.reference_note = reference_unavailable(settings.reference_binary) or ""
+    if results.reference_note and settings.reference_binary:
+        log(f"the reference binary is not measured: {results.reference_note}")
+    pool, background = start_runtimes(bench, settings, reference=not results.reference_note)
+    at_once(bench, settings, results)
     latencies(bench, settings, results)
-    footprints(bench, settings, results)
-    worst_case_memory(bench, results)
+    worst_case_memory(bench, settings, results)
     scale(bench, settings, results)
-    log("waiting for the per-Job request counts")
+    log("waiting for the longest adapter run times")
     pool.shutdown(wait=True)
     bench.watcher.stop()
-    for future in background:
-        future.result()  # re-raises a failure of a background measurement
+    results.runs.extend(future.result() for future in background)  # re-raises failures
+    time.sleep(0.5)  # a watch's ResponseComplete is logged once its connection has closed
+    for run in results.runs:
+        bench.account(run)
     results.seconds = time.monotonic() - started
     return results
+
+
+def median(values: list[float]) -> float:
+    """The median, NaN for no values."""
+    return statistics.median(values) if values else float("nan")

@@ -1,30 +1,48 @@
-"""make bench: measure MONITOR_MODE=auto against the reference behaviour (poll) and
-write BENCHMARKS.md with plots.
+"""make bench: measure status-reporter against the harness's kube-apiserver and write
+BENCHMARKS.md with plots.
 
-    python -m bench.run                     # the full run (about 10 minutes)
-    python -m bench.run --smoke --out DIR   # N = 1, 3 runs, short windows
+    python -m bench.run                     # the full run (about 10 minutes on 2 cores)
+    python -m bench.run --smoke --out DIR   # everything once, N = 1, tiny sizes
+
+With ``REFERENCE_BINARY`` (or ``--reference-binary``) set to the reference Go binary,
+it is also run side by side, with in-cluster credentials (``bench/launch.py``, root).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.harness.controlplane import ROOT, ControlPlane, binaries
 
-from bench.measure import MODES, SMOKE, Results, Settings, run_all
+from bench.measure import SMOKE, STAGGER, Results, Settings, run_all
+from bench.reference import REQUEST_PATTERN
 from bench.report import (
+    cpu_runtime_table,
+    external_table,
+    extrapolation,
     footprint_table,
+    headline,
     latency_table,
     machine,
-    percentile,
     plots,
     requests_table,
     scale_table,
+    sources_text,
+    targets,
+    targets_table,
+    watch_table,
+    worst_case_table,
 )
+from bench.watches import WatchPoint, watch_memory
 
 HERE = Path(__file__).parent
 
@@ -33,90 +51,139 @@ def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _p99_ms(results: Results, mode: str, kind: str) -> float:
-    values = [s.latency for s in results.samples if s.mode == mode and s.kind == kind]
-    return percentile(values, 99) * 1000
+def _loadavg() -> float:
+    """The 1-minute load average."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def _total(results: Results, mode: str, runtime: int) -> int:
-    return sum(results.requests[(mode, runtime)].values())
+@dataclass
+class LoadSampler:
+    """The machine's 1-minute load average at the start, the end and its highest in
+    between (the machine may be shared, and CPU figures depend on it)."""
+
+    interval: float = 10.0
+    samples: list[float] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> LoadSampler:
+        """Take the first sample and keep sampling in the background."""
+        self.samples.append(_loadavg())
+        self._thread = threading.Thread(target=self._run, daemon=True, name="loadavg")
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append(_loadavg())
+
+    def stop(self) -> None:
+        """Take the last sample."""
+        self._stop.set()
+        self.samples.append(_loadavg())
+
+    def line(self) -> str:
+        """The load averages as one line of the machine section."""
+        return (
+            f"- Load average (1 min, {os.cpu_count()} cores): {self.samples[0]:.2f} at the "
+            f"start, {self.samples[-1]:.2f} at the end, at most {max(self.samples):.2f} "
+            f"(sampled every {self.interval:.0f} s; this includes the benchmark's own "
+            "reporters and control plane)"
+        )
 
 
-def _headline(results: Results) -> str:
-    longest = results.settings.api_runtimes[-1]
-    return "\n".join(
-        [
-            f"- result file → condition p99: **{_p99_ms(results, 'auto', 'result'):.0f} ms** "
-            f"(auto) vs {_p99_ms(results, 'poll', 'result'):.0f} ms (poll)",
-            f"- crash → condition p99: **{_p99_ms(results, 'auto', 'crash'):.0f} ms** (auto) "
-            f"vs {_p99_ms(results, 'poll', 'crash'):.0f} ms (poll)",
-            f"- API requests per Job, adapter running {longest} s: "
-            f"**{_total(results, 'auto', longest)}** (auto) vs "
-            f"{_total(results, 'poll', longest)} (poll)",
-        ]
-    )
+@dataclass
+class Measured:
+    """Everything ``make bench`` measured, and where."""
+
+    results: Results
+    watches: list[WatchPoint]
+    apiserver_version: str
+    seconds: float = 0.0
 
 
-def _extrapolation(results: Results) -> str:
-    longest = results.settings.api_runtimes[-1]
-    per_job = {m: _total(results, m, longest) for m in MODES}
-    biggest = max(p.n for p in results.scale)
-    rate = {p.mode: p.requests_per_second / p.n for p in results.scale if p.n == biggest}
-    rss = {m: max(s.rss_mib for s in results.samples if s.mode == m) for m in MODES}
-    jobs, duration = 10_000, 300
-    starts = jobs / duration
-    rows = [
-        f"Assume {jobs:,} adapter Jobs running at any moment, each for {duration} s, so "
-        f"{starts:.0f} Jobs start and finish every second. From the measurements above "
-        f"(requests per Job at {longest} s; idle rate per reporter at N = {biggest}):",
-        "",
-        "| | `auto` | `poll` (reference) |",
-        "|---|---|---|",
-        f"| idle requests/s per reporter | {rate['auto']:.4f} | {rate['poll']:.4f} |",
-        f"| steady-state requests/s from {jobs:,} idle reporters | "
-        f"{rate['auto'] * jobs:,.0f} | {rate['poll'] * jobs:,.0f} |",
-        f"| requests per Job over its life | {per_job['auto']} | {per_job['poll']} |",
-        f"| all reporter requests/s ({starts:.0f} Jobs/s × requests per Job) | "
-        f"{starts * per_job['auto']:,.0f} | {starts * per_job['poll']:,.0f} |",
-        f"| open watches held by the API server | {jobs:,} | 0 |",
-        f"| reporter memory, peak RSS × {jobs:,} | {rss['auto'] * jobs / 1024:,.0f} GiB | "
-        f"{rss['poll'] * jobs / 1024:,.0f} GiB |",
-    ]
-    return "\n".join(rows)
+def collect(
+    assets: Path,
+    workdir: Path,
+    settings: Settings,
+    log: Callable[[str], None],
+    plane: ControlPlane | None = None,
+) -> Measured:
+    """Run every measurement: the reporters on ``plane`` (or on a control plane of
+    their own, stopped afterwards), then kube-apiserver's memory per idle watch on a
+    fresh control plane."""
+    started = time.monotonic()
+    own = plane is None
+    if plane is None:
+        plane = ControlPlane.start(assets, workdir / "controlplane")
+    try:
+        log(f"kube-apiserver {plane.version} at {plane.url}")
+        results = run_all(plane, workdir, settings, log)
+        version = plane.version
+    finally:
+        if own:
+            plane.stop()
+    log(f"kube-apiserver memory per idle watch, N = {settings.watches}, on a fresh control plane")
+    watches = watch_memory(assets, workdir, settings, log)
+    return Measured(results, watches, version, time.monotonic() - started)
 
 
 def write_report(
-    results: Results, plane: ControlPlane, assets: Path, out: Path, smoke: bool
+    measured: Measured, assets: Path, load: LoadSampler, out: Path, smoke: bool
 ) -> Path:
     """Write BENCHMARKS.md and, unless ``smoke``, its plots (under docs/bench/) into ``out``."""
+    results, watches, settings = measured.results, measured.watches, measured.results.settings
     if not smoke:
-        plots(results, out / "docs" / "bench")
+        plots(results, watches, out / "docs" / "bench")
     smoke_note = (
-        "\n> **Smoke run**: N = 1 and 3 runs per figure; the numbers only prove the code runs.\n"
+        "\n> **Smoke run**: every measurement once, at N = 1 and tiny sizes; the numbers "
+        "and verdicts only prove that the code runs.\n"
         if smoke
         else ""
     )
-    text = (
-        (HERE / "template.md")
-        .read_text()
-        .format(
-            smoke_note=smoke_note,
-            headline=_headline(results),
-            machine="\n".join(
-                [*machine(plane, assets), f"- This run took {results.seconds / 60:.1f} minutes."]
-            ),
-            poll_lanes=results.settings.poll_lanes,
-            runtimes=", ".join(f"{r} s" for r in results.settings.api_runtimes),
-            window=f"{results.settings.window:.0f}",
-            latency_result="\n".join(latency_table(results, "result")),
-            latency_crash="\n".join(latency_table(results, "crash")),
-            requests="\n".join(requests_table(results)),
-            footprint="\n".join(footprint_table(results)),
-            scale="\n".join(scale_table(results)),
-            extrapolation=_extrapolation(results),
-            analysis=(HERE / "analysis.md").read_text().strip(),
-        )
-    )
+    verdicts = targets(results)
+    fields = {
+        "smoke_note": smoke_note,
+        "headline": "\n".join(headline(verdicts)),
+        "targets": "\n".join(targets_table(verdicts)),
+        "machine": "\n".join(
+            [
+                *machine(measured.apiserver_version, assets),
+                load.line(),
+                f"- This run took {measured.seconds / 60:.1f} minutes.",
+            ]
+        ),
+        "sources": "\n".join(sources_text(results)),
+        "reference_run": (
+            "" if results.reference_note else ", next to one of the binary taken in this run"
+        ),
+        "reference_pattern": REQUEST_PATTERN,
+        "external": "\n".join(external_table(results)),
+        "latency_runs": settings.latency_runs,
+        "at_once_runs": settings.at_once_runs,
+        "poll_lanes": settings.poll_lanes,
+        "interval": settings.container_interval,
+        "runtimes": ", ".join(f"{r} s" for r in settings.api_runtimes),
+        "repeats": settings.api_repeats,
+        "stagger": f"{STAGGER:g}",
+        "worst_runs": settings.worst_case_runs,
+        "window": f"{settings.window:.0f}",
+        "watch_counts": ", ".join(f"{n:,}" for n in settings.watches),
+        "watch_settle": f"{settings.watch_settle:.0f}",
+        "watch_samples": settings.watch_samples,
+        "watch_interval": f"{settings.watch_interval:g}",
+        "latency_result": "\n".join(latency_table(results, "result")),
+        "latency_crash": "\n".join(latency_table(results, "crash")),
+        "requests": "\n".join(requests_table(results)),
+        "footprint": "\n".join(footprint_table(results)),
+        "worst_case": "\n".join(worst_case_table(results)),
+        "cpu_runtime": "\n".join(cpu_runtime_table(results)),
+        "scale": "\n".join(scale_table(results)),
+        "watches": "\n".join(watch_table(watches)),
+        "extrapolation": "\n".join(extrapolation(results, watches)),
+        "analysis": (HERE / "analysis.md").read_text().strip(),
+    }
+    text = (HERE / "template.md").read_text().format(**fields)
     path = out / "BENCHMARKS.md"
     path.write_text(text)
     return path
@@ -125,20 +192,23 @@ def write_report(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the report."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="N = 1, 3 runs, short windows")
+    parser.add_argument("--smoke", action="store_true", help="everything once, N = 1")
     parser.add_argument("--out", type=Path, default=ROOT, help="where the report goes")
+    parser.add_argument(
+        "--reference-binary",
+        default=os.environ.get("REFERENCE_BINARY", ""),
+        help="the reference binary, to measure side by side (default: $REFERENCE_BINARY)",
+    )
     args = parser.parse_args(argv)
     settings: Settings = SMOKE if args.smoke else Settings()
+    settings = dataclasses.replace(settings, reference_binary=args.reference_binary)
     assets = binaries()
+    load = LoadSampler().start()
     with tempfile.TemporaryDirectory(prefix="status-reporter-bench-") as tmp:
-        plane = ControlPlane.start(assets, Path(tmp) / "controlplane")
-        try:
-            _log(f"kube-apiserver {plane.version} at {plane.url}")
-            results = run_all(plane, Path(tmp), settings, _log)
-            path = write_report(results, plane, assets, args.out, args.smoke)
-        finally:
-            plane.stop()
-    _log(f"wrote {path}")
+        measured = collect(assets, Path(tmp), settings, _log)
+    load.stop()
+    path = write_report(measured, assets, load, args.out, args.smoke)
+    _log(f"wrote {path} ({measured.seconds / 60:.1f} minutes)")
     return 0
 
 

@@ -1,28 +1,69 @@
-"""The benchmark code runs end to end (N = 1, 3 runs, short windows); no targets asserted."""
+"""The benchmark code runs end to end (every measurement once, N = 1, tiny sizes); no
+targets asserted."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import pytest
-from bench.measure import MODES, SMOKE, run_all
-from bench.run import write_report
+from bench.measure import (
+    AT_ONCE,
+    MODES,
+    REFERENCE_BINARY,
+    ROLES,
+    RUNTIME,
+    SMOKE,
+    WORST_CASE,
+    reference_unavailable,
+)
+from bench.run import LoadSampler, collect, write_report
 
 from tests.harness.controlplane import ControlPlane, binaries
+from tests.harness.reporter import SCRIPT
 
 pytestmark = pytest.mark.integration
 
 
 def test_benchmark_smoke_run(plane: ControlPlane, tmp_path: Path) -> None:
-    results = run_all(plane, tmp_path / "work", SMOKE, print)
+    # status-reporter also authenticates in-cluster, so it stands in for the reference
+    # binary to exercise the launcher, where the machine allows a mount namespace.
+    stand_in = "" if reference_unavailable(str(SCRIPT)) else str(SCRIPT)
+    settings = dataclasses.replace(SMOKE, reference_binary=stand_in)
+    load = LoadSampler().start()
+    measured = collect(binaries(), tmp_path / "work", settings, print, plane=plane)
+    load.stop()
+    results = measured.results
     for mode in MODES:
         for kind in ("result", "crash"):
-            samples = [s for s in results.samples if s.mode == mode and s.kind == kind]
-            assert len(samples) == SMOKE.latency_runs
-            assert all(s.latency > 0 and s.rss_mib > 0 and s.ready > 0 for s in samples)
-        assert sum(results.requests[(mode, SMOKE.api_runtimes[0])].values()) >= 5
+            runs = results.select(kind, mode=mode)
+            assert len(runs) == SMOKE.latency_runs
+            assert all(r.latency > 0 and r.rss_mib > 0 and r.ready > 0 for r in runs)
+    for role in ROLES:
+        at_once = results.select(AT_ONCE, role=role)
+        assert len(at_once) == SMOKE.at_once_runs
+        assert all(r.first_request > 0 and r.cpu_total > 0 for r in at_once)
+        assert all(sum(r.requests.values()) >= 4 for r in at_once)
+        runtimes = results.select(RUNTIME, role=role)
+        assert sorted(r.runtime for r in runtimes) == sorted(SMOKE.api_runtimes)
+        assert all(sum(r.requests.values()) >= 4 for r in runtimes)
+    worst = results.select(WORST_CASE)
+    assert {math.isnan(r.ready) for r in worst} == {True, False}
+    assert all(r.exit_code == 0 and r.rss_mib > 0 for r in worst)
     assert {(p.mode, p.n) for p in results.scale} == {(m, 1) for m in MODES}
-    report = write_report(results, plane, binaries(), tmp_path, smoke=True)
+    assert [p.n for p in measured.watches] == list(SMOKE.watches)
+    assert measured.watches[-1].still_open == SMOKE.watches[-1]
+    report = write_report(measured, binaries(), load, tmp_path, smoke=True)
     text = report.read_text()
     assert "Smoke run" in text
-    assert "## 5. Scale" in text
+    assert "## Targets" in text
+    assert "## External figures" in text
+    assert "## 8. kube-apiserver memory per idle watch" in text
+    reference = [r for r in results.runs if r.mode == REFERENCE_BINARY]
+    if stand_in:
+        assert len(reference) == SMOKE.at_once_runs + len(SMOKE.api_runtimes)
+        assert all(r.exit_code == 0 and r.rss_mib > 0 and r.first_request > 0 for r in reference)
+        assert "measured in this run" in text
+    else:
+        assert not reference
