@@ -368,7 +368,8 @@ class Reporter:
             if target.watch_pods:
                 tasks.append(self._guarded("Pod watch", pods.watch, fallback=pods.poll))
             else:
-                tasks.append(self._guarded("Pod poll", pods.poll))
+                # Start-up has just read the Pod: the first poll is one interval away.
+                tasks.append(self._guarded("Pod poll", lambda: pods.poll(read_now=False)))
         return tasks
 
     def _pod_monitor(self, target: Target | None) -> PodMonitor:

@@ -103,9 +103,11 @@ class PodMonitor:
         self._seen(pod)
         return pod
 
-    async def poll(self) -> None:
-        """Read the Pod now and every ``interval`` seconds, until cancelled."""
-        await self.read_once()
+    async def poll(self, *, read_now: bool = True) -> None:
+        """Read the Pod now (unless ``read_now`` is False: it was just read) and every
+        ``interval`` seconds, until cancelled."""
+        if read_now:
+            await self.read_once()
         async for _ in ticks(self._clock, self._interval):
             await self.read_once()
 
