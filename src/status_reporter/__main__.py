@@ -2,4 +2,4 @@
 
 from status_reporter.cli import main
 
-raise SystemExit(main())
+main()
