@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 from lightkube import Client
@@ -15,16 +16,21 @@ from lightkube import Client
 from tests.harness.controlplane import ControlPlane, ControlPlaneUnavailable, binaries
 
 
-@pytest.fixture(scope="session")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A running etcd + kube-apiserver (RBAC enforced) for the whole session."""
-    workdir = tmp_path_factory.mktemp("controlplane")
+def start_plane(workdir: Path) -> ControlPlane:
+    """Start a control plane; without one, fail in CI and skip loudly elsewhere."""
     try:
-        plane = ControlPlane.start(binaries(), workdir)
+        return ControlPlane.start(binaries(), workdir)
     except ControlPlaneUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"the control plane is required in CI: {exc}")
         pytest.skip(f"NO LOCAL CONTROL PLANE: tests that need it are skipped: {exc}")
+
+
+@pytest.fixture(scope="session")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A running etcd + kube-apiserver (RBAC enforced) for the whole session."""
+    workdir = tmp_path_factory.mktemp("controlplane")
+    plane = start_plane(workdir)
     try:
         yield plane
     finally:

@@ -4,7 +4,6 @@ each case measured, printed as a table at the end of the run."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -13,8 +12,9 @@ from pathlib import Path
 import pytest
 from lightkube import Client
 
+from tests.conftest import start_plane
 from tests.harness.cluster import AdapterJob, create_job, create_namespace
-from tests.harness.controlplane import ControlPlane, ControlPlaneUnavailable, binaries
+from tests.harness.controlplane import ControlPlane
 from tests.harness.faultproxy import FaultProxy, remove_chain
 from tests.harness.reporter import ReporterRun, start_reporter
 from tests.integration.helpers import eventually
@@ -38,12 +38,7 @@ OUTCOMES: list[Outcome] = []
 @pytest.fixture(scope="module")
 def fault_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A control plane for this module alone: its API server will be made to fail."""
-    try:
-        plane = ControlPlane.start(binaries(), tmp_path_factory.mktemp("fault-plane"))
-    except ControlPlaneUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"the control plane is required in CI: {exc}")
-        pytest.skip(f"NO LOCAL CONTROL PLANE: the fault suite is skipped: {exc}")
+    plane = start_plane(tmp_path_factory.mktemp("fault-plane"))
     try:
         yield plane
     finally:
