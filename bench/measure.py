@@ -39,7 +39,7 @@ from tests.harness.observe import (
     reporter_user,
     request_key,
 )
-from tests.harness.reporter import SCRIPT, ReporterRun
+from tests.harness.reporter import ReporterRun, start_reporter
 
 SUCCESS = {"status": "success", "reason": "BenchmarkDone", "message": "measured"}
 
@@ -293,34 +293,10 @@ class Bench:
 def spawn(
     plane: ControlPlane, job: AdapterJob, workdir: Path, env: Mapping[str, str]
 ) -> tuple[ReporterRun, float]:
-    """Start the reporter for ``job`` with a kubeconfig holding a bound token of its
-    ServiceAccount, as ``tests.harness.reporter.start_reporter`` does, but take the
-    wall-clock time right before the process is created: the token request and file
-    writes before it are the harness's time, not the reporter's."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    token = service_account_token(job.client, job.namespace)
-    stamp = f"{job.name}-{time.monotonic_ns()}"
-    kubeconfig = plane.kubeconfig(workdir / f"kubeconfig-{stamp}", token, job.namespace)
-    log_path = workdir / f"reporter-{stamp}.log"
-    termination_path = workdir / f"termination-{stamp}"
-    termination_path.write_text("")  # the kubelet creates the file; the reporter never does
-    environment = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(workdir),
-        "KUBECONFIG": str(kubeconfig),
-        "JOB_NAME": job.name,
-        "JOB_NAMESPACE": job.namespace,
-        "POD_NAME": job.pod,
-        "RESULTS_PATH": str(job.results_path),
-        "TERMINATION_MESSAGE_PATH": str(termination_path),
-        **env,
-    }
-    with log_path.open("w") as log:
-        spawned = time.time()
-        process = subprocess.Popen(
-            [str(SCRIPT)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
-    return ReporterRun(process, log_path, termination_path), spawned
+    """Start the reporter for ``job`` as the harness does; also its spawn time (wall clock,
+    right before the process was created)."""
+    run = start_reporter(plane, job, workdir, env)
+    return run, run.spawned
 
 
 def reap(run: ReporterRun, timeout: float) -> tuple[int, float]:

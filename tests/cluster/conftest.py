@@ -7,13 +7,13 @@ after a failure or Ctrl-C, and fails the session if anything is left behind.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 from lightkube import Client
 
 from tests.cluster.node import REPORT, Node, NodeUnavailable, report, unavailable_reason
+from tests.harness.containers import reporter_image as build_reporter_image
 from tests.harness.controlplane import ROOT
 
 
@@ -26,15 +26,11 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def reporter_image() -> str:
     """The reporter image: $STATUS_REPORTER_IMAGE (make test-cluster builds it) or built here."""
-    name = os.environ.get("STATUS_REPORTER_IMAGE")
-    if name:
-        return name
-    out = subprocess.run(
-        [str(ROOT / "hack" / "image" / "build.sh")], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        _unavailable(f"the image could not be built:\n{out.stderr[-2000:]}")
-    return out.stdout.strip().splitlines()[-1]
+    name, why = build_reporter_image(ROOT)
+    if name is None:
+        _unavailable(why)
+    assert name is not None
+    return name
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,6 @@ that nothing is left. Exits 1 if any scenario ends wrong or anything is left.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 
@@ -25,18 +23,8 @@ from tests.cluster.scenarios import (
     launch,
     table,
 )
+from tests.harness.containers import reporter_image
 from tests.harness.controlplane import ROOT
-
-
-def reporter_image() -> str:
-    """$STATUS_REPORTER_IMAGE, or the image hack/image/build.sh builds."""
-    name = os.environ.get("STATUS_REPORTER_IMAGE")
-    if name:
-        return name
-    out = subprocess.run(
-        [str(ROOT / "hack" / "image" / "build.sh")], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip().splitlines()[-1]
 
 
 def main() -> int:
@@ -44,7 +32,10 @@ def main() -> int:
     if reason:
         print(f"cannot run the cluster demo: {reason}", file=sys.stderr)
         return 1
-    image = reporter_image()
+    image, why = reporter_image(ROOT)
+    if image is None:
+        print(f"cannot run the cluster demo: {why}", file=sys.stderr)
+        return 1
     print(f"starting the node (image {image}) ...", flush=True)
     started = time.monotonic()
     node = Node.start([image])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.harness.containers import Podman
+from tests.harness.containers import reporter_image as build_reporter_image
 from tests.harness.controlplane import ROOT
 
 
@@ -29,15 +29,11 @@ def podman() -> Podman:
 @pytest.fixture(scope="session")
 def image(podman: Podman) -> str:
     """The reporter image: $STATUS_REPORTER_IMAGE (make test-e2e builds it) or built here."""
-    name = os.environ.get("STATUS_REPORTER_IMAGE")
-    if name:
-        return name
-    out = subprocess.run(
-        [str(ROOT / "hack" / "image" / "build.sh")], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        _unavailable(f"the image could not be built:\n{out.stderr[-2000:]}")
-    return out.stdout.strip().splitlines()[-1]
+    name, why = build_reporter_image(ROOT)
+    if name is None:
+        _unavailable(why)
+    assert name is not None
+    return name
 
 
 @pytest.fixture

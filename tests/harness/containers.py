@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -50,6 +51,20 @@ class Podman:
     def remove(self, name: str) -> None:
         """Remove the container, running or not."""
         self("rm", "-f", name, check=False)
+
+
+def reporter_image(root: Path) -> tuple[str | None, str]:
+    """The reporter image: ``$STATUS_REPORTER_IMAGE`` (the make targets build it) or one
+    built here by ``hack/image/build.sh``; (name, "") or (None, why it failed)."""
+    name = os.environ.get("STATUS_REPORTER_IMAGE")
+    if name:
+        return name, ""
+    out = subprocess.run(
+        [str(root / "hack" / "image" / "build.sh")], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        return None, f"the image could not be built:\n{out.stderr[-2000:]}"
+    return out.stdout.strip().splitlines()[-1], ""
 
 
 def kubelet_state(inspected: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ class ReporterRun:
     process: subprocess.Popen[str]
     log_path: Path
     termination_path: Path
-    started: float = field(default_factory=time.monotonic)
+    # Wall-clock time right before the process was created: the token request and
+    # file writes before it are the harness's time, not the reporter's.
+    spawned: float
 
     def last_word(self) -> dict[str, Any]:
         """The termination message the reporter left (what the kubelet would keep)."""
@@ -79,6 +81,7 @@ def start_reporter(
     ``server`` points the kubeconfig elsewhere (a fault proxy); ``token_file`` makes the
     reporter read its token from that file rather than from the kubeconfig.
     """
+    workdir.mkdir(parents=True, exist_ok=True)
     token = None if token_file else service_account_token(job.client, job.namespace, account)
     kubeconfig = plane.kubeconfig(
         workdir / f"kubeconfig-{job.name}-{time.monotonic_ns()}",
@@ -106,7 +109,8 @@ def start_reporter(
     termination_path.write_text("")  # the kubelet creates the file; the reporter never does
     environment.setdefault("TERMINATION_MESSAGE_PATH", str(termination_path))
     with log_path.open("w") as log:
+        spawned = time.time()
         process = subprocess.Popen(
             [str(SCRIPT)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
         )
-    return ReporterRun(process, log_path, termination_path)
+    return ReporterRun(process, log_path, termination_path, spawned)
