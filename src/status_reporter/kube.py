@@ -8,7 +8,7 @@ once (a rotated service-account token) and the request repeated.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlencode
@@ -87,19 +87,6 @@ class HttpApi:
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"Accept": _JSON, **self._credentials.auth.headers(), **(extra or {})}
 
-    async def _authorized(
-        self, send: Callable[[], Awaitable[_T]], status: Callable[[_T], int]
-    ) -> _T:
-        """Run ``send``; after a 401, refresh the credentials once and run it again."""
-        answer = await send()
-        if status(answer) != 401:
-            return answer
-        try:
-            refreshed = self._credentials.auth.refresh()
-        except CredentialsError as exc:
-            raise ApiError(401, f"HTTP 401: unauthorized, and the credentials: {exc}") from None
-        return await send() if refreshed else answer
-
     async def _request(
         self,
         method: str,
@@ -119,7 +106,9 @@ class HttpApi:
             except TransportError as exc:
                 raise Unreachable(str(exc)) from None
 
-        response = await self._authorized(send, lambda r: r.status)
+        response = await send()
+        if response.status == 401 and self._refresh():
+            response = await send()
         if response.status >= 300:
             body = response.body[:_ERROR_BODY_LIMIT]
             raise _error(response.status, response.reason, response.headers, body)
@@ -202,6 +191,7 @@ class HttpApi:
                 raise Unreachable(str(exc)) from None
 
     def _refresh(self) -> bool:
+        """After a 401: read the credentials again; True when a retry is worth it."""
         try:
             return self._credentials.auth.refresh()
         except CredentialsError as exc:
