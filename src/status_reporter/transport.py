@@ -1,9 +1,14 @@
-"""A small HTTP/1.1 client for the Kubernetes API: h11 over asyncio streams and stdlib ssl.
+"""A small HTTP/1.1 client for the Kubernetes API: httptools over asyncio streams and
+stdlib ssl.
 
 :class:`HttpClient` sends one request at a time per connection and keeps at most
 two idle keep-alive connections for reuse. Each request is bounded as a whole
 (connect, TLS handshake, send, whole body). Watches use :meth:`HttpClient.stream`,
 which opens a dedicated connection and bounds every wait for data instead.
+
+Responses are parsed by httptools (the llhttp parser): status line, headers,
+Content-Length and chunked bodies, keep-alive rules. This module writes the request
+head itself, after checking every part of it, and owns the socket loop.
 
 Every failure to complete an exchange is a :class:`TransportError` with a one-line
 message; a connection whose exchange failed, timed out or was cancelled is aborted,
@@ -15,20 +20,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Final, Self
 
-import h11
+import httptools
 import msgspec
 
 DEFAULT_MAX_BODY: Final = 16 * 1024 * 1024
+# Status line and headers; the API server's are a few hundred bytes.
+MAX_HEAD: Final = 64 * 1024
 _READ_SIZE: Final = 64 * 1024
 _MAX_IDLE: Final = 2
 
-_Outgoing = h11.Request | h11.Data | h11.EndOfMessage
+# RFC 9110: a method and a field name are tokens; the target is visible ASCII (the
+# caller percent-encodes); a field value is visible ASCII, spaces and tabs.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TARGET: Final = re.compile(r"[\x21-\x7e]+")
+_FIELD_VALUE: Final = re.compile(r"[\t\x20-\x7e]*")
 
 
 class TransportError(Exception):
@@ -90,6 +102,12 @@ class Response(msgspec.Struct, frozen=True):
     body: bytes
 
 
+class _Head(msgspec.Struct, frozen=True):
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+
+
 def _reason(exc: OSError) -> str:
     """The useful part of a socket or TLS error, for a one-line message."""
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -102,15 +120,104 @@ def _reason(exc: OSError) -> str:
 def _header_map(fields: Iterable[tuple[bytes, bytes]]) -> Mapping[str, str]:
     merged: dict[str, str] = {}
     for raw_name, raw_value in fields:
-        name, value = raw_name.decode("ascii"), raw_value.decode("latin-1")
+        name, value = raw_name.decode("ascii").lower(), raw_value.decode("latin-1")
         merged[name] = f"{merged[name]}, {value}" if name in merged else value
     return MappingProxyType(merged)
 
 
-class _Connection:
-    """One TCP or TLS connection with its h11 state machine."""
+def _request_head(method: str, target: str, fields: Mapping[str, str]) -> bytes:
+    """The request line and header fields, checked: a malformed part could split the
+    request or smuggle another one."""
+    if not (_TOKEN.fullmatch(method) and _TARGET.fullmatch(target)):
+        raise ValueError(f"invalid request {method} {target}: bad method or target")
+    lines = [f"{method} {target} HTTP/1.1"]
+    for name, raw in fields.items():
+        value = raw.strip(" \t")
+        if not (_TOKEN.fullmatch(name) and _FIELD_VALUE.fullmatch(value)):
+            raise ValueError(f"invalid request {method} {target}: bad header field {name!r}")
+        lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
-    __slots__ = ("_eof", "authority", "h11", "reader", "received", "writer")
+
+class _Receiver:
+    """The parser of one response and what its callbacks delivered so far."""
+
+    __slots__ = (
+        "_fields",
+        "_informational",
+        "_reason",
+        "body",
+        "complete",
+        "extra",
+        "fed",
+        "head",
+        "keep_alive",
+        "parser",
+    )
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.head: _Head | None = None
+        self.body: list[bytes] = []
+        self.complete = False
+        self.keep_alive = False
+        # Bytes after the response: the connection is out of step, never reuse it.
+        self.extra = False
+        self.fed = 0  # bytes parsed, to bound the head
+        self._reason = b""
+        self._fields: list[tuple[bytes, bytes]] = []
+        self._informational = False
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``; raises httptools' errors for a malformed response."""
+        self.fed += len(data)
+        self.parser.feed_data(data)
+
+    def finish(self) -> bool:
+        """The peer closed the connection: whether the response is complete. A body
+        framed by neither Content-Length nor chunked coding ends here."""
+        if self.head is not None and not self.complete:
+            headers = self.head.headers
+            if "content-length" not in headers and "transfer-encoding" not in headers:
+                self.complete = True
+        self.keep_alive = False
+        return self.complete
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason  # may arrive in pieces
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # An interim response (100 Continue): the final one follows.
+            self._informational = True
+        elif not self.complete:
+            self.head = _Head(status, self._reason.decode("latin-1"), _header_map(self._fields))
+        self._reason, self._fields = b"", []
+
+    def on_body(self, body: bytes) -> None:
+        if not self.complete:
+            self.body.append(bytes(body))
+
+    def on_message_complete(self) -> None:
+        if self._informational:
+            self._informational = False
+        elif not self.complete:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()
+
+
+class _Connection:
+    """One TCP or TLS connection and the receiver of its current response."""
+
+    __slots__ = ("_eof", "_receiver", "authority", "reader", "received", "writer")
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, authority: str
@@ -118,58 +225,73 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.authority = authority
-        self.h11 = h11.Connection(h11.CLIENT)
+        self._receiver = _Receiver()
         # Whether any byte of the current response has arrived: before that, a
         # failure on a reused connection means the server had closed it while idle.
         self.received = False
         self._eof = False
 
+    @property
+    def reusable(self) -> bool:
+        """The response is complete, the server keeps the connection open, and nothing
+        arrived after the response."""
+        receiver = self._receiver
+        return receiver.complete and receiver.keep_alive and not receiver.extra
+
     def abort(self) -> None:
         """Close the socket now: no TLS close_notify, nothing to wait for."""
         self.writer.transport.abort()
 
-    async def send(self, events: Iterable[_Outgoing]) -> None:
-        """Write a whole request."""
+    async def send(self, request: bytes) -> None:
+        """Write a whole request and get ready for its response."""
         self.received = False
+        self._receiver = _Receiver()
         try:
-            self.writer.write(b"".join(self.h11.send(event) for event in events))
+            self.writer.write(request)
             await self.writer.drain()
         except OSError as exc:
             raise TransportError(f"connection to {self.authority} lost: {_reason(exc)}") from exc
 
-    async def read_head(self, read_timeout: float | None) -> h11.Response:
+    async def read_head(self, read_timeout: float | None) -> _Head:
         """The response's status line and headers, skipping 1xx responses."""
-        while True:
-            event = await self._next_event(read_timeout)
-            if isinstance(event, h11.Response):
-                return event
-            # Only 1xx responses can come first; h11 raises on anything else.
-            assert isinstance(event, h11.InformationalResponse), event
+        while (head := self._receiver.head) is None:
+            await self._receive(read_timeout)
+        return head
 
     async def read_chunk(self, read_timeout: float | None) -> bytes | None:
         """The next piece of the response body, or None at its end."""
-        event = await self._next_event(read_timeout)
-        if isinstance(event, h11.Data):
-            return bytes(event.data)
-        # After the head, h11 yields only Data events and then EndOfMessage.
-        assert isinstance(event, h11.EndOfMessage), event
-        return None
+        receiver = self._receiver
+        while not receiver.body:
+            if receiver.complete:
+                return None
+            await self._receive(read_timeout)
+        chunk = b"".join(receiver.body)
+        receiver.body.clear()
+        return chunk
 
-    async def _next_event(self, read_timeout: float | None) -> h11.Event:
-        while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                if self._eof:
-                    raise TransportError(
-                        f"connection to {self.authority} closed before the response was complete"
-                    ) from exc
+    async def _receive(self, read_timeout: float | None) -> None:
+        receiver = self._receiver
+        if self._eof:
+            raise TransportError(
+                f"connection to {self.authority} closed before the response was complete"
+            )
+        data = await self._read(read_timeout)
+        if not data:
+            if not receiver.finish():
+                raise TransportError(
+                    f"connection to {self.authority} closed before the response was complete"
+                )
+            return
+        try:
+            receiver.feed(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if not receiver.complete:
                 raise TransportError(f"invalid HTTP response from {self.authority}: {exc}") from exc
-            if event is not h11.NEED_DATA:
-                # PAUSED comes only after a complete response, when reading has stopped.
-                assert isinstance(event, h11.Event), event
-                return event
-            self.h11.receive_data(await self._read(read_timeout))
+            receiver.extra = True  # garbage after a complete response
+        if receiver.head is None and receiver.fed > MAX_HEAD:
+            raise TransportError(
+                f"response head from {self.authority} is larger than {MAX_HEAD} bytes"
+            )
 
     async def _read(self, read_timeout: float | None) -> bytes:
         try:
@@ -196,15 +318,13 @@ class Stream:
 
     __slots__ = ("_conn", "_max_line", "_read_timeout", "headers", "reason", "status")
 
-    def __init__(
-        self, conn: _Connection, head: h11.Response, read_timeout: float, max_line: int
-    ) -> None:
+    def __init__(self, conn: _Connection, head: _Head, read_timeout: float, max_line: int) -> None:
         self._conn = conn
         self._read_timeout = read_timeout
         self._max_line = max_line
-        self.status: int = head.status_code
-        self.reason: str = head.reason.decode("latin-1")
-        self.headers: Mapping[str, str] = _header_map(head.headers)
+        self.status: int = head.status
+        self.reason: str = head.reason
+        self.headers: Mapping[str, str] = head.headers
 
     async def read_body(self, limit: int) -> bytes:
         """At most ``limit`` bytes of the body (the rest is not read), e.g. the Status
@@ -296,10 +416,10 @@ class HttpClient:
         :class:`RequestTimeout` when the time is up, :class:`TransportError` when the
         exchange fails, and ValueError for a malformed method, target or header.
         """
-        events = self._request_events(method, target, headers, body)
+        request = self._request(method, target, headers, body)
         try:
             async with asyncio.timeout(timeout):
-                return await self._exchange(events)
+                return await self._exchange(request)
         except TimeoutError:
             raise RequestTimeout(
                 f"no response from {self._endpoint.authority} within {timeout} s"
@@ -323,7 +443,7 @@ class HttpClient:
         :class:`RequestTimeout`; every wait for response data by ``read_timeout``,
         else :class:`ReadTimeout`.
         """
-        events = self._request_events(method, target, headers, None)
+        request = self._request(method, target, headers, None)
         self._check_open()
         try:
             async with asyncio.timeout(connect_timeout):
@@ -335,7 +455,7 @@ class HttpClient:
         try:
             # A request without a body stays far below the write buffer's limit:
             # sending it does not wait.
-            await conn.send(events)
+            await conn.send(request)
             head = await conn.read_head(read_timeout)
             yield Stream(conn, head, read_timeout, self._max_body)
         finally:
@@ -351,9 +471,9 @@ class HttpClient:
         if self._closed:
             raise RuntimeError(f"the HTTP client for {self._endpoint.authority} is closed")
 
-    def _request_events(
+    def _request(
         self, method: str, target: str, headers: Mapping[str, str] | None, body: bytes | None
-    ) -> list[_Outgoing]:
+    ) -> bytes:
         fields = {
             "host": self._endpoint.authority,
             "user-agent": self._user_agent,
@@ -362,30 +482,24 @@ class HttpClient:
         fields.update((name.lower(), value) for name, value in (headers or {}).items())
         if body is not None:
             fields["content-length"] = str(len(body))
-        try:
-            request = h11.Request(method=method, target=target, headers=list(fields.items()))
-        except h11.LocalProtocolError as exc:
-            raise ValueError(f"invalid request {method} {target}: {exc}") from None
-        if body:
-            return [request, h11.Data(data=body), h11.EndOfMessage()]
-        return [request, h11.EndOfMessage()]
+        return _request_head(method, target, fields) + (body or b"")
 
-    async def _exchange(self, events: list[_Outgoing]) -> Response:
+    async def _exchange(self, request: bytes) -> Response:
         self._check_open()
         conn = self._idle.pop() if self._idle else None
         if conn is not None:
             try:
-                return await self._roundtrip(conn, events)
+                return await self._roundtrip(conn, request)
             except TransportError:
                 if conn.received:
                     raise
                 # Nothing came back: the server most likely closed the idle connection
                 # as the request went out, so it never saw the request. Retry once.
-        return await self._roundtrip(await self._connect(), events)
+        return await self._roundtrip(await self._connect(), request)
 
-    async def _roundtrip(self, conn: _Connection, events: list[_Outgoing]) -> Response:
+    async def _roundtrip(self, conn: _Connection, request: bytes) -> Response:
         try:
-            await conn.send(events)
+            await conn.send(request)
             head = await conn.read_head(None)
             body = bytearray()
             while (chunk := await conn.read_chunk(None)) is not None:
@@ -398,14 +512,10 @@ class HttpClient:
             conn.abort()
             raise
         self._release(conn)
-        return Response(
-            head.status_code, head.reason.decode("latin-1"), _header_map(head.headers), bytes(body)
-        )
+        return Response(head.status, head.reason, head.headers, bytes(body))
 
     def _release(self, conn: _Connection) -> None:
-        keep_alive = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
-        if keep_alive and not self._closed and len(self._idle) < _MAX_IDLE:
-            conn.h11.start_next_cycle()
+        if conn.reusable and not self._closed and len(self._idle) < _MAX_IDLE:
             self._idle.append(conn)
         else:
             conn.abort()

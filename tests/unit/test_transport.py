@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from status_reporter.transport import (
+    MAX_HEAD,
     Endpoint,
     HttpClient,
     ReadTimeout,
@@ -271,11 +272,83 @@ async def test_body_at_the_limit_is_accepted() -> None:
         assert (await client.request("GET", "/", timeout=2)).body == b"x" * 10
 
 
-async def test_malformed_header_is_refused_before_connecting() -> None:
+@pytest.mark.parametrize(
+    ("method", "target", "headers"),
+    [
+        ("GET", "/", {"X-Bad": "a\r\nb"}),
+        ("GET", "/", {"X-Bad": "a\x00b"}),
+        ("GET", "/", {"X Bad": "a"}),
+        ("GET", "/", {"X-Bad:": "a"}),
+        ("GET", "/", {"X-Bad": "caf\u00e9"}),
+        ("GET", "/a b", {}),
+        ("GET", "/a\r\nX-Smuggled: 1", {}),
+        ("GET", "", {}),
+        ("GE T", "/", {}),
+        ("", "/", {}),
+    ],
+    ids=[
+        "crlf-in-value",
+        "nul-in-value",
+        "space-in-name",
+        "colon-in-name",
+        "non-ascii-value",
+        "space-in-target",
+        "crlf-in-target",
+        "empty-target",
+        "space-in-method",
+        "empty-method",
+    ],
+)
+async def test_malformed_request_is_refused_before_connecting(
+    method: str, target: str, headers: dict[str, str]
+) -> None:
     async with serve(answer_all(response())) as server, client_for(server) as client:
-        with pytest.raises(ValueError, match="invalid request GET /"):
-            await client.request("GET", "/", headers={"X-Bad": "a\r\nb"}, timeout=2)
+        with pytest.raises(ValueError, match=r"^invalid request "):
+            await client.request(method, target, headers=headers, timeout=2)
     assert server.accepts == 0
+
+
+async def test_header_values_are_sent_without_surrounding_whitespace() -> None:
+    async with serve(answer_all(response())) as server, client_for(server) as client:
+        await client.request("GET", "/", headers={"X-Padded": " \tv a l\t "}, timeout=2)
+    assert b"\r\nx-padded: v a l\r\n" in server.requests[0]
+
+
+async def test_response_head_over_the_limit_is_an_error() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nX-Huge: " + b"h" * MAX_HEAD)
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        with pytest.raises(TransportError, match=rf"head from .* is larger than {MAX_HEAD} bytes$"):
+            await client.request("GET", "/", timeout=2)
+        await server.wait_closed_by_client(1)
+
+
+async def test_body_delimited_by_close_is_complete_and_not_reused() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+
+    async with serve(handler) as server, client_for(server) as client:
+        first = await client.request("GET", "/", timeout=2)
+        second = await client.request("GET", "/", timeout=2)
+    assert first.body == second.body == b"until the end"
+    assert server.accepts == 2
+
+
+@pytest.mark.parametrize(
+    "after",
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo", b"garbage\r\n"],
+    ids=["a-second-response", "garbage"],
+)
+async def test_bytes_after_the_response_keep_the_connection_from_reuse(after: bytes) -> None:
+    answer = response(b"one") + after
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        bodies = [(await client.request("GET", "/", timeout=2)).body for _ in range(2)]
+    assert bodies == [b"one", b"one"]
+    assert server.accepts == 2
 
 
 async def test_connection_refused() -> None:

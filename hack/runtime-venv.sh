@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds a virtualenv holding status-reporter exactly as the container image installs
+# it (see Dockerfile): the hash-pinned runtime requirements, the wheel built from
+# src/ without dependencies, then pip and setuptools removed. The interpreter is the
+# image's: RUNTIME_PYTHON, by default Debian's /usr/bin/python3 (the python3 of the
+# offline base image, hack/image).
+#
+# Usage: hack/runtime-venv.sh DIR    (rebuilds DIR from scratch; prints DIR/bin/status-reporter)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+target="${1:?usage: hack/runtime-venv.sh DIR}"
+python="${RUNTIME_PYTHON:-/usr/bin/python3}"
+builder="$root/.venv/bin/pip"  # has the pinned build backend (make install)
+
+if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+    if [[ "$python" == /usr/bin/python3* ]] && command -v apt-get >/dev/null; then
+        echo "installing Debian's python3 and python3-venv" >&2
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
+    else
+        echo "error: $python cannot create a virtualenv (set RUNTIME_PYTHON)" >&2
+        exit 1
+    fi
+fi
+
+wheels="$(mktemp -d)"
+trap 'rm -rf "$wheels"' EXIT
+rm -rf "$target"
+"$python" -m venv "$target"
+pip=("$target/bin/python" -m pip install --quiet --disable-pip-version-check)
+"${pip[@]}" --require-hashes -r "$root/requirements/runtime.txt"
+"$builder" wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+    --wheel-dir "$wheels" "$root" >&2
+"${pip[@]}" --no-deps "$wheels"/*.whl
+"$target/bin/python" -m pip uninstall --quiet --yes pip setuptools >&2
+echo "$target/bin/status-reporter"
