@@ -105,14 +105,21 @@ test: lint test-unit test-integration test-faults test-e2e test-cluster ## The w
 
 .PHONY: clean
 clean: ## Remove the venv, caches and build output
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
+	rm -rf $(VENV) $(RUNTIME_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: demo
 demo: $(STAMP) controlplane ## Start a local kube-apiserver and show the reporter in five scenarios
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m tests.harness.demo
 
+# The reporter as the image installs it (runtime requirements, the wheel, the image's
+# interpreter), for the benchmark: rebuilt whenever the sources or the pins change.
+RUNTIME_VENV := .runtime-venv
+$(RUNTIME_VENV)/bin/status-reporter: $(STAMP) hack/runtime-venv.sh requirements/runtime.txt pyproject.toml $(shell find src -name '*.py')
+	hack/runtime-venv.sh $(RUNTIME_VENV) >/dev/null
+	@touch $@
+
 .PHONY: bench
-bench: $(STAMP) controlplane ## Measure latency, API load, footprint and scale; writes BENCHMARKS.md (about 10 min)
+bench: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## Measure latency, API load, footprint and scale; writes BENCHMARKS.md (about 10 min)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bench.txt
-	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.run
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.run --reporter $(RUNTIME_VENV)/bin/status-reporter

@@ -39,7 +39,7 @@ from tests.harness.observe import (
     reporter_user,
     request_key,
 )
-from tests.harness.reporter import ReporterRun, start_reporter
+from tests.harness.reporter import SCRIPT, ReporterRun, start_reporter
 
 SUCCESS = {"status": "success", "reason": "BenchmarkDone", "message": "measured"}
 
@@ -96,6 +96,8 @@ class Settings:
     watch_interval: float = 2.0
     # The reference binary to run side by side; empty: quote external figures only.
     reference_binary: str = ""
+    # The status-reporter console script to measure (make bench: the image's install).
+    reporter: Path = SCRIPT
 
 
 # Everything once, at N = 1 and tiny sizes: proves that the code runs, nothing more.
@@ -265,7 +267,14 @@ class Bench:
     def start(self, job: AdapterJob, mode: str, **env: str) -> tuple[ReporterRun, float]:
         """Start a reporter as its Job's ServiceAccount; returns it and the wall-clock
         time just before the process was created."""
-        return spawn(self.plane, job, self.workdir / job.namespace, self.env(mode, **env))
+        run = start_reporter(
+            self.plane,
+            job,
+            self.workdir / job.namespace,
+            self.env(mode, **env),
+            script=self.settings.reporter,
+        )
+        return run, run.spawned
 
     def wait_ready(
         self, run: ReporterRun, job: AdapterJob, mode: str, role: str, spawned: float
@@ -288,15 +297,6 @@ class Bench:
                 raise RuntimeError(f"reporter exited before it was ready:\n{run.output}")
             time.sleep(0.01)
         raise RuntimeError(f"reporter not ready after 60 s:\n{run.output}")
-
-
-def spawn(
-    plane: ControlPlane, job: AdapterJob, workdir: Path, env: Mapping[str, str]
-) -> tuple[ReporterRun, float]:
-    """Start the reporter for ``job`` as the harness does; also its spawn time (wall clock,
-    right before the process was created)."""
-    run = start_reporter(plane, job, workdir, env)
-    return run, run.spawned
 
 
 def reap(run: ReporterRun, timeout: float) -> tuple[int, float]:

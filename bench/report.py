@@ -424,7 +424,25 @@ def headline(verdicts: Sequence[Verdict]) -> list[str]:
 # --- sections ---------------------------------------------------------------------------
 
 
-def machine(version_line: str, assets: Path) -> list[str]:
+def installation(script: Path) -> str:
+    """What runs when ``script`` runs: its interpreter and the packages beside it, as
+    that interpreter reports them."""
+    probe = (
+        "import importlib.metadata as m, os, sys; "
+        "print(sys.version.split()[0], os.path.realpath(sys._base_executable)); "
+        "print(', '.join(sorted(f'{d.name} {d.version}' for d in m.distributions())))"
+    )
+    interpreter = script.read_text().splitlines()[0].removeprefix("#!").strip()
+    output = subprocess.run(
+        [interpreter, "-I", "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    return (
+        f"- status-reporter measured from `{script}`: Python {output[0]}; the packages in its "
+        f"environment: {output[1]}"
+    )
+
+
+def machine(version_line: str, assets: Path, reporter: Path) -> list[str]:
     """Lines describing where the numbers come from."""
     cpu = "unknown CPU"
     mem_kib = 0
@@ -446,7 +464,9 @@ def machine(version_line: str, assets: Path) -> list[str]:
     return [
         f"- Machine: {cpu}, {os.cpu_count()} cores, {mem_kib / 1024 / 1024:.0f} GiB RAM, "
         f"Linux {platform.release()}",
-        f"- Python {platform.python_version()}, status-reporter {version('status-reporter')}",
+        f"- The harness: Python {platform.python_version()}, status-reporter "
+        f"{version('status-reporter')} (this checkout)",
+        installation(reporter),
         f"- kube-apiserver {version_line}, {etcd[0] if etcd else 'etcd'} (local, loopback, "
         "`--unsafe-no-fsync`), built by `hack/controlplane/build.sh`",
     ]

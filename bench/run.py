@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.harness.controlplane import ROOT, ControlPlane, binaries
+from tests.harness.reporter import SCRIPT
 
 from bench.measure import SMOKE, STAGGER, Results, Settings, run_all
 from bench.reference import REQUEST_PATTERN
@@ -148,7 +149,7 @@ def write_report(
         "targets": "\n".join(targets_table(verdicts)),
         "machine": "\n".join(
             [
-                *machine(measured.apiserver_version, assets),
+                *machine(measured.apiserver_version, assets, settings.reporter),
                 load.line(),
                 f"- This run took {measured.seconds / 60:.1f} minutes.",
             ]
@@ -195,13 +196,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="everything once, N = 1")
     parser.add_argument("--out", type=Path, default=ROOT, help="where the report goes")
     parser.add_argument(
+        "--reporter",
+        type=Path,
+        default=SCRIPT,
+        help="the status-reporter console script to measure (default: this environment's; "
+        "make bench builds the image's install with hack/runtime-venv.sh)",
+    )
+    parser.add_argument(
         "--reference-binary",
         default=os.environ.get("REFERENCE_BINARY", ""),
         help="the reference binary, to measure side by side (default: $REFERENCE_BINARY)",
     )
     args = parser.parse_args(argv)
     settings: Settings = SMOKE if args.smoke else Settings()
-    settings = dataclasses.replace(settings, reference_binary=args.reference_binary)
+    settings = dataclasses.replace(
+        settings, reference_binary=args.reference_binary, reporter=args.reporter.absolute()
+    )
     assets = binaries()
     load = LoadSampler().start()
     with tempfile.TemporaryDirectory(prefix="status-reporter-bench-") as tmp:

@@ -75,11 +75,13 @@ def start_reporter(
     account: str = "status-reporter",
     server: str | None = None,
     token_file: Path | None = None,
+    script: Path = SCRIPT,
 ) -> ReporterRun:
     """Start the reporter for ``job`` as its ServiceAccount (kubeconfig with a bound token).
 
     ``server`` points the kubeconfig elsewhere (a fault proxy); ``token_file`` makes the
-    reporter read its token from that file rather than from the kubeconfig.
+    reporter read its token from that file rather than from the kubeconfig; ``script`` is
+    the console script to run (by default the one of this interpreter's environment).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     token = None if token_file else service_account_token(job.client, job.namespace, account)
@@ -111,6 +113,6 @@ def start_reporter(
     with log_path.open("w") as log:
         spawned = time.time()
         process = subprocess.Popen(
-            [str(SCRIPT)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
+            [str(script)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
         )
     return ReporterRun(process, log_path, termination_path, spawned)
