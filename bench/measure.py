@@ -301,7 +301,7 @@ class Bench:
 
 def reap(run: ReporterRun, timeout: float) -> tuple[int, float]:
     """Wait for the reporter to exit; its exit code and the CPU time (user + system)
-    the kernel accounted to the whole process, interpreter start-up and teardown
+    the kernel accounted to the whole process, interpreter start-up and exit
     included, as ``wait4`` reports it."""
     process = run.process
     deadline = time.monotonic() + timeout

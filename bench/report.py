@@ -429,7 +429,7 @@ def installation(script: Path) -> str:
     that interpreter reports them."""
     probe = (
         "import importlib.metadata as m, os, sys; "
-        "print(sys.version.split()[0], os.path.realpath(sys._base_executable)); "
+        "print(sys.version.split()[0], f'(`{os.path.realpath(sys._base_executable)}`)'); "
         "print(', '.join(sorted(f'{d.name} {d.version}' for d in m.distributions())))"
     )
     interpreter = script.read_text().splitlines()[0].removeprefix("#!").strip()
