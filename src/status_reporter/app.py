@@ -14,7 +14,6 @@ import resource
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -96,7 +95,7 @@ def _connect(
     Raises:
         CredentialsError: no usable credentials were found.
     """
-    credentials = load_credentials(env, home=Path.home())
+    credentials = load_credentials(env, home=os.path.expanduser("~"))
     client = HttpClient(
         credentials.endpoint, keepalive=keepalive, user_agent=f"status-reporter/{__version__}"
     )

@@ -16,15 +16,15 @@ import os
 import ssl
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit
 
 import msgspec
 
 from status_reporter.transport import Endpoint
 
-SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# Paths are plain strings: importing pathlib (with urllib.parse) would add about 5 %
+# to the reporter's start-up instructions, for a handful of joins.
+SERVICE_ACCOUNT_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
 EXEC_TIMEOUT: Final = 30.0
 _EXEC_API_VERSIONS: Final = (
     "client.authentication.k8s.io/v1",
@@ -102,7 +102,7 @@ class TokenFileAuth:
 
     __slots__ = ("_token", "path")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
         self._token: str | None = None
 
@@ -120,7 +120,8 @@ class TokenFileAuth:
 
     def _read(self) -> str:
         try:
-            token = self.path.read_text(encoding="utf-8").strip()
+            with open(self.path, encoding="utf-8") as file:
+                token = file.read().strip()
         except OSError as exc:
             raise CredentialsError(f"token file {self.path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
@@ -130,7 +131,7 @@ class TokenFileAuth:
         return token
 
     def __repr__(self) -> str:
-        return f"TokenFileAuth({str(self.path)!r})"
+        return f"TokenFileAuth({self.path!r})"
 
 
 class ExecAuth:
@@ -267,7 +268,7 @@ class Credentials(msgspec.Struct, frozen=True):
 
 
 def load(
-    env: Mapping[str, str], *, home: Path, service_account_dir: Path = SERVICE_ACCOUNT_DIR
+    env: Mapping[str, str], *, home: str, service_account_dir: str = SERVICE_ACCOUNT_DIR
 ) -> Credentials:
     """The in-cluster service account when there is one, else the kubeconfig:
     ``KUBECONFIG`` (a ``:``-separated list) or ``home/.kube/config``.
@@ -276,8 +277,8 @@ def load(
     """
     host = env.get("KUBERNETES_SERVICE_HOST", "")
     port = env.get("KUBERNETES_SERVICE_PORT", "")
-    token = service_account_dir / "token"
-    if host and port and token.exists():
+    token = os.path.join(service_account_dir, "token")
+    if host and port and os.path.exists(token):
         return _in_cluster(host, port, service_account_dir)
     if not host:
         no_service_account = "KUBERNETES_SERVICE_HOST unset"
@@ -285,31 +286,30 @@ def load(
         no_service_account = "KUBERNETES_SERVICE_PORT unset"
     else:
         no_service_account = f"no token at {token}"
-    listed = [Path(p) for p in env.get("KUBECONFIG", "").split(":") if p]
+    listed = [p for p in env.get("KUBECONFIG", "").split(":") if p]
     if not listed:
-        listed = [home / ".kube" / "config"]
+        listed = [os.path.join(home, ".kube", "config")]
     # Like kubectl, skip the files of the list that do not exist.
-    paths = [path for path in listed if path.exists()]
+    paths = [path for path in listed if os.path.exists(path)]
     if not paths:
         raise CredentialsError(
             f"no in-cluster service account ({no_service_account})"
-            f" and no kubeconfig at {':'.join(map(str, listed))}"
+            f" and no kubeconfig at {':'.join(listed)}"
         )
     return _from_kubeconfig(paths, env)
 
 
-def _in_cluster(host: str, port: str, service_account_dir: Path) -> Credentials:
+def _in_cluster(host: str, port: str, service_account_dir: str) -> Credentials:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise CredentialsError(f"KUBERNETES_SERVICE_PORT is not a port number: {port!r}")
-    ca = service_account_dir / "ca.crt"
+    ca = os.path.join(service_account_dir, "ca.crt")
     tls = _tls_context(cafile=ca, where=f"CA file {ca}")
-    return Credentials(
-        Endpoint(host, int(port), tls), TokenFileAuth(service_account_dir / "token"), "in-cluster"
-    )
+    token = TokenFileAuth(os.path.join(service_account_dir, "token"))
+    return Credentials(Endpoint(host, int(port), tls), token, "in-cluster")
 
 
 def _tls_context(
-    *, cafile: Path | None = None, cadata: str | None = None, where: str
+    *, cafile: str | None = None, cadata: str | None = None, where: str
 ) -> ssl.SSLContext:
     """A verifying client context that trusts the given CA, or the system's when None."""
     try:
@@ -320,14 +320,12 @@ def _tls_context(
         raise CredentialsError(f"{where}: {exc.strerror}") from None
 
 
-def _load_client_cert(
-    tls: ssl.SSLContext, cert: bytes | Path, key: bytes | Path, where: str
-) -> None:
+def _load_client_cert(tls: ssl.SSLContext, cert: bytes | str, key: bytes | str, where: str) -> None:
     """Load a client certificate and key given as files or as PEM data."""
     # Read files here too, for an error that names the file ssl would not name.
     pem = [part if isinstance(part, bytes) else _read_file(part, where) for part in (cert, key)]
-    if isinstance(cert, Path) and isinstance(key, Path):
-        _load_chain(tls, str(cert), str(key), where)
+    if isinstance(cert, str) and isinstance(key, str):
+        _load_chain(tls, cert, key, where)
         return
     # ssl loads certificates from files only: a private (0600) file, removed at once.
     import tempfile  # noqa: PLC0415 - only certificate data needs it, never a Pod
@@ -346,9 +344,10 @@ def _load_client_cert(
         os.unlink(name)
 
 
-def _read_file(path: Path, where: str) -> bytes:
+def _read_file(path: str, where: str) -> bytes:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            return file.read()
     except OSError as exc:
         raise CredentialsError(f"{where}: {path}: {exc.strerror}") from None
 
@@ -365,7 +364,7 @@ class _Entry(msgspec.Struct, frozen=True):
     """A named cluster, user or context, and the file that defined it."""
 
     value: Mapping[str, Any]
-    file: Path
+    file: str
 
     def where(self, kind: str, name: str) -> str:
         return f'kubeconfig {self.file}: {kind} "{name}"'
@@ -378,10 +377,10 @@ class _Entry(msgspec.Struct, frozen=True):
             raise CredentialsError(f"{where}: {key} must be a string")
         return value
 
-    def path(self, key: str, where: str) -> Path | None:
+    def path(self, key: str, where: str) -> str | None:
         """A file path; a relative one is relative to the kubeconfig's directory."""
         value = self.text(key, where)
-        return None if value is None else self.file.parent / value
+        return None if value is None else _beside(self.file, value)
 
     def data(self, key: str, where: str) -> bytes | None:
         value = self.text(key, where)
@@ -393,10 +392,16 @@ class _Entry(msgspec.Struct, frozen=True):
             raise CredentialsError(f"{where}: {key} is not valid base64") from None
 
 
-def _parse_kubeconfig(path: Path) -> object:
+def _beside(file: str, path: str) -> str:
+    """``path`` resolved against the directory of ``file`` (unchanged when absolute)."""
+    return os.path.normpath(os.path.join(os.path.dirname(file), path))
+
+
+def _parse_kubeconfig(path: str) -> object:
     """A kubeconfig file's document: JSON (a subset of YAML) without loading PyYAML."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
     except OSError as exc:
         raise CredentialsError(f"kubeconfig {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -419,8 +424,8 @@ def _parse_kubeconfig(path: Path) -> object:
         raise CredentialsError(f"kubeconfig {path}: not UTF-8 YAML") from None
 
 
-def _from_kubeconfig(paths: list[Path], env: Mapping[str, str]) -> Credentials:
-    files: list[tuple[Path, Mapping[str, Any]]] = []
+def _from_kubeconfig(paths: list[str], env: Mapping[str, str]) -> Credentials:
+    files: list[tuple[str, Mapping[str, Any]]] = []
     for path in paths:
         document = _parse_kubeconfig(path)
         if document is None:
@@ -428,7 +433,7 @@ def _from_kubeconfig(paths: list[Path], env: Mapping[str, str]) -> Credentials:
         if not isinstance(document, dict):
             raise CredentialsError(f"kubeconfig {path}: not a mapping")
         files.append((path, document))
-    source = ":".join(str(path) for path, _ in files)
+    source = ":".join(path for path, _ in files)
 
     # kubectl's merge: the first file that sets current-context wins, and the first
     # definition of each named cluster, user and context wins.
@@ -462,7 +467,7 @@ def _from_kubeconfig(paths: list[Path], env: Mapping[str, str]) -> Credentials:
 
 
 def _named(
-    files: list[tuple[Path, Mapping[str, Any]]], section: str, kind: str
+    files: list[tuple[str, Mapping[str, Any]]], section: str, kind: str
 ) -> dict[str, _Entry]:
     entries: dict[str, _Entry] = {}
     for path, document in files:
@@ -488,6 +493,8 @@ def _cluster(entry: _Entry, name: str) -> tuple[Endpoint, dict[str, Any]]:
     server = entry.text("server", where)
     if server is None:
         raise CredentialsError(f"{where}: no server")
+    from urllib.parse import urlsplit  # noqa: PLC0415 - kubeconfigs only, never in a Pod
+
     url = urlsplit(server if "://" in server else f"https://{server}")
     try:
         port = url.port
@@ -594,7 +601,7 @@ def _exec(
         raise CredentialsError(f"{where}: no command")
     if "/" in command:
         # client-go resolves a relative command path against the kubeconfig's directory.
-        command = str(entry.file.parent / command)
+        command = _beside(entry.file, command)
     api_version = exec_entry.text("apiVersion", where)
     if api_version not in _EXEC_API_VERSIONS:
         raise CredentialsError(

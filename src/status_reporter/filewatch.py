@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from status_reporter.clock import Clock, ticks
 from status_reporter.logs import Logger
@@ -62,5 +61,6 @@ async def watch_file(
                 if event.mask & directory_gone:
                     notify()
                     break
-                if event.mask & Mask.Q_OVERFLOW or event.name == Path(name):
+                # asyncinotify gives the name as a pathlib.Path, None for the directory.
+                if event.mask & Mask.Q_OVERFLOW or os.fspath(event.name or "") == name:
                     notify()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar
-from urllib.parse import quote, urlencode
 
 import msgspec
 
@@ -29,6 +28,13 @@ from status_reporter.models import (
 from status_reporter.transport import HttpClient, Response, TransportError
 
 _T = TypeVar("_T")
+
+# RFC 3986's unreserved characters: everything else in a path segment or a query value
+# is percent-encoded, as urllib.parse.quote(safe="") does; importing urllib.parse would
+# cost about 3 % of the reporter's start-up instructions.
+_UNRESERVED: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)
 
 FIELD_MANAGER: Final = "status-reporter"
 _JSON: Final = "application/json"
@@ -69,6 +75,16 @@ def _decode(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
         raise Unreachable(f"malformed response from the API server: {exc}") from None
 
 
+def escape(text: str) -> str:
+    """``text`` as one percent-encoded (UTF-8) path segment or query value."""
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode())
+
+
+def query_string(params: Mapping[str, str]) -> str:
+    """``params`` as a URL query, without the ``?``."""
+    return "&".join(f"{escape(name)}={escape(value)}" for name, value in params.items())
+
+
 class HttpApi:
     """The API calls for one Job and its Pod, over one HTTP client."""
 
@@ -77,9 +93,9 @@ class HttpApi:
     ) -> None:
         self._client = client
         self._credentials = credentials
-        quoted_ns = quote(namespace, safe="")
-        self._job_path = f"/apis/batch/v1/namespaces/{quoted_ns}/jobs/{quote(job, safe='')}"
-        self._pod_path = f"/api/v1/namespaces/{quoted_ns}/pods/{quote(pod, safe='')}"
+        quoted_ns = escape(namespace)
+        self._job_path = f"/apis/batch/v1/namespaces/{quoted_ns}/jobs/{escape(job)}"
+        self._pod_path = f"/api/v1/namespaces/{quoted_ns}/pods/{escape(pod)}"
         self._pods_path = f"/api/v1/namespaces/{quoted_ns}/pods"
         self._pod = pod
         self._namespace = namespace
@@ -124,7 +140,7 @@ class HttpApi:
 
     async def patch_job_status(self, patch: Mapping[str, Any], *, timeout: float) -> Job:
         """Strategic-merge ``patch`` into ``jobs/status``; the Job as stored."""
-        target = f"{self._job_path}/status?{urlencode({'fieldManager': FIELD_MANAGER})}"
+        target = f"{self._job_path}/status?{query_string({'fieldManager': FIELD_MANAGER})}"
         body = await self._request(
             "PATCH",
             target,
@@ -163,7 +179,7 @@ class HttpApi:
         }
         if resource_version:
             query["resourceVersion"] = resource_version
-        target = f"{self._pods_path}?{urlencode(query)}"
+        target = f"{self._pods_path}?{query_string(query)}"
         async with self._open_watch(target, read_timeout) as events:
             yield events
 

@@ -72,8 +72,8 @@ def service_account(tmp_path: Path, pki: Pki) -> Path:
 def load_in_cluster(service_account: Path, **env: str) -> Credentials:
     return load(
         {**IN_CLUSTER_ENV, **env},
-        home=service_account.parent / "home",
-        service_account_dir=service_account,
+        home=str(service_account.parent / "home"),
+        service_account_dir=str(service_account),
     )
 
 
@@ -104,14 +104,15 @@ def test_in_cluster_takes_precedence_over_kubeconfig(service_account: Path) -> N
     assert creds.source == "in-cluster"
 
 
-def test_in_cluster_does_not_import_yaml(service_account: Path) -> None:
+def test_in_cluster_start_up_imports_no_yaml_pathlib_or_urllib(service_account: Path) -> None:
+    # Each would cost start-up CPU in every Pod (docs/design.md "Start-up CPU").
     script = (
         "import sys\n"
-        "from pathlib import Path\n"
+        "import status_reporter.app\n"
         "from status_reporter.credentials import load\n"
         "creds = load(dict(KUBERNETES_SERVICE_HOST='10.0.0.1', KUBERNETES_SERVICE_PORT='443'),"
-        " home=Path(sys.argv[1]), service_account_dir=Path(sys.argv[2]))\n"
-        "print(creds.source, 'yaml' in sys.modules)\n"
+        " home=sys.argv[1], service_account_dir=sys.argv[2])\n"
+        "print(creds.source, *(m in sys.modules for m in ('yaml', 'pathlib', 'urllib.parse')))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(service_account.parent), str(service_account)],
@@ -119,7 +120,7 @@ def test_in_cluster_does_not_import_yaml(service_account: Path) -> None:
         text=True,
         check=True,
     )
-    assert done.stdout.split() == ["in-cluster", "False"]
+    assert done.stdout.split() == ["in-cluster", "False", "False", "False"]
 
 
 def test_a_json_kubeconfig_is_read_without_yaml(tmp_path: Path) -> None:
@@ -135,10 +136,9 @@ def test_a_json_kubeconfig_is_read_without_yaml(tmp_path: Path) -> None:
         )
     )
     script = (
-        "import sys\n"
-        "from pathlib import Path\n"
+        "import os, sys\n"
         "from status_reporter.credentials import load\n"
-        "creds = load({'KUBECONFIG': sys.argv[1]}, home=Path(sys.argv[1]).parent)\n"
+        "creds = load({'KUBECONFIG': sys.argv[1]}, home=os.path.dirname(sys.argv[1]))\n"
         "print(creds.endpoint.port, 'yaml' in sys.modules)\n"
     )
     done = subprocess.run(
@@ -200,7 +200,7 @@ def test_neither_service_account_nor_kubeconfig(
     tmp_path: Path, env: dict[str, str], why: str
 ) -> None:
     with pytest.raises(CredentialsError) as error:
-        load(env, home=tmp_path, service_account_dir=tmp_path / "sa")
+        load(env, home=str(tmp_path), service_account_dir=str(tmp_path / "sa"))
     why = why.format(sa=tmp_path / "sa")
     expected = f"no in-cluster service account ({why}) and no kubeconfig at {tmp_path}/.kube/config"
     assert str(error.value) == expected
@@ -209,7 +209,7 @@ def test_neither_service_account_nor_kubeconfig(
 def test_none_of_the_kubeconfig_files_exist(tmp_path: Path) -> None:
     env = {"KUBECONFIG": f"{tmp_path}/a:{tmp_path}/b"}
     with pytest.raises(CredentialsError, match=f"no kubeconfig at {tmp_path}/a:{tmp_path}/b$"):
-        load(env, home=tmp_path, service_account_dir=tmp_path / "sa")
+        load(env, home=str(tmp_path), service_account_dir=str(tmp_path / "sa"))
 
 
 # --- kubeconfig ------------------------------------------------------------------
@@ -243,8 +243,8 @@ def write(path: Path, document: dict[str, Any] | str | bytes) -> Path:
 def load_kubeconfig(path: Path, **env: str) -> Credentials:
     return load(
         {"KUBECONFIG": str(path), "PATH": os.environ["PATH"], **env},
-        home=path.parent / "home",
-        service_account_dir=path.parent / "no-service-account",
+        home=str(path.parent / "home"),
+        service_account_dir=str(path.parent / "no-service-account"),
     )
 
 
@@ -272,7 +272,7 @@ def test_token_and_ca_data(tmp_path: Path, pki: Pki) -> None:
 
 def test_default_kubeconfig_in_home(tmp_path: Path) -> None:
     path = write(tmp_path / ".kube" / "config", kubeconfig({"server": "http://127.0.0.1:8080"}))
-    creds = load({}, home=tmp_path, service_account_dir=tmp_path / "sa")
+    creds = load({}, home=str(tmp_path), service_account_dir=str(tmp_path / "sa"))
     assert creds.source == str(path)
     assert creds.auth.headers() == {}
 
@@ -570,7 +570,7 @@ def test_unsupported_settings_are_refused(
 
 def test_tokens_stay_out_of_reprs() -> None:
     assert "s3cret" not in repr(TokenAuth("s3cret"))
-    assert "s3cret" not in repr(TokenFileAuth(Path("/t")))
+    assert "s3cret" not in repr(TokenFileAuth("/t"))
 
 
 # --- exec plugins ----------------------------------------------------------------

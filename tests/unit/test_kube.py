@@ -1,13 +1,17 @@
-"""Decoding Pod watch events as kube-apiserver v1.37.2 sends them (lines captured from it)."""
+"""Decoding Pod watch events as kube-apiserver v1.37.2 sends them (lines captured from it),
+and the encoding of names and query values into request targets."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from status_reporter.api import Unreachable
-from status_reporter.kube import decode_event
+from status_reporter.kube import decode_event, escape, query_string
 
 SAMPLES = Path(__file__).parents[1] / "samples" / "watch"
 
@@ -53,3 +57,24 @@ def test_an_error_event() -> None:
 def test_a_line_that_is_not_an_event_breaks_the_watch(line: bytes) -> None:
     with pytest.raises(Unreachable, match="malformed watch event"):
         decode_event(line)
+
+
+@given(st.text())
+def test_escape_matches_the_standard_librarys_quote(text: str) -> None:
+    assert escape(text) == quote(text, safe="")
+    assert unquote(escape(text)) == text
+
+
+def test_escape_leaves_kubernetes_names_alone_and_encodes_the_rest() -> None:
+    assert escape("job-1.a_b~c") == "job-1.a_b~c"
+    assert escape("a/b c?d=é") == "a%2Fb%20c%3Fd%3D%C3%A9"
+
+
+@given(st.dictionaries(st.text(min_size=1), st.text()))
+def test_query_string_round_trips(params: dict[str, str]) -> None:
+    assert dict(parse_qsl(query_string(params), keep_blank_values=True)) == params
+
+
+def test_query_string_of_a_watch() -> None:
+    query = {"fieldSelector": "metadata.name=pod-1", "resourceVersion": "12&x=1"}
+    assert query_string(query) == "fieldSelector=metadata.name%3Dpod-1&resourceVersion=12%26x%3D1"
