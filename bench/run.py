@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.harness.controlplane import ROOT, ControlPlane, binaries
+from tests.harness.records import checkout_commit, real_pod_memory
 from tests.harness.reporter import SCRIPT
 
 from bench.measure import SMOKE, STAGGER, Results, Settings, run_all
@@ -35,6 +36,7 @@ from bench.report import (
     latency_table,
     machine,
     plots,
+    real_pod_verdict,
     requests_table,
     scale_table,
     sources_text,
@@ -142,7 +144,7 @@ def write_report(
         if smoke
         else ""
     )
-    verdicts = targets(results)
+    verdicts = targets(results, real_pod_verdict(real_pod_memory(), checkout_commit()))
     fields = {
         "smoke_note": smoke_note,
         "headline": "\n".join(headline(verdicts)),

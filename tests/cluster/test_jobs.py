@@ -33,6 +33,7 @@ from tests.cluster.scenarios import (
     table,
     wait_running,
 )
+from tests.harness.records import record_real_pod_memory
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -138,8 +139,8 @@ def _condition_written(kube: Client, namespace: str, job: str, timeout: float = 
     raise TimeoutError(f"no {CONDITION} condition on {namespace}/{job} after {timeout:.0f}s")
 
 
-def _logged_peak(kube: Client, namespace: str) -> str:
-    """The peak resident memory the native reporter logged when it exited."""
+def _logged_peak(kube: Client, namespace: str) -> float | None:
+    """The peak resident memory (MiB) the native reporter logged when it exited."""
     pod = pod_of(kube, namespace, "inspect-native")
     assert pod is not None
     assert pod.metadata is not None
@@ -148,9 +149,9 @@ def _logged_peak(kube: Client, namespace: str) -> str:
             entry = json.loads(line)
         except ValueError:
             continue
-        if entry.get("message") == "exiting":
-            return str(entry.get("max_rss_mib"))
-    return "not logged"
+        if entry.get("message") == "exiting" and entry.get("max_rss_mib") is not None:
+            return float(entry["max_rss_mib"])
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -178,11 +179,14 @@ def inspected(
     seen["native"].cgroup_peak = peak
     for outcome in batch.wait(kube):
         seen[outcome.mode].problems = outcome.problems()
+    logged = _logged_peak(kube, namespace)
     report(
         pytestconfig,
         f"reporter peak memory in a real Pod (native sidecar, cgroup max usage): "
-        f"{peak / 2**20:.1f} MiB; its own VmHWM at exit: {_logged_peak(kube, namespace)} MiB",
+        f"{peak / 2**20:.1f} MiB; its own VmHWM at exit: "
+        + (f"{logged} MiB" if logged is not None else "not logged"),
     )
+    record_real_pod_memory(peak, logged)
     return seen
 
 

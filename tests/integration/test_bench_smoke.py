@@ -58,6 +58,7 @@ def test_benchmark_smoke_run(plane: ControlPlane, tmp_path: Path) -> None:
     text = report.read_text()
     assert "Smoke run" in text
     assert f"status-reporter measured from `{SCRIPT}`: Python 3." in text
+    assert "peak RSS in a real Pod" in text
     assert "## Targets" in text
     assert "## External figures" in text
     assert "## 8. kube-apiserver memory per idle watch" in text
