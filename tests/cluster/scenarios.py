@@ -160,13 +160,16 @@ SCENARIOS = (
         name="never-starts",
         adapter_script="exit 0\n",
         adapter_image=MISSING_IMAGE,
-        reporter_env={"MAX_WAIT_TIME_SECONDS": "10"},
-        # Longer than the reporter's start plus its 10 s, so it reports before the
+        # The kubelet usually shows ErrImageNeverPull within a second of the reporter's
+        # start; once, under the load of 16 Jobs, a native sidecar's adapter was still
+        # PodInitializing 10 s after it. 15 s leaves room for that.
+        reporter_env={"MAX_WAIT_TIME_SECONDS": "15"},
+        # Longer than the reporter's start plus its 15 s, so it reports before the
         # Job controller kills the Pod.
-        active_deadline=30,
+        active_deadline=35,
         status="False",
         reason="AdapterTimeout",
-        message="Adapter did not produce results within 10s (adapter waiting: "
+        message="Adapter did not produce results within 15s (adapter waiting: "
         f'ErrImageNeverPull: Container image "{MISSING_IMAGE}" is not present with pull policy '
         "of Never)",
         job=BOTH_FAILED,
