@@ -102,6 +102,8 @@ class Measured:
     results: Results
     watches: list[WatchPoint]
     apiserver_version: str
+    # The checkout measured, taken before the run writes its plots into docs/bench/.
+    commit: str
     seconds: float = 0.0
 
 
@@ -116,6 +118,7 @@ def collect(
     their own, stopped afterwards), then kube-apiserver's memory per idle watch on a
     fresh control plane."""
     started = time.monotonic()
+    commit = checkout_commit()
     own = plane is None
     if plane is None:
         plane = ControlPlane.start(assets, workdir / "controlplane")
@@ -128,7 +131,7 @@ def collect(
             plane.stop()
     log(f"kube-apiserver memory per idle watch, N = {settings.watches}, on a fresh control plane")
     watches = watch_memory(assets, workdir, settings, log)
-    return Measured(results, watches, version, time.monotonic() - started)
+    return Measured(results, watches, version, commit, time.monotonic() - started)
 
 
 def write_report(
@@ -144,7 +147,7 @@ def write_report(
         if smoke
         else ""
     )
-    verdicts = targets(results, real_pod_verdict(real_pod_memory(), checkout_commit()))
+    verdicts = targets(results, real_pod_verdict(real_pod_memory(), measured.commit))
     fields = {
         "smoke_note": smoke_note,
         "headline": "\n".join(headline(verdicts)),
