@@ -165,6 +165,8 @@ class Results:
     scale: list[ScalePoint] = field(default_factory=list)
     seconds: float = 0.0
     reference_note: str = ""
+    # Why status-reporter's result-at-once runs could not use in-cluster credentials.
+    in_cluster_note: str = ""
 
     def select(self, scenario: str, mode: str = "auto", role: str = "project") -> list[Run]:
         """The runs of one scenario, monitor mode and Role."""
@@ -258,6 +260,11 @@ class Bench:
         job = create_job(self.admin, namespace, self.workdir / namespace / "results")
         job.running()
         return job
+
+    @property
+    def reference_program(self) -> str:
+        """The reference binary's path."""
+        return str(Path(self.settings.reference_binary).expanduser())
 
     def env(self, mode: str, **extra: str) -> dict[str, str]:
         """The reporter's environment for ``mode``."""
@@ -354,6 +361,12 @@ def reference_unavailable(binary: str) -> str | None:
     path = Path(binary).expanduser()
     if not (path.is_file() and os.access(path, os.X_OK)):
         return f"`{binary}` is not an executable file"
+    return in_cluster_unavailable()
+
+
+def in_cluster_unavailable() -> str | None:
+    """Why ``bench/launch.py`` cannot give a program in-cluster credentials here, or
+    None when it can."""
     if os.geteuid() != 0:
         return "giving it in-cluster credentials needs a mount namespace, which needs root"
     check = subprocess.run(
@@ -369,12 +382,13 @@ def reference_unavailable(binary: str) -> str | None:
     return None
 
 
-def spawn_reference(
-    bench: Bench, job: AdapterJob, **env: str
+def spawn_in_cluster(
+    bench: Bench, job: AdapterJob, program: str, **env: str
 ) -> tuple[subprocess.Popen[bytes], Path, float]:
-    """Start the reference binary for ``job`` through ``bench/launch.py``, with its
-    ServiceAccount's token where in-cluster clients look for it. Returns the launcher,
-    the path of its report, and the wall clock before the launcher was started."""
+    """Start ``program`` (the reference binary or status-reporter) for ``job`` through
+    ``bench/launch.py``, with its ServiceAccount's token where in-cluster clients look
+    for it. Returns the launcher, the path of its report, and the wall clock before the
+    launcher was started."""
     workdir = bench.workdir / job.namespace
     credentials = workdir / f"credentials-{time.monotonic_ns()}"
     credentials.mkdir(parents=True)
@@ -398,17 +412,18 @@ def spawn_reference(
         **env,
     }
     report = credentials / "launch.json"
-    binary = str(Path(bench.settings.reference_binary).expanduser())
     command = [sys.executable, "-S", "-I", str(LAUNCHER), str(report), str(credentials)]
-    command += [str(credentials / "reporter.log"), "--", binary]
+    command += [str(credentials / "reporter.log"), "--", program]
     started = time.time()
     return subprocess.Popen(command, env=environment), report, started
 
 
-def finish_reference(
+def finish_in_cluster(
     process: subprocess.Popen[bytes], report: Path, record: Run, timeout: float = 60
 ) -> Run:
-    """Wait for the launcher and record what it measured of the reference binary."""
+    """Wait for the launcher and record what it measured of its program. For
+    status-reporter, memory and its own CPU figure come from its last log line, as for
+    the runs the harness starts itself."""
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -424,17 +439,31 @@ def finish_reference(
     record.exit_code = int(data["exit_code"])
     record.rss_mib = int(data["max_rss_kib"]) / 1024
     record.cpu_total = float(data["cpu_seconds"])
+    if record.mode != REFERENCE_BINARY:
+        entries = [
+            json.loads(line)
+            for line in report.with_name("reporter.log").read_text().splitlines()
+            if line.startswith("{")
+        ]
+        final = next(e for e in reversed(entries) if e["message"] == "exiting")
+        record.rss_mib = float(final["max_rss_mib"])
+        record.cpu_self = float(final["cpu_seconds"])
     return record
 
 
-def reference_at_once(bench: Bench) -> Run:
-    """The reference binary, its result already there when it starts."""
-    job = bench.new_job("reference")
+def in_cluster_at_once(bench: Bench, role: str, mode: str) -> Run:
+    """The reference binary (``mode`` REFERENCE_BINARY) or status-reporter under
+    ``role``, with in-cluster credentials, its result already there when it starts."""
+    job = bench.new_job(role)
     write_atomically(job, json.dumps(SUCCESS))
-    process, report, started = spawn_reference(bench, job)
-    record = Run(AT_ONCE, REFERENCE_BINARY, "reference", job.namespace, started)
+    if mode == REFERENCE_BINARY:
+        program, env = bench.reference_program, {}
+    else:
+        program, env = str(bench.settings.reporter), bench.env(mode)
+    process, report, started = spawn_in_cluster(bench, job, program, **env)
+    record = Run(AT_ONCE, mode, role, job.namespace, started)
     try:
-        return finish_reference(process, report, record)
+        return finish_in_cluster(process, report, record)
     finally:
         if process.poll() is None:
             process.kill()
@@ -514,18 +543,25 @@ def result_while_monitoring(bench: Bench, text: str, shape: str) -> Run:
 
 def at_once(bench: Bench, settings: Settings, results: Results) -> None:
     """Start-up cost: the result is there at start-up, so the reporter writes it at
-    once. One reporter at a time, the two Roles interleaved."""
+    once. One reporter at a time, the two Roles interleaved. status-reporter gets
+    in-cluster credentials, as in a Pod and as the reference binary, where the machine
+    allows it (else its kubeconfig, and the report says so)."""
     reference = not results.reference_note
+    in_cluster = not results.in_cluster_note
     bench.log(
         f"result at once: {settings.at_once_runs} runs per Role"
         + (", and of the reference binary" if reference else "")
+        + (", in-cluster credentials" if in_cluster else ", kubeconfig credentials")
     )
     text = json.dumps(SUCCESS)
     for _ in range(settings.at_once_runs):
         for role in ROLES:
-            results.runs.append(result_at_once(bench, role, text, AT_ONCE))
+            if in_cluster:
+                results.runs.append(in_cluster_at_once(bench, role, "auto"))
+            else:
+                results.runs.append(result_at_once(bench, role, text, AT_ONCE))
         if reference:
-            results.runs.append(reference_at_once(bench))
+            results.runs.append(in_cluster_at_once(bench, "reference", REFERENCE_BINARY))
 
 
 def worst_case_memory(bench: Bench, settings: Settings, results: Results) -> None:
@@ -570,7 +606,9 @@ def reference_runtime_run(
     ``runtime`` s after the start and exiting 0.5 s later."""
     time.sleep(delay)
     job = bench.new_job("reference")
-    process, report, started = spawn_reference(bench, job, MAX_WAIT_TIME_SECONDS=str(runtime + 120))
+    process, report, started = spawn_in_cluster(
+        bench, job, bench.reference_program, MAX_WAIT_TIME_SECONDS=str(runtime + 120)
+    )
     record = Run(RUNTIME, REFERENCE_BINARY, "reference", job.namespace, started, runtime=runtime)
     try:
         with contextlib.suppress(threading.BrokenBarrierError):
@@ -579,7 +617,7 @@ def reference_runtime_run(
         write_atomically(job, json.dumps(SUCCESS))
         time.sleep(0.5)
         job.terminated(0, "Completed")
-        return finish_reference(process, report, record)
+        return finish_in_cluster(process, report, record)
     finally:
         if process.poll() is None:
             process.kill()
@@ -672,6 +710,7 @@ def run_all(
     bench = Bench(plane, workdir, settings, log)
     results = Results(settings)
     results.reference_note = reference_unavailable(settings.reference_binary) or ""
+    results.in_cluster_note = in_cluster_unavailable() or ""
     if results.reference_note and settings.reference_binary:
         log(f"the reference binary is not measured: {results.reference_note}")
     pool, background = start_runtimes(bench, settings, reference=not results.reference_note)

@@ -134,6 +134,21 @@ def collect(
     return Measured(results, watches, version, commit, time.monotonic() - started)
 
 
+def credentials_text(results: Results) -> str:
+    """How the reporters of this run authenticated."""
+    if results.in_cluster_note:
+        return (
+            "Credentials come from a kubeconfig holding a bound token (in-cluster "
+            f"credentials were not possible here: {results.in_cluster_note})."
+        )
+    return (
+        'The "result at once" runs use in-cluster credentials, as in a Pod and as the '
+        "reference binary: `bench/launch.py` puts the ServiceAccount's bound token and the CA "
+        "under `/var/run/secrets/kubernetes.io/serviceaccount` in a private mount namespace. "
+        "The other runs use a kubeconfig holding a bound token."
+    )
+
+
 def write_report(
     measured: Measured, assets: Path, load: LoadSampler, out: Path, smoke: bool
 ) -> Path:
@@ -167,6 +182,7 @@ def write_report(
         "external": "\n".join(external_table(results)),
         "latency_runs": settings.latency_runs,
         "at_once_runs": settings.at_once_runs,
+        "credentials": credentials_text(results),
         "poll_lanes": settings.poll_lanes,
         "interval": settings.container_interval,
         "runtimes": ", ".join(f"{r} s" for r in settings.api_runtimes),

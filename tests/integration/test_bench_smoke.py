@@ -44,6 +44,7 @@ def test_benchmark_smoke_run(plane: ControlPlane, tmp_path: Path) -> None:
         at_once = results.select(AT_ONCE, role=role)
         assert len(at_once) == SMOKE.at_once_runs
         assert all(r.first_request > 0 and r.cpu_total > 0 for r in at_once)
+        assert all(r.exit_code == 0 and r.rss_mib > 0 and r.cpu_self > 0 for r in at_once)
         assert all(sum(r.requests.values()) >= 4 for r in at_once)
         runtimes = results.select(RUNTIME, role=role)
         assert sorted(r.runtime for r in runtimes) == sorted(SMOKE.api_runtimes)
@@ -59,6 +60,8 @@ def test_benchmark_smoke_run(plane: ControlPlane, tmp_path: Path) -> None:
     assert "Smoke run" in text
     assert f"status-reporter measured from `{SCRIPT}`: Python 3." in text
     assert "peak RSS in a real Pod" in text
+    # Where a mount namespace is possible, the result-at-once runs authenticate in-cluster.
+    assert ("runs use in-cluster credentials" in text) == (not results.in_cluster_note)
     assert "## Targets" in text
     assert "## External figures" in text
     assert "## 8. kube-apiserver memory per idle watch" in text
