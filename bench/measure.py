@@ -328,21 +328,25 @@ def reap(run: ReporterRun, timeout: float) -> tuple[int, float]:
 
 def log_entries(run: ReporterRun) -> list[dict[str, Any]]:
     """The reporter's JSON log entries so far."""
-    return [json.loads(line) for line in run.output.splitlines() if line.startswith("{")]
+    return _entries(run.output)
 
 
-def exit_entry(run: ReporterRun) -> Mapping[str, Any]:
-    """The reporter's last log entry, with its peak memory and CPU time."""
-    return next(e for e in reversed(log_entries(run)) if e["message"] == "exiting")
+def _entries(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def _record_exit_entry(output: str, record: Run) -> None:
+    """Record the peak memory and CPU time of the reporter's last log entry."""
+    final = next(e for e in reversed(_entries(output)) if e["message"] == "exiting")
+    rss, cpu = final.get("max_rss_mib"), final.get("cpu_seconds")
+    record.rss_mib = float(rss) if rss is not None else float("nan")
+    record.cpu_self = float(cpu) if cpu is not None else float("nan")
 
 
 def finish(run: ReporterRun, record: Run, timeout: float = 60) -> Run:
     """Wait for the reporter's exit and record its exit code, memory and CPU."""
     record.exit_code, record.cpu_total = reap(run, timeout)
-    final = exit_entry(run)
-    rss, cpu = final.get("max_rss_mib"), final.get("cpu_seconds")
-    record.rss_mib = float(rss) if rss is not None else float("nan")
-    record.cpu_self = float(cpu) if cpu is not None else float("nan")
+    _record_exit_entry(run.output, record)
     return record
 
 
@@ -440,14 +444,7 @@ def finish_in_cluster(
     record.rss_mib = int(data["max_rss_kib"]) / 1024
     record.cpu_total = float(data["cpu_seconds"])
     if record.mode != REFERENCE_BINARY:
-        entries = [
-            json.loads(line)
-            for line in report.with_name("reporter.log").read_text().splitlines()
-            if line.startswith("{")
-        ]
-        final = next(e for e in reversed(entries) if e["message"] == "exiting")
-        record.rss_mib = float(final["max_rss_mib"])
-        record.cpu_self = float(final["cpu_seconds"])
+        _record_exit_entry(report.with_name("reporter.log").read_text(), record)
     return record
 
 
@@ -590,13 +587,19 @@ def runtime_run(
         # A broken barrier (another run failed to start) only means less waiting.
         with contextlib.suppress(threading.BrokenBarrierError):
             ready.wait(timeout=120)
-        time.sleep(max(0.0, spawned + runtime - time.time()))
-        write_atomically(job, json.dumps(SUCCESS))
-        time.sleep(0.5)
-        job.terminated(0, "Completed")
+        play_adapter(job, spawned + runtime)
         return finish(run, record)
     finally:
         run.stop()
+
+
+def play_adapter(job: AdapterJob, result_at: float) -> None:
+    """The adapter of a run-time run: its result written at ``result_at`` (wall clock),
+    its exit 0.5 s later."""
+    time.sleep(max(0.0, result_at - time.time()))
+    write_atomically(job, json.dumps(SUCCESS))
+    time.sleep(0.5)
+    job.terminated(0, "Completed")
 
 
 def reference_runtime_run(
@@ -613,10 +616,7 @@ def reference_runtime_run(
     try:
         with contextlib.suppress(threading.BrokenBarrierError):
             ready.wait(timeout=120)
-        time.sleep(max(0.0, started + runtime - time.time()))
-        write_atomically(job, json.dumps(SUCCESS))
-        time.sleep(0.5)
-        job.terminated(0, "Completed")
+        play_adapter(job, started + runtime)
         return finish_in_cluster(process, report, record)
     finally:
         if process.poll() is None:
