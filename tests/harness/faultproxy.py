@@ -54,6 +54,8 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._dropping = False
+        # Bumped by every reset: a connection still being set up when it happened is reset too.
+        self._resets = 0
 
     def _call(self, work: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=10)
@@ -91,6 +93,7 @@ class FaultProxy:
         """Reset every established connection (RST, as a crashed peer would)."""
 
         async def reset() -> None:
+            self._resets += 1
             for link in list(self._links):
                 _abort(link.client)
                 if link.server is not None:
@@ -145,10 +148,17 @@ class FaultProxy:
                 while await reader.read(_CHUNK):
                     pass
             return
+        resets = self._resets
         try:
             upstream_reader, upstream = await asyncio.open_connection("127.0.0.1", self.target)
         except OSError:
             _abort(writer)
+            return
+        if resets != self._resets:
+            # A reset came while upstream was being reached: this
+            # connection is as established as the others and gets the same fault.
+            _abort(writer)
+            _abort(upstream)
             return
         link = _Link(writer, upstream, client_port)
         self._links.append(link)
