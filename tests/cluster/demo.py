@@ -16,13 +16,7 @@ import sys
 import time
 
 from tests.cluster.node import Node, unavailable_reason
-from tests.cluster.scenarios import (
-    MODES,
-    SCENARIOS,
-    create_namespace,
-    launch,
-    table,
-)
+from tests.cluster.scenarios import launch_all, table
 from tests.harness.containers import reporter_image
 from tests.harness.controlplane import ROOT
 
@@ -48,15 +42,11 @@ def main() -> int:
             flush=True,
         )
         kube = node.client()
-        project = create_namespace(kube)
-        reference = create_namespace(kube, reference_role=True)
-        plan = [
-            (s, mode, reference if s.reference_role else project, f"{s.name}-{mode}")
-            for s in SCENARIOS
-            for mode in MODES
-        ]
-        print(f"{len(plan)} Jobs created at once; waiting for them to end ...\n", flush=True)
-        outcomes = launch(kube, node, image, plan).wait(kube)
+        batch = launch_all(kube, node, image)
+        print(
+            f"{len(batch.outcomes)} Jobs created at once; waiting for them to end ...\n", flush=True
+        )
+        outcomes = batch.wait(kube)
         for outcome in outcomes:
             print(f"Job {outcome.job} ({outcome.mode} sidecar, scenario {outcome.scenario.name}):")
             for c in outcome.conditions:

@@ -396,6 +396,18 @@ def launch(
     return batch
 
 
+def launch_all(client: Client, node: Node, reporter_image: str) -> Batch:
+    """Every scenario in every mode at once, each in a new namespace of its Role."""
+    project = create_namespace(client)
+    reference = create_namespace(client, reference_role=True)
+    plan = [
+        (s, mode, reference if s.reference_role else project, f"{s.name}-{mode}")
+        for s in SCENARIOS
+        for mode in MODES
+    ]
+    return launch(client, node, reporter_image, plan)
+
+
 def pod_of(client: Client, namespace: str, job: str) -> Pod | None:
     """The Job's Pod, once the Job controller has created it."""
     pods = list(client.list(Pod, namespace=namespace, labels={JOB_LABEL: job}))

@@ -29,6 +29,7 @@ from tests.cluster.scenarios import (
     by_name,
     create_namespace,
     launch,
+    launch_all,
     pod_of,
     table,
     wait_running,
@@ -46,14 +47,7 @@ def outcomes(
     kube: Client, node: Node, reporter_image: str, pytestconfig: pytest.Config
 ) -> dict[tuple[str, str], Outcome]:
     """Every scenario in both modes, all Jobs at once, waited for together."""
-    project = create_namespace(kube)
-    reference = create_namespace(kube, reference_role=True)
-    plan = [
-        (s, mode, reference if s.reference_role else project, f"{s.name}-{mode}")
-        for s in SCENARIOS
-        for mode in MODES
-    ]
-    done = launch(kube, node, reporter_image, plan).wait(kube)
+    done = launch_all(kube, node, reporter_image).wait(kube)
     report(pytestconfig, table(done))
     return {(o.scenario.name, o.mode): o for o in done}
 
