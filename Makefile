@@ -65,9 +65,8 @@ test-faults: $(STAMP) controlplane ## Fault injection: outages, a frozen server,
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(PYTEST) tests/faults
 
 .PHONY: image-tools
-image-tools: ## Install podman, runc and debootstrap from Debian packages (skipped when docker is the engine)
-	@if command -v docker >/dev/null 2>&1 && ! command -v podman >/dev/null 2>&1; then \
-		echo "docker found: using it"; else hack/image/install-tools.sh; fi
+image-tools: ## Install debootstrap, and podman unless a container engine already works (Debian packages)
+	hack/image/install-tools.sh
 
 .PHONY: image
 image: image-tools ## Build the container image (local Debian base when no registry is reachable)

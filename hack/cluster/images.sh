@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the two tiny images the cluster needs, into podman's store, unless present.
+# Build the two tiny images the cluster needs, into the container engine's store
+# (hack/image/engine.sh), unless present.
 #
 #   hack/cluster/images.sh     # stdout: the pause image, then the adapter image
 #
@@ -11,7 +12,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source=hack/cluster/lib.sh
 . "$here/lib.sh"
-podman=("$here/../image/podman.sh")
+read -r -a engine < <("$here/../image/engine.sh") || die "no working container engine"
 
 pause_tag="$(cat "$here/pause/go.mod" "$here/pause/main.go" | sha256sum | cut -c1-12)"
 pause_image="localhost/status-reporter-cluster-pause:$pause_tag"
@@ -23,15 +24,17 @@ adapter_image="localhost/status-reporter-cluster-adapter:$adapter_tag"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-if ! "${podman[@]}" image exists "$pause_image"; then
+exists() { "${engine[@]}" image inspect "$1" >/dev/null 2>&1; }
+
+if ! exists "$pause_image"; then
 	log "building $pause_image"
 	mkdir "$work/pause"
 	(cd "$here/pause" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$work/pause/pause" .)
 	tar -C "$work/pause" --owner=0 --group=0 -cf "$work/pause.tar" pause
-	"${podman[@]}" import --change 'ENTRYPOINT ["/pause"]' "$work/pause.tar" "$pause_image" >/dev/null
+	"${engine[@]}" import --change 'ENTRYPOINT ["/pause"]' "$work/pause.tar" "$pause_image" >/dev/null
 fi
 
-if ! "${podman[@]}" image exists "$adapter_image"; then
+if ! exists "$adapter_image"; then
 	log "building $adapter_image"
 	root="$work/adapter"
 	mkdir -p "$root/bin" "$root/tmp" "$root/etc"
@@ -43,6 +46,6 @@ if ! "${podman[@]}" image exists "$adapter_image"; then
 	printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
 	chmod 1777 "$root/tmp"
 	tar -C "$root" --owner=0 --group=0 -cf "$work/adapter.tar" .
-	"${podman[@]}" import --change 'CMD ["/bin/sh"]' "$work/adapter.tar" "$adapter_image" >/dev/null
+	"${engine[@]}" import --change 'CMD ["/bin/sh"]' "$work/adapter.tar" "$adapter_image" >/dev/null
 fi
 printf '%s\n' "$pause_image" "$adapter_image"

@@ -3,7 +3,7 @@
 # kube-controller-manager, kube-scheduler, containerd and a kubelet (node
 # "localhost"), and import images into containerd.
 #
-#   env_file=$(hack/cluster/up.sh [IMAGE...])   # IMAGE: podman images to import
+#   env_file=$(hack/cluster/up.sh [IMAGE...])   # IMAGE: images of the container engine to import
 #   hack/cluster/down.sh                        # stop, clean up, check
 #
 # stdout: one line, the path of a KEY=VALUE file describing the cluster (admin
@@ -250,7 +250,11 @@ PATH="$ctd_bin:$PATH" start containerd "$ctd_bin/containerd" --config "$d/contai
 wait_for containerd 30 containerd "${ctr[@]}" version
 images=("$pause_image" "$adapter_image" "$@")
 log "importing ${images[*]}"
-"$here/../image/podman.sh" save --format docker-archive -m "${images[@]}" | "${ctr[@]}" images import --all-platforms - >&2
+read -r -a engine < <("$here/../image/engine.sh") || die "no working container engine"
+save=("${engine[@]}" save)
+# podman writes one image per archive unless told otherwise; docker always writes all.
+[[ "${engine[0]}" == */podman.sh ]] && save+=(--format docker-archive -m)
+"${save[@]}" "${images[@]}" | "${ctr[@]}" images import --all-platforms - >&2
 
 # --- kubelet ---------------------------------------------------------------------
 cat >"$d/kubelet.yaml" <<EOF

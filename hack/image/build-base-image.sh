@@ -29,7 +29,8 @@
 #   SLIM_RUNTIME=0     keep apt, util-linux, PAM, ... in the runtime tag
 #   DEBOOTSTRAP_CACHE  .deb cache dir (default /var/cache/status-reporter/debootstrap)
 #   WORK_DIR           scratch dir parent (default /var/tmp)
-#   PODMAN             podman command (default: hack/image/podman.sh)
+#   PODMAN             engine command (default: what hack/image/engine.sh finds;
+#                      podman or docker, both import a root file system the same way)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,18 +48,18 @@ WORK_DIR="${WORK_DIR:-/var/tmp}"
 if [ -n "${PODMAN:-}" ]; then
     read -r -a PODMAN_CMD <<<"$PODMAN"
 else
-    PODMAN_CMD=("$here/podman.sh")
+    read -r -a PODMAN_CMD < <("$here/engine.sh") || die "no working container engine"
 fi
 pm() { "${PODMAN_CMD[@]}" "$@"; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap + rootful podman)"
-for t in debootstrap podman tar chroot; do
+for t in debootstrap tar chroot; do
     command -v "$t" >/dev/null 2>&1 || die "missing '$t' - run hack/image/install-tools.sh"
 done
 
 # ---------------------------------------------------------------- idempotence
 if [ "${FORCE:-0}" != "1" ] \
-    && pm image exists "$RUNTIME_TAG" && pm image exists "$BUILD_TAG"; then
+    && pm image inspect "$RUNTIME_TAG" >/dev/null 2>&1 && pm image inspect "$BUILD_TAG" >/dev/null 2>&1; then
     log "images already present (FORCE=1 to rebuild)"
     printf '%s\n' "$RUNTIME_TAG" "$BUILD_TAG"
     exit 0

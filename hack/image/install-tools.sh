@@ -7,22 +7,25 @@
 # already installed. Non-interactive; meant to run as root (CI runs as root),
 # falls back to sudo otherwise. Progress goes to stderr.
 #
-# Installs:
+# Always installs what the local base image needs (hack/image/build-base-image.sh):
+#   debootstrap debian-archive-keyring wget ca-certificates
+# When no container engine works here (hack/image/engine.sh: a `docker` client
+# without a daemon does not count), also installs podman and what it needs:
 #   podman runc conmon              engine + OCI runtime (we use runc, not crun)
 #   golang-github-containers-common /etc/containers/{registries.conf,policy.json,...}
 #   containernetworking-plugins     CNI plugins (podman 4.3 on bookworm uses CNI)
 #   iptables                        needed by the CNI bridge/portmap plugins
 #   catatonit                       `--init` support
 #   uidmap fuse-overlayfs slirp4netns  rootless support (harmless for root)
-#   debootstrap (+ its deps wget, ca-certificates, gnupg keyring)
-#                                   to build the base image rootfs
+# and fails unless podman then works.
 #
-# Also writes /etc/containers/containers.conf.d/50-status-reporter.conf with
-# the settings this kind of machine needs (cgroupfs manager, file events
-# logger, runc runtime, and default ulimits the container runtime is allowed
-# to set here), so a bare `podman ...` works too. Set
-# SKIP_CONTAINERS_CONF=1 to leave /etc/containers untouched; hack/image/podman.sh
-# passes the same settings as command-line flags either way.
+# Where podman is installed, also writes
+# /etc/containers/containers.conf.d/50-status-reporter.conf with the settings this
+# kind of machine needs (cgroupfs manager, file events logger, runc runtime, and
+# default ulimits the container runtime is allowed to set here), so a bare
+# `podman ...` works too. Set SKIP_CONTAINERS_CONF=1 to leave /etc/containers
+# untouched; hack/image/podman.sh passes the same settings as command-line flags
+# either way.
 set -euo pipefail
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
@@ -37,7 +40,15 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 
-PACKAGES=(
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+
+BASE_PACKAGES=(
+    debootstrap
+    debian-archive-keyring
+    wget
+    ca-certificates
+)
+PODMAN_PACKAGES=(
     podman
     runc
     conmon
@@ -48,11 +59,14 @@ PACKAGES=(
     uidmap
     fuse-overlayfs
     slirp4netns
-    debootstrap
-    debian-archive-keyring
-    wget
-    ca-certificates
 )
+PACKAGES=("${BASE_PACKAGES[@]}")
+if engine="$("$here/engine.sh" 2>/dev/null)"; then
+    log "container engine: $engine"
+else
+    log "no working container engine: installing podman"
+    PACKAGES+=("${PODMAN_PACKAGES[@]}")
+fi
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
@@ -83,7 +97,7 @@ fi
 # Engine defaults for this host (cgroup v1 without systemd as PID 1, no
 # journald): cgroupfs manager, file events logger, runc. Drop-in files are
 # read by podman >= 4.x from /etc/containers/containers.conf.d/.
-if [ "${SKIP_CONTAINERS_CONF:-0}" != "1" ]; then
+if [ "${SKIP_CONTAINERS_CONF:-0}" != "1" ] && command -v podman >/dev/null 2>&1; then
     conf_dir=/etc/containers/containers.conf.d
     conf_file="$conf_dir/50-status-reporter.conf"
     # Rootful podman 4.3 asks for RLIMIT_NOFILE=RLIMIT_NPROC=1048576 in every
@@ -114,4 +128,5 @@ default_ulimits = [\"nofile=${nofile_hard}:${nofile_hard}\", \"nproc=${nproc_har
     fi
 fi
 
-log "podman $(podman --version 2>/dev/null | awk '{print $3}'), runc $(runc --version 2>/dev/null | awk 'NR==1{print $3}'), debootstrap $(dpkg-query -W -f='${Version}' debootstrap)"
+engine="$("$here/engine.sh")" || { log "no container engine works, even after the install"; exit 1; }
+log "engine: $engine, debootstrap $(dpkg-query -W -f='${Version}' debootstrap)"

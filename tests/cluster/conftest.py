@@ -6,7 +6,6 @@ after a failure or Ctrl-C, and fails the session if anything is left behind.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -15,12 +14,9 @@ from lightkube import Client
 from tests.cluster.node import REPORT, Node, NodeUnavailable, report, unavailable_reason
 from tests.harness.containers import reporter_image as build_reporter_image
 from tests.harness.controlplane import ROOT
+from tests.harness.required import unavailable
 
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(f"NO SINGLE-NODE CLUSTER — cluster tests skipped: {reason}")
+_WHAT = "single-node cluster"
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +24,7 @@ def reporter_image() -> str:
     """The reporter image: $STATUS_REPORTER_IMAGE (make test-cluster builds it) or built here."""
     name, why = build_reporter_image(ROOT)
     if name is None:
-        _unavailable(why)
-    assert name is not None
+        unavailable(_WHAT, why)
     return name
 
 
@@ -38,11 +33,11 @@ def node(reporter_image: str, pytestconfig: pytest.Config) -> Iterator[Node]:
     """A running single-node cluster with the reporter image imported."""
     reason = unavailable_reason()
     if reason:
-        _unavailable(reason)
+        unavailable(_WHAT, reason)
     try:
         started = Node.start([reporter_image])
     except NodeUnavailable as exc:
-        _unavailable(str(exc))
+        unavailable(_WHAT, str(exc))
     try:
         yield started
     finally:

@@ -1,38 +1,32 @@
-"""Fixtures for the container end-to-end tests: podman and the image."""
+"""Fixtures for the container end-to-end tests: the container engine and the image."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.harness.containers import Podman
+from tests.harness.containers import Engine, EngineUnavailable
 from tests.harness.containers import reporter_image as build_reporter_image
 from tests.harness.controlplane import ROOT
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(f"NO CONTAINER ENGINE — e2e tests skipped: {reason}")
+from tests.harness.required import unavailable
 
 
 @pytest.fixture(scope="session")
-def podman() -> Podman:
-    if shutil.which("podman") is None:
-        _unavailable("podman is not installed (hack/image/install-tools.sh installs it)")
-    return Podman(ROOT / "hack" / "image" / "podman.sh")
+def engine() -> Engine:
+    """The container engine that works here (podman, or docker with a daemon)."""
+    try:
+        return Engine.find(ROOT)
+    except EngineUnavailable as exc:
+        unavailable("container engine", str(exc))
 
 
 @pytest.fixture(scope="session")
-def image(podman: Podman) -> str:
+def image(engine: Engine) -> str:
     """The reporter image: $STATUS_REPORTER_IMAGE (make test-e2e builds it) or built here."""
     name, why = build_reporter_image(ROOT)
     if name is None:
-        _unavailable(why)
-    assert name is not None
+        unavailable("reporter image", why)
     return name
 
 

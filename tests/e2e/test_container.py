@@ -21,7 +21,7 @@ from tests.harness.cluster import (
     reporter_env,
     service_account_token,
 )
-from tests.harness.containers import Podman, kubelet_state
+from tests.harness.containers import Engine, kubelet_state
 from tests.harness.controlplane import ROOT, ControlPlane
 
 pytestmark = pytest.mark.e2e
@@ -70,7 +70,7 @@ def token_volume(plane: ControlPlane, job: AdapterJob, directory: Path) -> Path:
 
 @pytest.mark.parametrize("scenario", sorted(SCRIPTS))
 def test_adapter_and_reporter_containers(
-    scenario: str, podman: Podman, image: str, plane: ControlPlane, admin: Client, workdir: Path
+    scenario: str, engine: Engine, image: str, plane: ControlPlane, admin: Client, workdir: Path
 ) -> None:
     namespace = create_namespace(admin)
     manifest = renamed(load_manifest(EXAMPLE), f"e2e-{scenario}")
@@ -84,7 +84,7 @@ def test_adapter_and_reporter_containers(
         "KUBERNETES_SERVICE_PORT": str(api.port),
         "LOG_FORMAT": "json",
     }
-    reporter = podman.run_detached(
+    reporter = engine.run_detached(
         "--network=host",
         "--read-only",
         "--cap-drop=ALL",
@@ -97,7 +97,7 @@ def test_adapter_and_reporter_containers(
     adapter = ""
     try:
         job.running()
-        adapter = podman.run_detached(
+        adapter = engine.run_detached(
             "--user=65532:65532",
             "--read-only",
             "--network=none",
@@ -106,17 +106,17 @@ def test_adapter_and_reporter_containers(
             image,
             "-c", SCRIPTS[scenario],
         )  # fmt: skip
-        podman.wait(adapter)
+        engine.wait(adapter)
         # Mirror the adapter's real exit into the Pod status, as the kubelet does.
-        job.set_adapter(kubelet_state(podman.inspect(adapter)))
-        code = podman.wait(reporter)
-        output = podman.logs(reporter)
+        job.set_adapter(kubelet_state(engine.inspect(adapter)))
+        code = engine.wait(reporter)
+        output = engine.logs(reporter)
         expected_code, expected = EXPECTED[scenario]
         assert code == expected_code, output
         condition = job.condition()
         assert condition is not None, output
         assert (condition["status"], condition["reason"], condition["message"]) == expected
-        inspected = podman.inspect(reporter)
+        inspected = engine.inspect(reporter)
         assert inspected["HostConfig"]["ReadonlyRootfs"] is True
         assert inspected["Config"]["User"] == "65532:65532"  # the image's own USER
         entries = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
@@ -126,31 +126,31 @@ def test_adapter_and_reporter_containers(
     finally:
         for name in (adapter, reporter):
             if name:
-                podman.remove(name)
+                engine.remove(name)
 
 
-def test_image_refuses_bad_configuration_with_one_line(podman: Podman, image: str) -> None:
-    out = podman("run", "--rm", "--read-only", "--env=JOB_NAME=j", image, check=False)
+def test_image_refuses_bad_configuration_with_one_line(engine: Engine, image: str) -> None:
+    out = engine("run", "--rm", "--read-only", "--env=JOB_NAME=j", image, check=False)
     assert out == ""
-    name = podman.run_detached("--read-only", "--env=JOB_NAME=j", image)
+    name = engine.run_detached("--read-only", "--env=JOB_NAME=j", image)
     try:
-        assert podman.wait(name) == 2
-        assert podman.logs(name).strip() == (
+        assert engine.wait(name) == 2
+        assert engine.logs(name).strip() == (
             "invalid configuration: JOB_NAMESPACE=(unset): required, must not be empty"
         )
     finally:
-        podman.remove(name)
+        engine.remove(name)
 
 
-def test_image_metadata(podman: Podman, image: str) -> None:
-    inspected = json.loads(podman("image", "inspect", image))[0]
+def test_image_metadata(engine: Engine, image: str) -> None:
+    inspected = json.loads(engine("image", "inspect", image))[0]
     config = inspected["Config"]
     assert config["User"] == "65532:65532"
     assert config["Entrypoint"] == ["/opt/status-reporter/bin/status-reporter"]
     labels = config["Labels"]
     for key in ("version", "revision", "source"):
         assert labels[f"org.opencontainers.image.{key}"]
-    listing = podman("run", "--rm", "--entrypoint=/bin/sh", image, "-c",
+    listing = engine("run", "--rm", "--entrypoint=/bin/sh", image, "-c",
                      "ls /opt/status-reporter/bin; command -v gcc cc pip || true")  # fmt: skip
     assert "status-reporter" in listing
     assert "pip" not in listing.split()

@@ -1,4 +1,5 @@
-"""Running the reporter image and an adapter container with podman, as a kubelet would."""
+"""Running the reporter image and an adapter container with the container engine that
+works here (``hack/image/engine.sh``: podman, or docker with a daemon), as a kubelet would."""
 
 from __future__ import annotations
 
@@ -11,23 +12,45 @@ from pathlib import Path
 from typing import Any
 
 
-@dataclass(frozen=True)
-class Podman:
-    """The podman command with the global flags this machine needs."""
+class EngineUnavailable(RuntimeError):
+    """No container engine works on this machine."""
 
-    script: Path
+
+@dataclass(frozen=True)
+class Engine:
+    """The container engine's command (with the global flags this machine needs)."""
+
+    command: tuple[str, ...]
+
+    @classmethod
+    def find(cls, root: Path) -> Engine:
+        """The engine that ``hack/image/engine.sh`` finds working.
+
+        Raises:
+            EngineUnavailable: none works (the script's reason as the message).
+        """
+        out = subprocess.run(
+            [str(root / "hack" / "image" / "engine.sh")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if out.returncode != 0 or not out.stdout.strip():
+            raise EngineUnavailable(out.stderr.strip() or "hack/image/engine.sh found none")
+        return cls(tuple(out.stdout.split()))
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 120) -> str:
-        """Run podman; returns stdout."""
+        """Run the engine; returns stdout."""
         out = subprocess.run(
-            [str(self.script), *args], capture_output=True, text=True, timeout=timeout, check=False
+            [*self.command, *args], capture_output=True, text=True, timeout=timeout, check=False
         )
         if check and out.returncode != 0:
-            raise RuntimeError(f"podman {' '.join(args)} failed ({out.returncode}):\n{out.stderr}")
+            raise RuntimeError(f"engine {' '.join(args)} failed ({out.returncode}):\n{out.stderr}")
         return out.stdout
 
     def run_detached(self, *args: str) -> str:
-        """``podman run -d``: returns the container name."""
+        """``run -d``: returns the container name."""
         name = f"sr-e2e-{uuid.uuid4().hex[:8]}"
         self("run", "-d", "--name", name, *args)
         return name
@@ -37,14 +60,14 @@ class Podman:
         return int(self("wait", name, timeout=timeout).strip().splitlines()[-1])
 
     def inspect(self, name: str) -> dict[str, Any]:
-        """``podman inspect`` of one container."""
+        """``inspect`` of one container."""
         document: list[dict[str, Any]] = json.loads(self("inspect", name))
         return document[0]
 
     def logs(self, name: str) -> str:
         """Everything the container wrote."""
         out = subprocess.run(
-            [str(self.script), "logs", name], capture_output=True, text=True, check=False
+            [*self.command, "logs", name], capture_output=True, text=True, check=False
         )
         return out.stdout + out.stderr
 
