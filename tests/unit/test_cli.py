@@ -192,9 +192,26 @@ def _sidecar(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     return process, last_word
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.3])
+def _wait_for_stop_handler(pid: int, timeout: float = 10.0) -> None:
+    """Return once the process catches SIGTERM (its ``SigCgt`` mask in /proc), so that a
+    loaded machine's slow interpreter start cannot make the signal land before it."""
+    bit = 1 << (signal.SIGTERM - 1)
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+        if int(caught.split()[1], 16) & bit:
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} installed no SIGTERM handler within {timeout} s")
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.3])
 def test_a_stop_right_after_exec_is_handled(tmp_path: Path, delay: float) -> None:
+    """A SIGTERM at once after the handler is in place, while the rest of the program is
+    still being imported, is handled like any other stop."""
     process, last_word = _sidecar(tmp_path)
+    _wait_for_stop_handler(process.pid)
     time.sleep(delay)
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
