@@ -1,8 +1,9 @@
 """Permissions checked at start-up (README "RBAC").
 
 One SelfSubjectRulesReview tells whether ``patch`` on ``jobs/status`` is granted
-(required) and whether ``watch`` on pods is (optional: without it the Pod is
-polled). When the review is unavailable or incomplete, permissions are assumed
+(required), whether ``watch`` on pods is (optional: without it the Pod is polled)
+and whether ``create`` on ``events.k8s.io`` events is (optional: without it no Event
+is recorded). When the review is unavailable or incomplete, permissions are assumed
 and the calls themselves will tell.
 """
 
@@ -20,10 +21,12 @@ _REVIEW = Operation("create", "authorization.k8s.io", "selfsubjectrulesreviews",
 
 
 class Access(msgspec.Struct, frozen=True):
-    """What start-up learned: whether pods may be watched, and whether the review
-    confirmed ``patch`` on ``jobs/status`` (rather than being unable to tell)."""
+    """What start-up learned: whether pods may be watched and Events created, and
+    whether the review confirmed ``patch`` on ``jobs/status`` (rather than being unable
+    to tell)."""
 
     watch_pods: bool
+    create_events: bool
     patch_confirmed: bool = False
 
 
@@ -46,7 +49,8 @@ def rule_allows(rule: ResourceRule, op: Operation) -> bool:
 async def check_access(
     api: Api, ops: Operations, *, clock: Clock, deadline: float, log: Logger
 ) -> Access:
-    """Check ``patch jobs/status`` (required) and ``watch pods`` (optional).
+    """Check ``patch jobs/status`` (required), ``watch pods`` and ``create events``
+    (optional).
 
     Raises:
         KubeError: the patch permission is missing (status 403).
@@ -61,7 +65,7 @@ async def check_access(
         )
     except KubeError as exc:
         log.debug("permission review unavailable; assuming access", error=str(exc))
-        return Access(watch_pods=True)
+        return Access(watch_pods=True, create_events=True)
 
     def allowed(op: Operation) -> bool:
         return review.incomplete or any(rule_allows(rule, op) for rule in review.resource_rules)
@@ -75,4 +79,7 @@ async def check_access(
     watch = allowed(ops.watch_pods)
     if not watch:
         log.debug("no 'watch' on pods: polling the Pod instead")
-    return Access(watch_pods=watch, patch_confirmed=not review.incomplete)
+    events = allowed(ops.create_event)
+    if not events:
+        log.debug("no 'create' on events (events.k8s.io): the outcome is not recorded as an Event")
+    return Access(watch_pods=watch, create_events=events, patch_confirmed=not review.incomplete)

@@ -1,8 +1,9 @@
 """The thin interface between the reporter and the Kubernetes API.
 
 :class:`Api` is everything the reporter asks of the API server for its one Job and
-Pod. :mod:`status_reporter.kube` implements it over HTTP; unit tests use an
-in-memory cluster. Failures are :class:`ApiError` (the server answered with an
+Pod (the Job is named per call: it may be learned from the Pod).
+:mod:`status_reporter.kube` implements it over HTTP; unit tests use an in-memory
+cluster. Failures are :class:`ApiError` (the server answered with an
 error status) or :class:`Unreachable` (no answer: refused, reset, timed out).
 """
 
@@ -64,6 +65,7 @@ class Operations(msgspec.Struct, frozen=True):
     patch_status: Operation
     get_pod: Operation
     watch_pods: Operation
+    create_event: Operation
 
     @classmethod
     def of(cls, job: str, pod: str, namespace: str) -> Operations:
@@ -73,22 +75,32 @@ class Operations(msgspec.Struct, frozen=True):
             patch_status=Operation("patch", "batch", "jobs/status", job, namespace),
             get_pod=Operation("get", "", "pods", pod, namespace),
             watch_pods=Operation("watch", "", "pods", pod, namespace),
+            create_event=Operation("create", "events.k8s.io", "events", "", namespace),
         )
+
+    @property
+    def job(self) -> str:
+        """The Job's name ("" while it is not known yet)."""
+        return self.get_job.name
 
 
 class Api(Protocol):
     """What the reporter needs from the API server. Every call is bounded by its timeout."""
 
-    async def get_job(self, *, timeout: float) -> Job:
-        """Read the Job."""
+    async def get_job(self, name: str, *, timeout: float) -> Job:
+        """Read the Job called ``name``."""
         ...
 
     async def get_pod(self, *, timeout: float) -> Pod:
         """Read the Pod."""
         ...
 
-    async def patch_job_status(self, patch: Mapping[str, Any], *, timeout: float) -> Job:
-        """Strategic-merge ``patch`` into the Job's status subresource; the Job as stored."""
+    async def patch_job_status(self, name: str, patch: Mapping[str, Any], *, timeout: float) -> Job:
+        """Strategic-merge ``patch`` into the status of Job ``name``; the Job as stored."""
+        ...
+
+    async def create_event(self, event: Mapping[str, Any], *, timeout: float) -> None:
+        """Create an ``events.k8s.io/v1`` Event in the namespace."""
         ...
 
     async def review_rules(self, *, timeout: float) -> RulesReviewStatus:

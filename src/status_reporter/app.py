@@ -88,9 +88,9 @@ def _log_settings(env: Mapping[str, str]) -> tuple[LogLevel, LogFormat]:
 
 
 def _connect(
-    env: Mapping[str, str], job: str, pod: str, namespace: str, keepalive: TcpKeepalive | None
+    env: Mapping[str, str], pod: str, namespace: str, keepalive: TcpKeepalive | None
 ) -> tuple[HttpClient, Api]:
-    """The API for one Job and Pod, from the in-cluster or kubeconfig credentials.
+    """The API for one Pod and its Job, from the in-cluster or kubeconfig credentials.
 
     Raises:
         CredentialsError: no usable credentials were found.
@@ -99,7 +99,7 @@ def _connect(
     client = HttpClient(
         credentials.endpoint, keepalive=keepalive, user_agent=f"status-reporter/{__version__}"
     )
-    return client, HttpApi(client, credentials, job=job, pod=pod, namespace=namespace)
+    return client, HttpApi(client, credentials, pod=pod, namespace=namespace)
 
 
 async def _close(client: HttpClient) -> None:
@@ -114,7 +114,7 @@ async def _report_config_error(env: Mapping[str, str], line: str) -> None:
     log = logs.get_logger(job=ref.name, namespace=ref.namespace)
     pod = (env.get("POD_NAME") or "").strip()
     try:
-        client, api = _connect(env, ref.name, pod, ref.namespace, None)
+        client, api = _connect(env, pod, ref.namespace, None)
     except CredentialsError as exc:
         log.debug("configuration error not recorded on the Job", error=str(exc))
         return
@@ -143,7 +143,6 @@ async def _run(config: Config, early: list[int]) -> int:
     try:
         client, api = _connect(
             os.environ,
-            config.job_name,
             config.pod_name,
             config.job_namespace,
             keepalive_for(config.container_status_interval_seconds),

@@ -73,7 +73,10 @@ class ConfigError(Exception):
 
 
 class Config(msgspec.Struct, frozen=True):
-    """The validated configuration of one reporter run."""
+    """The validated configuration of one reporter run.
+
+    ``job_name`` is empty when ``JOB_NAME`` is unset: the Job is then the Pod's owner.
+    """
 
     job_name: str
     job_namespace: str
@@ -109,6 +112,17 @@ def _required(env: Mapping[str, str], name: str) -> str:
     value = _get(env, name)
     if value is None or not value.strip():
         raise ConfigError(name, value, "required, must not be empty")
+    return value.strip()
+
+
+def _job_name(env: Mapping[str, str]) -> str:
+    value = _get(env, "JOB_NAME")
+    if value is None:
+        return ""
+    if not value.strip():
+        raise ConfigError(
+            "JOB_NAME", value, "must not be blank (leave it unset to use the Pod's owning Job)"
+        )
     return value.strip()
 
 
@@ -176,7 +190,7 @@ def load(env: Mapping[str, str]) -> Config:
         ConfigError: for the first variable (in the README's table order) whose value is
             invalid.
     """
-    job_name = _required(env, "JOB_NAME")
+    job_name = _job_name(env)
     job_namespace = _required(env, "JOB_NAMESPACE")
     pod_name = _required(env, "POD_NAME")
     results_path = _file_path(env, "RESULTS_PATH", DEFAULT_RESULTS_PATH)

@@ -25,9 +25,11 @@ from status_reporter.clock import Clock
 from status_reporter.config import Config, ConfigError, MonitorMode
 from status_reporter.contract import ResultState, ResultValid, read_result, render_details
 from status_reporter.decision import Condition, Pending, Rule, Stop, Verdict, decide
+from status_reporter.events import job_event
 from status_reporter.filewatch import poll, watch_file
+from status_reporter.jobs import effective_wait
 from status_reporter.logs import Logger, RawJson
-from status_reporter.models import Pod
+from status_reporter.models import Job, Pod
 from status_reporter.observe import Observations
 from status_reporter.pods import (
     adapter_state,
@@ -35,9 +37,10 @@ from status_reporter.pods import (
     find_adapter,
     has_container,
     is_native_sidecar,
+    owner_job,
 )
 from status_reporter.podwatch import PodMonitor
-from status_reporter.retry import KubeError, call
+from status_reporter.retry import KubeError, RetryPolicy, call
 from status_reporter.writer import ConditionWriter
 
 _T = TypeVar("_T")
@@ -58,6 +61,9 @@ _STOP_READ_TIMEOUT: Final = 1.0
 _REVIEW_SECONDS: Final = 10.0
 # Configuration errors are reported on the Job on a best-effort basis, this fast.
 CONFIG_ERROR_SECONDS: Final = 5.0
+# The Event that records the outcome is best effort, and bounded to this.
+EVENT_SECONDS: Final = 2.0
+_EVENT_POLICY: Final = RetryPolicy(initial=0.2, maximum=1.0, request_timeout=EVENT_SECONDS)
 # The write is retried for at least this long (or MAX_WAIT_TIME_SECONDS if longer).
 WRITE_BUDGET_SECONDS: Final = 60.0
 # A 403 on the write, when start-up confirmed the permission, is retried this long: an
@@ -77,11 +83,13 @@ class ExitCode(enum.IntEnum):
 
 
 class Target(msgspec.Struct, frozen=True):
-    """What start-up learned: the Pod as read, and whether the Pod may be watched."""
+    """What start-up learned: the Pod as read, whether it may be watched, and whether the
+    outcome may be recorded as an Event."""
 
     pod: Pod
     native_sidecar: bool
     watch_pods: bool
+    create_events: bool
 
 
 class _Stopped:
@@ -107,8 +115,10 @@ class Reporter:
         self._clock = clock
         self._log = log
         self._read = read
+        # Without JOB_NAME, the Job is learned from the Pod's owner at start-up.
         self._ops = Operations.of(config.job_name, config.pod_name, config.job_namespace)
-        self._writer = ConditionWriter(api, self._ops, config.condition_type, clock=clock, log=log)
+        self._writer = self._new_writer()
+        self._job_uid = ""
         self._obs = Observations(
             deadline=clock.now() + config.max_wait_time_seconds,
             max_wait_seconds=config.max_wait_time_seconds,
@@ -204,6 +214,8 @@ class Reporter:
         code = await self._write(verdict)
         self._code = code
         self._report_termination()
+        if self._written and target is not None and target.create_events:
+            await self._record_event(verdict.condition)
         self._log_details()
         native = target.native_sidecar if target is not None else self._native
         if native and code is not ExitCode.WRITE_FAILED:
@@ -214,11 +226,55 @@ class Reporter:
             return ExitCode.RESULT
         return code
 
+    def _new_writer(self) -> ConditionWriter:
+        return ConditionWriter(
+            self._api, self._ops, self._config.condition_type, clock=self._clock, log=self._log
+        )
+
+    def _bind_job(self, pod: Pod) -> None:
+        """Name the Job: ``JOB_NAME``, or else the Pod's owner (README "Configuration").
+
+        Raises:
+            ConfigError: ``JOB_NAME`` is unset and no Job owns the Pod.
+        """
+        owner = owner_job(pod)
+        configured = self._config.job_name
+        if configured:
+            if owner is not None and owner != configured:
+                self._log.warning(
+                    "JOB_NAME differs from the Job that owns this Pod; using JOB_NAME",
+                    job_name=configured,
+                    owner=owner,
+                )
+            return
+        if owner is None:
+            raise ConfigError(
+                "JOB_NAME",
+                None,
+                f"required: Pod {pod.metadata.name} is not owned by a Job to take the name from",
+            )
+        if owner != self._ops.job:
+            config = self._config
+            self._ops = Operations.of(owner, config.pod_name, config.job_namespace)
+            self._writer = self._new_writer()
+            self._log.info("reporting on the Job that owns this Pod", job=owner)
+
+    def _clamp_to_job(self, job: Job) -> None:
+        """Let the Job's own deadline shorten the wait, so row 7 lands before it."""
+        config = self._config
+        wait = effective_wait(config.max_wait_time_seconds, job, self._clock.wall())
+        if self._obs.shorten_wait(self._clock.now() + wait, wait):
+            self._log.warning(
+                "the Job's activeDeadlineSeconds ends first: waiting less than "
+                "MAX_WAIT_TIME_SECONDS, so that AdapterTimeout is recorded before it",
+                max_wait_time_seconds=config.max_wait_time_seconds,
+                active_deadline_seconds=job.spec.active_deadline_seconds,
+                wait_seconds=wait,
+            )
+
     async def _start(self) -> Target:
         config = self._config
         deadline = self._obs.deadline
-        # The Job must exist; its copy is what the condition is planned from.
-        await self._writer.read_job(deadline)
         try:
             pod = await call(
                 self._ops.get_pod,
@@ -233,6 +289,11 @@ class Reporter:
             raise ConfigError(
                 "POD_NAME", config.pod_name, f"no such Pod in namespace {config.job_namespace}"
             ) from None
+        self._bind_job(pod)
+        # The Job must exist; its copy is what the condition is planned from.
+        job = await self._writer.read_job(deadline)
+        self._job_uid = job.metadata.uid
+        self._clamp_to_job(job)
         adapter = find_adapter(pod, config.adapter_container_name, config.reporter_container_name)
         if not has_container(pod, config.reporter_container_name):
             self._log.warning(
@@ -267,7 +328,12 @@ class Reporter:
             monitor_mode=str(config.monitor_mode),
             pod_updates="watch" if watch_pods else "poll",
         )
-        return Target(pod=pod, native_sidecar=native, watch_pods=watch_pods)
+        return Target(
+            pod=pod,
+            native_sidecar=native,
+            watch_pods=watch_pods,
+            create_events=access.create_events,
+        )
 
     async def _learn_adapter_after_stop(self) -> None:
         """A stop cut start-up short: one quick read of the Pod to find the adapter."""
@@ -279,6 +345,7 @@ class Reporter:
             return
         self._native = is_native_sidecar(pod, self._config.reporter_container_name)
         try:
+            self._bind_job(pod)
             self._adapter_name = find_adapter(
                 pod, self._config.adapter_container_name, self._config.reporter_container_name
             )
@@ -489,6 +556,15 @@ class Reporter:
             reason=condition.reason,
             condition_message=condition.message,
         )
+        if not self._ops.job:
+            self._log.error(
+                "condition not recorded on the Job: JOB_NAME is unset and the stop came "
+                "before the Pod named its Job",
+                status=condition.status,
+                reason=condition.reason,
+                condition_message=condition.message,
+            )
+            return ExitCode.WRITE_FAILED
         budget = max(WRITE_BUDGET_SECONDS, self._config.max_wait_time_seconds)
         try:
             outcome = await self._race(
@@ -509,6 +585,35 @@ class Reporter:
             return ExitCode.WRITE_FAILED
         self._written = True
         return self._exit_code(verdict)
+
+    async def _record_event(self, condition: Condition) -> None:
+        """Best effort, bounded, never retried past a stop: the outcome as an Event."""
+        config = self._config
+        event = job_event(
+            condition,
+            job=self._ops.job,
+            job_uid=self._job_uid,
+            namespace=config.job_namespace,
+            pod=config.pod_name,
+            now=self._clock.wall(),
+        )
+        deadline = self._clock.now() + EVENT_SECONDS
+        stopping = self._stopped.is_set()
+        if stopping:
+            deadline = min(deadline, self._stop_deadline())
+        attempts = call(
+            self._ops.create_event,
+            lambda timeout: self._api.create_event(event, timeout=timeout),
+            clock=self._clock,
+            deadline=deadline,
+            log=self._log,
+            policy=_EVENT_POLICY,
+        )
+        try:
+            # A stop that comes later ends the attempts; one that came first bounds them.
+            await (attempts if stopping else self._race(attempts))
+        except KubeError as exc:
+            self._log.debug("no Event recorded", error=str(exc))
 
     async def _report_config_error(self, line: str) -> None:
         """Best effort, bounded: record ``ReporterConfigInvalid`` with ``line``."""

@@ -89,16 +89,23 @@ class HttpApi:
     """The API calls for one Job and its Pod, over one HTTP client."""
 
     def __init__(
-        self, client: HttpClient, credentials: Credentials, *, job: str, pod: str, namespace: str
+        self, client: HttpClient, credentials: Credentials, *, pod: str, namespace: str
     ) -> None:
         self._client = client
         self._credentials = credentials
         quoted_ns = escape(namespace)
-        self._job_path = f"/apis/batch/v1/namespaces/{quoted_ns}/jobs/{escape(job)}"
+        self._jobs_path = f"/apis/batch/v1/namespaces/{quoted_ns}/jobs"
+        self._events_path = f"/apis/events.k8s.io/v1/namespaces/{quoted_ns}/events"
         self._pod_path = f"/api/v1/namespaces/{quoted_ns}/pods/{escape(pod)}"
         self._pods_path = f"/api/v1/namespaces/{quoted_ns}/pods"
         self._pod = pod
         self._namespace = namespace
+
+    def _job_path(self, name: str) -> str:
+        if not name:
+            # An empty name would address the collection, not a Job.
+            raise ValueError("a Job name is required")
+        return f"{self._jobs_path}/{escape(name)}"
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"Accept": _JSON, **self._credentials.auth.headers(), **(extra or {})}
@@ -130,17 +137,18 @@ class HttpApi:
             raise _error(response.status, response.reason, response.headers, body)
         return response.body
 
-    async def get_job(self, *, timeout: float) -> Job:
-        """Read the Job."""
-        return _decode(_JOB, await self._request("GET", self._job_path, timeout=timeout))
+    async def get_job(self, name: str, *, timeout: float) -> Job:
+        """Read the Job called ``name``."""
+        return _decode(_JOB, await self._request("GET", self._job_path(name), timeout=timeout))
 
     async def get_pod(self, *, timeout: float) -> Pod:
         """Read the Pod."""
         return _decode(_POD, await self._request("GET", self._pod_path, timeout=timeout))
 
-    async def patch_job_status(self, patch: Mapping[str, Any], *, timeout: float) -> Job:
-        """Strategic-merge ``patch`` into ``jobs/status``; the Job as stored."""
-        target = f"{self._job_path}/status?{query_string({'fieldManager': FIELD_MANAGER})}"
+    async def patch_job_status(self, name: str, patch: Mapping[str, Any], *, timeout: float) -> Job:
+        """Strategic-merge ``patch`` into the ``jobs/status`` of ``name``; the Job as stored."""
+        query = query_string({"fieldManager": FIELD_MANAGER})
+        target = f"{self._job_path(name)}/status?{query}"
         body = await self._request(
             "PATCH",
             target,
@@ -149,6 +157,16 @@ class HttpApi:
             content_type=_STRATEGIC_MERGE,
         )
         return _decode(_JOB, body)
+
+    async def create_event(self, event: Mapping[str, Any], *, timeout: float) -> None:
+        """Create an ``events.k8s.io/v1`` Event in the namespace (the answer is not read)."""
+        await self._request(
+            "POST",
+            self._events_path,
+            timeout=timeout,
+            body=msgspec.json.encode(event),
+            content_type=_JSON,
+        )
 
     async def review_rules(self, *, timeout: float) -> RulesReviewStatus:
         """A SelfSubjectRulesReview for the namespace."""

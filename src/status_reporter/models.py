@@ -13,13 +13,24 @@ class _Model(msgspec.Struct, rename="camel", omit_defaults=True):
     """Field names are snake_case here and camelCase on the wire."""
 
 
+class OwnerReference(_Model):
+    """One entry of ``metadata.ownerReferences``."""
+
+    kind: str = ""
+    name: str = ""
+    api_version: str = ""
+    controller: bool = False
+
+
 class ObjectMeta(_Model):
     """``metadata``."""
 
     name: str = ""
+    uid: str = ""
     resource_version: str = ""
     deletion_timestamp: str | None = None
     deletion_grace_period_seconds: int | None = None
+    owner_references: list[OwnerReference] = []
 
 
 class Running(_Model):
@@ -99,16 +110,24 @@ class JobCondition(_Model):
     last_transition_time: str | None = None
 
 
+class JobSpec(_Model):
+    """``spec`` of a Job."""
+
+    active_deadline_seconds: int | None = None
+
+
 class JobStatus(_Model):
     """``status`` of a Job."""
 
     conditions: list[JobCondition] = []
+    start_time: str | None = None
 
 
 class Job(_Model):
     """A Job."""
 
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    spec: JobSpec = msgspec.field(default_factory=JobSpec)
     status: JobStatus = msgspec.field(default_factory=JobStatus)
 
 

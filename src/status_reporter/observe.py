@@ -31,6 +31,15 @@ class Observations:
         self.pod_gone = False
         self._invalid: _Invalid | None = None
 
+    def shorten_wait(self, deadline: float, wait_seconds: int) -> bool:
+        """Move the deadline earlier (a Job deadline ends first); ``wait_seconds`` is the
+        wait that rule 7's message then names. True when it moved."""
+        if deadline >= self.deadline:
+            return False
+        self.deadline = deadline
+        self._max_wait = wait_seconds
+        return True
+
     def record_result(self, state: ResultState, now: float) -> bool:
         """Take a new read of the result file; True when it is new invalid content.
 

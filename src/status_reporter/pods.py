@@ -39,6 +39,22 @@ def find_adapter(pod: Pod, adapter_name: str, reporter_name: str) -> str:
     )
 
 
+def owner_job(pod: Pod) -> str | None:
+    """The name of the Job that controls ``pod`` (its controller ``ownerReference`` of kind
+    Job), or None when no Job does."""
+    return next(
+        (
+            owner.name
+            for owner in pod.metadata.owner_references
+            if owner.controller
+            and owner.kind == "Job"
+            and owner.api_version.startswith("batch/")
+            and owner.name
+        ),
+        None,
+    )
+
+
 def is_native_sidecar(pod: Pod, reporter_name: str) -> bool:
     """True when the reporter is an init container with ``restartPolicy: Always``."""
     return any(

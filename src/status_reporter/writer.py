@@ -2,7 +2,8 @@
 
 The condition is planned from the latest copy of the Job the reporter holds (the
 start-up read, then each patch's answer) and written with one strategic-merge
-patch of ``jobs/status``, retried within the caller's deadline.
+patch of ``jobs/status``, retried within the caller's deadline. "Nothing to write"
+is never concluded from an old copy: it is read again first.
 """
 
 from __future__ import annotations
@@ -47,26 +48,23 @@ class ConditionWriter:
         """Keep ``job`` as the latest known copy to plan from."""
         self._conditions = job.status.conditions
 
-    async def read_job(self, deadline: float) -> None:
-        """Read the Job (retrying until ``deadline``) and keep it as the copy to plan from.
+    async def read_job(self, deadline: float) -> Job:
+        """Read the Job (retrying until ``deadline``), keep it as the copy to plan from,
+        and return it.
 
         Raises:
             KubeError: it could not be read (a 404 when the Job does not exist).
         """
         job = await call(
             self._ops.get_job,
-            lambda timeout: self._api.get_job(timeout=timeout),
+            lambda timeout: self._api.get_job(self._ops.job, timeout=timeout),
             clock=self._clock,
             deadline=deadline,
             log=self._log,
             policy=self._policy,
         )
         self.hold(job)
-
-    async def _known_conditions(self, deadline: float, read_first: bool) -> list[JobCondition]:
-        if self._conditions is None and read_first:
-            await self.read_job(deadline)
-        return self._conditions or []
+        return job
 
     async def write(
         self, condition: Condition, *, deadline: float, read_first: bool = True
@@ -75,19 +73,27 @@ class ConditionWriter:
 
         Without a copy of the Job, one is read first, unless ``read_first`` is False
         (a last attempt with little time: the patch alone, as if no condition existed).
+        A held copy that shows the identical condition is read again before the write
+        is skipped: another writer may have changed the condition since it was read.
 
         Raises:
             KubeError: it could not be written before ``deadline``.
         """
-        conditions = await self._known_conditions(deadline, read_first)
-        planned = planned_condition(conditions, self._type, condition, self._clock.wall())
+        fresh = False
+        if self._conditions is None and read_first:
+            await self.read_job(deadline)
+            fresh = True
+        planned = self._plan(condition)
+        if planned is None and not fresh:
+            await self.read_job(deadline)
+            planned = self._plan(condition)
         if planned is None:
             self._log.info("condition already recorded; nothing to write", type=self._type)
             return
         patch = status_patch(planned)
         job = await call(
             self._ops.patch_status,
-            lambda timeout: self._api.patch_job_status(patch, timeout=timeout),
+            lambda timeout: self._api.patch_job_status(self._ops.job, patch, timeout=timeout),
             clock=self._clock,
             deadline=deadline,
             log=self._log,
@@ -97,3 +103,6 @@ class ConditionWriter:
         self._log.info(
             "condition written", type=self._type, status=planned["status"], reason=planned["reason"]
         )
+
+    def _plan(self, condition: Condition) -> dict[str, str] | None:
+        return planned_condition(self._conditions or [], self._type, condition, self._clock.wall())

@@ -29,8 +29,10 @@ from status_reporter.models import (
     ContainerStatus,
     Job,
     JobCondition,
+    JobSpec,
     JobStatus,
     ObjectMeta,
+    OwnerReference,
     Pod,
     PodSpec,
     ResourceRule,
@@ -43,6 +45,7 @@ PROJECT_RULES = [
     ResourceRule(verbs=["get"], api_groups=["batch"], resources=["jobs"]),
     ResourceRule(verbs=["patch"], api_groups=["batch"], resources=["jobs/status"]),
     ResourceRule(verbs=["get", "watch"], api_groups=[""], resources=["pods"]),
+    ResourceRule(verbs=["create"], api_groups=["events.k8s.io"], resources=["events"]),
 ]
 REFERENCE_RULES = [
     ResourceRule(verbs=["get"], api_groups=["batch"], resources=["jobs"]),
@@ -51,13 +54,18 @@ REFERENCE_RULES = [
 ]
 
 
+JOB_OWNER = OwnerReference(kind="Job", name="job-a", api_version="batch/v1", controller=True)
+
+
 def make_pod(
     containers: tuple[str, ...] = ("adapter", "status-reporter"),
     init_containers: tuple[Container, ...] = (),
+    owners: tuple[OwnerReference, ...] = (JOB_OWNER,),
 ) -> Pod:
-    """A Pod with these containers and no status yet."""
+    """A Pod with these containers, owned by Job job-a (as the Job controller makes it),
+    and no status yet."""
     return Pod(
-        metadata=ObjectMeta(name="pod-a"),
+        metadata=ObjectMeta(name="pod-a", owner_references=list(owners)),
         spec=PodSpec(
             containers=[Container(name=name) for name in containers],
             init_containers=list(init_containers),
@@ -75,12 +83,15 @@ class MemoryCluster:
         *,
         rules: list[ResourceRule] | None = None,
         conditions: list[JobCondition] | None = None,
+        active_deadline_seconds: int | None = None,
+        start_time: str | None = None,
     ) -> None:
         self.clock = clock
         self._version = 100
         self.job = Job(
-            metadata=ObjectMeta(name="job-a", resource_version=self._bump()),
-            status=JobStatus(conditions=list(conditions or [])),
+            metadata=ObjectMeta(name="job-a", uid="uid-job-a", resource_version=self._bump()),
+            spec=JobSpec(active_deadline_seconds=active_deadline_seconds),
+            status=JobStatus(conditions=list(conditions or []), start_time=start_time),
         )
         pod = pod or make_pod()
         self.pod: Pod | None = msgspec.structs.replace(
@@ -91,6 +102,7 @@ class MemoryCluster:
         self.calls: Counter[str] = Counter()
         self.watch_versions: list[str] = []
         self.patches: list[Mapping[str, Any]] = []
+        self.events: list[Mapping[str, Any]] = []
         self.down = False
         self.hang = False
         self._failures: dict[str, list[Exception]] = {}
@@ -172,9 +184,14 @@ class MemoryCluster:
         if pending:
             raise pending.pop(0)
 
-    async def get_job(self, *, timeout: float) -> Job:
+    def _check_job(self, name: str) -> None:
+        if name != self.job.metadata.name:
+            raise ApiError(404, f'HTTP 404: jobs "{name}" not found')
+
+    async def get_job(self, name: str, *, timeout: float) -> Job:
         """The stored Job."""
         await self._enter("get_job", timeout)
+        self._check_job(name)
         return self.job
 
     async def get_pod(self, *, timeout: float) -> Pod:
@@ -184,9 +201,10 @@ class MemoryCluster:
             raise ApiError(404, 'HTTP 404: pods "pod-a" not found')
         return self.pod
 
-    async def patch_job_status(self, patch: Mapping[str, Any], *, timeout: float) -> Job:
+    async def patch_job_status(self, name: str, patch: Mapping[str, Any], *, timeout: float) -> Job:
         """Merge the patch's conditions by type, as the strategic merge does."""
         await self._enter("patch", timeout)
+        self._check_job(name)
         self.patches.append(patch)
         conditions = list(self.job.status.conditions)
         for entry in patch["status"]["conditions"]:
@@ -196,9 +214,27 @@ class MemoryCluster:
                 conditions.append(new)
             else:
                 conditions[index] = new
-        meta = msgspec.structs.replace(self.job.metadata, resource_version=self._bump())
-        self.job = Job(metadata=meta, status=JobStatus(conditions=conditions))
+        self.set_conditions(conditions)
         return self.job
+
+    def set_conditions(self, conditions: list[JobCondition]) -> None:
+        """Another writer (or this one) changes the Job's conditions."""
+        meta = msgspec.structs.replace(self.job.metadata, resource_version=self._bump())
+        status = msgspec.structs.replace(self.job.status, conditions=conditions)
+        self.job = msgspec.structs.replace(self.job, metadata=meta, status=status)
+
+    async def create_event(self, event: Mapping[str, Any], *, timeout: float) -> None:
+        """Keep the Event (refused without ``create`` on events.k8s.io events)."""
+        await self._enter("event", timeout)
+        allowed = any(
+            ("create" in r.verbs or "*" in r.verbs)
+            and ("events.k8s.io" in r.api_groups or "*" in r.api_groups)
+            and ("events" in r.resources or "*" in r.resources)
+            for r in self.rules
+        )
+        if not allowed:
+            raise ApiError(403, "HTTP 403: events.events.k8s.io is forbidden")
+        self.events.append(event)
 
     async def review_rules(self, *, timeout: float) -> RulesReviewStatus:
         """The configured rules."""

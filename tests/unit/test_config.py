@@ -75,7 +75,7 @@ def test_every_variable_is_read() -> None:
     assert config.termination_message_path == "/tmp/last-word"
 
 
-@pytest.mark.parametrize("name", ["JOB_NAME", "JOB_NAMESPACE", "POD_NAME"])
+@pytest.mark.parametrize("name", ["JOB_NAMESPACE", "POD_NAME"])
 @pytest.mark.parametrize("value", [None, "", "   ", "\t"])
 def test_required_variables(name: str, value: str | None) -> None:
     environment = dict(BASE)
@@ -88,6 +88,23 @@ def test_required_variables(name: str, value: str | None) -> None:
     assert info.value.variable == name
     assert name in str(info.value)
     assert "required" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_an_unset_job_name_means_the_pods_owner(value: str | None) -> None:
+    environment = dict(BASE)
+    if value is None:
+        del environment["JOB_NAME"]
+    else:
+        environment["JOB_NAME"] = value
+    assert load(environment).job_name == ""
+
+
+@pytest.mark.parametrize("value", ["   ", "\t"])
+def test_a_blank_job_name_is_refused(value: str) -> None:
+    error = error_for(JOB_NAME=value)
+    assert (error.variable, error.value) == ("JOB_NAME", value)
+    assert "must not be blank (leave it unset to use the Pod's owning Job)" in str(error)
 
 
 def test_required_values_are_trimmed() -> None:
@@ -235,10 +252,10 @@ def test_error_fields() -> None:
 
 
 def test_an_unset_value_is_shown_as_unset() -> None:
-    error = error_for(JOB_NAME="")
-    assert (error.variable, error.value) == ("JOB_NAME", None)
-    assert str(error) == "invalid configuration: JOB_NAME=(unset): required, must not be empty"
-    assert error_for(JOB_NAME="  ").value == "  "
+    error = error_for(POD_NAME="")
+    assert (error.variable, error.value) == ("POD_NAME", None)
+    assert str(error) == "invalid configuration: POD_NAME=(unset): required, must not be empty"
+    assert error_for(POD_NAME="  ").value == "  "
 
 
 def test_the_smallest_integer_is_one() -> None:

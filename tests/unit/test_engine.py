@@ -16,7 +16,7 @@ import pytest
 from status_reporter import logs
 from status_reporter.api import ApiError, PodEvent, Unreachable
 from status_reporter.conditions import rfc3339
-from status_reporter.config import Config, LogFormat, MonitorMode
+from status_reporter.config import Config, LogFormat, LogLevel, MonitorMode
 from status_reporter.contract import ResultState, read_result
 from status_reporter.engine import (
     FORBIDDEN_GRACE_SECONDS,
@@ -25,7 +25,7 @@ from status_reporter.engine import (
     ExitCode,
     Reporter,
 )
-from status_reporter.models import Container, JobCondition, Status
+from status_reporter.models import Container, JobCondition, OwnerReference, Status
 from tests.unit.fakes import FakeClock, settle, terminated, waiting
 from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
 
@@ -44,7 +44,7 @@ class Run:
         self.cluster = cluster or MemoryCluster(self.clock)
         self.reads = 0
         self.config = Config(
-            job_name="job-a",
+            job_name=config.pop("job_name", "job-a"),
             job_namespace="ns-a",
             pod_name="pod-a",
             results_path=str(self.path),
@@ -177,7 +177,7 @@ async def test_a_result_already_there_needs_no_monitors(tmp_path: Path) -> None:
     await run.start()
     assert await run.finish() is ExitCode.RESULT
     assert run.cluster.calls["watch"] == 0
-    assert sum(run.cluster.calls.values()) == 4  # job, pod, review, patch
+    assert sum(run.cluster.calls.values()) == 5  # pod, job, review, patch, event
 
 
 async def test_adapter_already_terminated_at_start(tmp_path: Path) -> None:
@@ -471,7 +471,44 @@ async def test_an_identical_condition_is_not_written_again(tmp_path: Path) -> No
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
     assert cluster.patches == []
-    assert cluster.calls["get_job"] == 1
+    # The start-up copy showed it; it is read once more before nothing is written.
+    assert cluster.calls["get_job"] == 2
+    assert run.last_word()["written"] is True
+
+
+async def test_a_condition_changed_by_another_writer_after_start_up_is_written(
+    tmp_path: Path,
+) -> None:
+    """The Job carries this verdict from an earlier Pod; another writer (the reporter of
+    a still-terminating Pod) replaces it after start-up: the stale copy must not say
+    "nothing to write"."""
+    clock = FakeClock()
+    crashed = JobCondition(
+        type="Available",
+        status="False",
+        reason="AdapterExitedWithError",
+        message="Adapter container exited with code 1: Error",
+        last_transition_time="2026-01-01T00:00:00Z",
+    )
+    cluster = MemoryCluster(clock, conditions=[crashed])
+    run = await Run(tmp_path, cluster).start()
+    interrupted = JobCondition(
+        type="Available",
+        status="False",
+        reason="ReporterInterrupted",
+        message="Status reporter was stopped before the adapter produced a result",
+        last_transition_time="2026-01-01T00:00:00Z",
+    )
+    cluster.set_conditions([interrupted])
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error",
+    )
+    assert len(cluster.patches) == 1
+    assert run.last_word()["written"] is True
 
 
 async def test_the_write_is_retried_for_max_wait_when_that_is_longer(tmp_path: Path) -> None:
@@ -654,6 +691,169 @@ async def test_warns_about_job_controller_condition_types(
     await run.finish(within=2)
     out = capsys.readouterr().out
     assert "CONDITION_TYPE is a condition the Job controller itself manages" in out
+
+
+async def test_without_job_name_the_pods_owning_job_is_reported_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    run = await Run(tmp_path, job_name="").start()
+    run.write(SUCCESS)
+    assert await run.finish(within=2) is ExitCode.RESULT
+    assert run.written() == ("True", "ValidationPassed", "all good")
+    assert "reporting on the Job that owns this Pod job=job-a" in capsys.readouterr().out
+
+
+async def test_without_job_name_a_pod_no_job_owns_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    clock = FakeClock()
+    owner = OwnerReference(kind="ReplicaSet", name="rs", api_version="apps/v1", controller=True)
+    cluster = MemoryCluster(clock, make_pod(owners=(owner,)))
+    run = await Run(tmp_path, cluster, job_name="").start()
+    assert await run.finish() is ExitCode.CONFIG_INVALID
+    assert cluster.patches == []
+    assert run.last_word()["reason"] == "ReporterConfigInvalid"
+    assert run.last_word()["written"] is False
+    assert (
+        "invalid configuration: JOB_NAME=(unset): required: "
+        "Pod pod-a is not owned by a Job to take the name from"
+    ) in capsys.readouterr().out
+
+
+async def test_a_job_name_other_than_the_owner_is_kept_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    clock = FakeClock()
+    owner = OwnerReference(kind="Job", name="job-b", api_version="batch/v1", controller=True)
+    cluster = MemoryCluster(clock, make_pod(owners=(owner,)))
+    run = await Run(tmp_path, cluster).start()
+    run.write(SUCCESS)
+    assert await run.finish(within=2) is ExitCode.RESULT
+    assert run.written() is not None
+    out = capsys.readouterr().out
+    assert "JOB_NAME differs from the Job that owns this Pod; using JOB_NAME" in out
+    assert "job_name=job-a owner=job-b" in out
+
+
+# --- the Job's own deadline ---------------------------------------------------------------
+
+
+async def test_the_jobs_deadline_ends_the_wait_before_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    clock = FakeClock()
+    # The Job started 3 s before the reporter and ends after 25 s: the wait is 25 - 5 - 3.
+    started = rfc3339(clock.wall() - 3)
+    cluster = MemoryCluster(clock, active_deadline_seconds=25, start_time=started)
+    run = await Run(tmp_path, cluster, max_wait_time_seconds=300).start()
+    await clock.advance(16.9)
+    assert not run.done
+    assert await run.finish(within=0.1) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "AdapterTimeout",
+        "Adapter did not produce results within 17s",
+    )
+    out = capsys.readouterr().out
+    assert "the Job's activeDeadlineSeconds ends first" in out
+    assert "max_wait_time_seconds=300 active_deadline_seconds=25 wait_seconds=17" in out
+
+
+async def test_a_job_deadline_later_than_the_wait_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, active_deadline_seconds=310, start_time=rfc3339(clock.wall()))
+    run = await Run(tmp_path, cluster, max_wait_time_seconds=300).start()
+    await clock.advance(299.9)
+    assert not run.done
+    assert await run.finish(within=0.1) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "AdapterTimeout",
+        "Adapter did not produce results within 5m0s",
+    )
+    assert "activeDeadlineSeconds" not in capsys.readouterr().out
+
+
+# --- the Event ------------------------------------------------------------------------------
+
+
+async def test_the_outcome_is_recorded_as_an_event_on_the_job(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    run.adapter(terminated(exit_code=2, reason="Error"))
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    (event,) = run.cluster.events
+    assert event["type"] == "Warning"
+    assert event["reason"] == "AdapterExitedWithError"
+    assert event["note"] == "Adapter container exited with code 2: Error"
+    assert event["action"] == "ReportResult"
+    assert event["reportingController"] == "status-reporter"
+    assert event["reportingInstance"] == "pod-a"
+    assert event["regarding"] == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": "job-a",
+        "namespace": "ns-a",
+        "uid": "uid-job-a",
+    }
+
+
+async def test_a_success_is_a_normal_event(tmp_path: Path) -> None:
+    run = await Run(tmp_path).start()
+    run.write(SUCCESS)
+    assert await run.finish(within=2) is ExitCode.RESULT
+    (event,) = run.cluster.events
+    assert (event["type"], event["reason"], event["note"]) == (
+        "Normal",
+        "ValidationPassed",
+        "all good",
+    )
+
+
+async def test_without_the_permission_no_event_is_sent_and_one_debug_line_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure(LogLevel.DEBUG)
+    clock = FakeClock()
+    cluster = MemoryCluster(clock, rules=REFERENCE_RULES)
+    run = await Run(tmp_path, cluster).start()
+    run.write(SUCCESS)
+    assert await run.finish(within=2) is ExitCode.RESULT
+    assert cluster.calls["event"] == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "events" in line]
+    assert len(lines) == 1
+    assert " DEBUG " in lines[0]
+
+
+async def test_a_failing_event_changes_nothing_and_is_bounded(tmp_path: Path) -> None:
+    clock = FakeClock(autojump=True)
+    cluster = MemoryCluster(clock)
+    cluster.fail("event", *[ApiError(503, "busy")] * 100)
+    run = Run(tmp_path, cluster)
+    run.write(SUCCESS)
+    await run.start()
+    assert await run.finish() is ExitCode.RESULT
+    assert run.written() is not None
+    assert 1 < cluster.calls["event"] < 100
+    assert run.last_word()["written"] is True
+
+
+async def test_a_forbidden_event_is_not_retried(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.review_incomplete = True  # the review cannot tell: the call itself does
+    cluster.rules = [r for r in cluster.rules if "events" not in r.resources]
+    run = await Run(tmp_path, cluster).start()
+    run.write(SUCCESS)
+    assert await run.finish(within=2) is ExitCode.RESULT
+    assert cluster.calls["event"] == 1
+    assert cluster.events == []
 
 
 # --- monitors ----------------------------------------------------------------------------------

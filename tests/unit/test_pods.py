@@ -11,6 +11,7 @@ from status_reporter.models import (
     ContainerState,
     ContainerStatus,
     ObjectMeta,
+    OwnerReference,
     Pod,
     PodSpec,
     PodStatus,
@@ -24,6 +25,7 @@ from status_reporter.pods import (
     find_adapter,
     has_container,
     is_native_sidecar,
+    owner_job,
 )
 
 
@@ -149,3 +151,29 @@ def test_deletion_in_the_future_counts_from_now() -> None:
     )
     stop = deletion(Pod(metadata=meta), now=500.0, wall=1_795_687_200.0)
     assert stop == Stop(at=500.0, wall=1_795_687_200.0)
+
+
+def _owned(*owners: OwnerReference) -> Pod:
+    return Pod(metadata=ObjectMeta(name="pod-a", owner_references=list(owners)))
+
+
+JOB = OwnerReference(kind="Job", name="job-a", api_version="batch/v1", controller=True)
+
+
+def test_the_owner_is_the_controlling_job() -> None:
+    other = OwnerReference(kind="ConfigMap", name="cm", api_version="v1", controller=False)
+    assert owner_job(_owned(other, JOB)) == "job-a"
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        OwnerReference(kind="Job", name="job-a", api_version="batch/v1", controller=False),
+        OwnerReference(kind="ReplicaSet", name="rs", api_version="apps/v1", controller=True),
+        OwnerReference(kind="Job", name="job-a", api_version="example.com/v1", controller=True),
+        OwnerReference(kind="Job", name="", api_version="batch/v1", controller=True),
+    ],
+)
+def test_no_controlling_batch_job_means_no_owner(owner: OwnerReference) -> None:
+    assert owner_job(_owned(owner)) is None
+    assert owner_job(_owned()) is None

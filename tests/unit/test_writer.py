@@ -59,9 +59,24 @@ async def test_a_held_copy_is_planned_from_without_a_read() -> None:
     condition_writer = writer(cluster)
     condition_writer.hold(cluster.job)
     await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
-    # The patch's answer is the new copy: the same condition again is not sent.
-    await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
     assert (cluster.calls["get_job"], cluster.calls["patch"]) == (0, 1)
+
+
+async def test_a_held_copy_that_shows_the_condition_is_read_again_before_skipping() -> None:
+    cluster = MemoryCluster(FakeClock(autojump=True))
+    condition_writer = writer(cluster)
+    condition_writer.hold(cluster.job)
+    await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
+    # The patch's answer shows the condition: the Job is read once more, unchanged.
+    await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
+    assert (cluster.calls["get_job"], cluster.calls["patch"]) == (1, 1)
+    # Another writer replaces it: the stale copy still shows it, the read does not.
+    other = JobCondition(type="Available", status="True", reason="Other", message="m")
+    cluster.set_conditions([other])
+    await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
+    assert (cluster.calls["get_job"], cluster.calls["patch"]) == (2, 2)
+    assert cluster.condition() is not None
+    assert cluster.condition().reason == "Done"  # type: ignore[union-attr]
 
 
 async def test_a_last_attempt_without_a_copy_only_patches() -> None:
