@@ -3,7 +3,7 @@
 #
 #   dir=$(hack/controlplane/build.sh)          # -> $dir/kube-apiserver, $dir/etcd
 #   dir=$(hack/controlplane/build.sh --node)   # -> $dir/kubelet, $dir/kube-controller-manager,
-#                                              #    $dir/kube-scheduler
+#                                              #    $dir/kube-scheduler, $dir/kubectl
 #
 # stdout carries exactly one line: the absolute directory holding the binaries.
 # Everything else (progress, go output) goes to stderr.
@@ -36,7 +36,7 @@ case "${1:-}" in
 esac
 
 cp_bins=(kube-apiserver etcd)
-node_bins=(kubelet kube-controller-manager kube-scheduler)
+node_bins=(kubelet kube-controller-manager kube-scheduler kubectl)
 
 has_bins() { # <dir> <binary>...
 	local dir="$1" b
@@ -165,8 +165,14 @@ fi
 
 # Sanity check before publishing: every binary runs and reports the pinned version.
 for b in "${k8s_bins[@]}"; do
-	got="$("$tmp/bin/$b" --version 2>&1)" || die "built $b does not run: $got"
-	[[ "$got" == *"Kubernetes $k8s_ver"* ]] || die "built $b reports '$got', want $k8s_ver"
+	if [[ $b == kubectl ]]; then
+		got="$("$tmp/bin/$b" version --client 2>&1)" || die "built $b does not run: $got"
+		want="Client Version: $k8s_ver"
+	else
+		got="$("$tmp/bin/$b" --version 2>&1)" || die "built $b does not run: $got"
+		want="Kubernetes $k8s_ver"
+	fi
+	[[ "$got" == *"$want"* ]] || die "built $b reports '$got', want $k8s_ver"
 done
 if ((need_cp)); then
 	got="$("$tmp/bin/etcd" --version 2>&1)" || die "built etcd does not run: $got"

@@ -39,7 +39,8 @@ def job_event(
     return {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{job}.", "namespace": namespace},
+        # Named as client-go's event recorder names them: the object's name and the time.
+        "metadata": {"name": f"{job}.{int(now * 1e9):x}", "namespace": namespace},
         "eventTime": micro_time(now),
         "type": "Normal" if condition.status == "True" else "Warning",
         "reason": condition.reason,

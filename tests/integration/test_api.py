@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 from lightkube import Client
 from lightkube.resources.batch_v1 import Job
-from lightkube.types import CascadeType
+from lightkube.resources.core_v1 import Event as CoreEvent
+from lightkube.types import CascadeType, PatchType
 
 from tests.harness.cluster import (
     REFERENCE_ROLE,
     AdapterJob,
     create_job,
     create_namespace,
+    now,
     patch_job_condition,
 )
 from tests.harness.controlplane import ControlPlane
@@ -90,7 +92,7 @@ def test_other_conditions_are_preserved(job: AdapterJob, reporter: Reporter, adm
     )
 
 
-def test_event_driven_run_costs_five_requests(
+def test_event_driven_run_costs_six_requests(
     job: AdapterJob, reporter: Reporter, plane: ControlPlane
 ) -> None:
     job.running()
@@ -100,11 +102,12 @@ def test_event_driven_run_costs_five_requests(
     job.write_result(SUCCESS)
     assert run.wait() == 0
     assert verbs(plane, job) == [
-        "get jobs 200",
         "get pods 200",
+        "get jobs 200",
         "create selfsubjectrulesreviews 201",
         "watch pods 200",
         "patch jobs/status 200",
+        "create events 201",
     ]
 
 
@@ -112,7 +115,7 @@ def test_a_watch_outlives_the_api_servers_bookmarks(
     make_job: Callable[..., AdapterJob], reporter: Reporter, plane: ControlPlane, admin: Client
 ) -> None:
     # About a minute into a watch the API server sends a bookmark, when the Pods' resource
-    # version has moved on: other Pods change meanwhile. A long Job costs the same five
+    # version has moved on: other Pods change meanwhile. A long Job costs the same six
     # requests as a short one, and the watch is never dropped.
     job, other = make_job(), make_job()
     job.running()
@@ -126,7 +129,75 @@ def test_a_watch_outlives_the_api_servers_bookmarks(
     job.write_result(SUCCESS)
     assert run.wait() == 0, run.output
     assert "Pod watch broke" not in run.output
-    assert len(verbs(plane, job)) == 5, verbs(plane, job)
+    assert len(verbs(plane, job)) == 6, verbs(plane, job)
+
+
+# --- the Event, the owner, the Job's deadline -------------------------------------------
+
+
+def test_the_outcome_is_an_event_that_describe_job_shows(
+    job: AdapterJob, reporter: Reporter, admin: Client
+) -> None:
+    job.running()
+    run = reporter(job)
+    eventually(lambda: "monitoring adapter" in run.output)
+    job.terminated(2, "Error", "connecting...\nquota exceeded")
+    assert run.wait() == 1, run.output
+    uid = job.job().metadata.uid  # type: ignore[union-attr]
+    # kubectl describe job lists the core/v1 view of the Events regarding the Job.
+    selector = {"involvedObject.kind": "Job", "involvedObject.name": job.name}
+    (event,) = admin.list(CoreEvent, namespace=job.namespace, fields=selector)
+    assert event.involvedObject.uid == uid
+    assert (event.type, event.reason, event.message) == (
+        "Warning",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 2: Error: quota exceeded",
+    )
+    assert event.reportingComponent == "status-reporter"
+    assert event.action == "ReportResult"
+    assert event.reportingInstance == job.pod
+
+
+def test_without_job_name_the_owning_job_is_found(
+    job: AdapterJob, reporter: Reporter, plane: ControlPlane
+) -> None:
+    job.running()
+    job.write_result(SUCCESS)
+    run = reporter(job, {"JOB_NAME": ""})
+    assert run.wait() == 0, run.output
+    assert summary(job.condition()) == (
+        "True",
+        "ValidationPassed",
+        "GCP environment validated",
+    )
+    assert f"reporting on the Job that owns this Pod job={job.name}" in run.output
+
+
+def test_the_jobs_own_deadline_ends_the_wait_five_seconds_before_it(
+    job: AdapterJob, reporter: Reporter, admin: Client
+) -> None:
+    # As the Job controller would: the Job started now and may run 12 s in all.
+    admin.patch(Job, job.name, {"spec": {"activeDeadlineSeconds": 12}}, namespace=job.namespace)
+    admin.patch(
+        Job.Status,
+        job.name,
+        {"status": {"startTime": now()}},
+        namespace=job.namespace,
+        patch_type=PatchType.MERGE,
+    )
+    job.running()
+    started = time.monotonic()
+    run = reporter(job, {"MAX_WAIT_TIME_SECONDS": "300"})
+    assert run.wait() == 1, run.output
+    elapsed = time.monotonic() - started
+    condition = job.condition()
+    assert condition is not None
+    assert condition["reason"] == "AdapterTimeout"
+    wait = int(condition["message"].removeprefix("Adapter did not produce results within ")[:-1])
+    assert 5 <= wait <= 7, condition["message"]
+    assert elapsed < 12 - 3, elapsed
+    assert "the Job's activeDeadlineSeconds ends first" in run.output
+    assert "max_wait_time_seconds=300 active_deadline_seconds=12" in run.output
 
 
 # --- RBAC ------------------------------------------------------------------------
@@ -144,8 +215,11 @@ def test_reference_role_polls_the_pod(admin: Client, plane: ControlPlane, tmp_pa
     assert job.condition()["reason"] == "AdapterExitedWithError"  # type: ignore[index]
     requests = verbs(plane, job)
     assert not any(v.startswith("watch") for v in requests)
+    assert not any(v.startswith("create events") for v in requests)
     assert any(v == "get pods 200" for v in requests[2:])
     assert "pod_updates=poll" in run.output
+    # Without the permission, one debug line says that no Event is recorded.
+    assert run.output.count("the outcome is not recorded as an Event") == 1
 
 
 def test_missing_patch_permission_fails_at_start(

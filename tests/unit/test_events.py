@@ -27,7 +27,7 @@ def test_the_event_says_what_the_condition_says(status: str, kind: str) -> None:
     assert event == {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "metadata": {"generateName": "j.", "namespace": "ns"},
+        "metadata": {"name": "j.59682f00", "namespace": "ns"},
         "eventTime": "1970-01-01T00:00:01.500000Z",
         "type": kind,
         "reason": "Reason",
