@@ -318,6 +318,7 @@ AUDIT_LOG=$d/audit.log
 CONTAINERD_SOCK=$SOCK
 CONTAINERD_VERSION=$ctd_version
 CTR=$ctd_bin/ctr
+KUBECTL=$node_bin/kubectl
 NODE_NAME=$NODE_NAME
 PAUSE_IMAGE=$pause_image
 ADAPTER_IMAGE=$adapter_image

@@ -95,6 +95,18 @@ class Node:
         """busybox, built by ``hack/cluster/images.sh`` and already in containerd."""
         return self.env["ADAPTER_IMAGE"]
 
+    def kubectl(self, *args: str, stdin: str | None = None) -> Exec:
+        """Run the node's kubectl (built with the node binaries) as cluster admin."""
+        out = subprocess.run(
+            [self.env["KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"], *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return Exec(out.returncode, out.stdout, out.stderr)
+
     def client(self) -> Client:
         """A synchronous client with full rights (system:masters)."""
         config = KubeConfig.from_file(self.env["KUBECONFIG"])

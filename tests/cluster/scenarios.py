@@ -10,6 +10,7 @@ controller reads it: the Job's ``status.conditions``.
 from __future__ import annotations
 
 import copy
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -66,6 +67,10 @@ class Scenario:
     reporter_env: Mapping[str, str] = field(default_factory=dict)
     active_deadline: int | None = None
     reference_role: bool = False
+    # A regular expression the message must match, where it depends on timing.
+    message_pattern: str | None = None
+    # The condition must be on the Job before the Job controller ends it at its deadline.
+    before_job_deadline: bool = False
 
 
 BOTH_COMPLETE = {"classic": "Complete", "native": "Complete"}
@@ -83,6 +88,24 @@ TERMINATION_MESSAGE = (
 )
 CRASH_SCRIPT = WORK + TERMINATION_MESSAGE + "exit 1\n"
 CRASH_MESSAGE = "Adapter container exited with code 1: Error: panic: credentials rejected"
+
+# The adapter hangs; the Job's own deadline (25 s) comes long before MAX_WAIT_TIME_SECONDS
+# (300 s): the reporter's wait ends 5 s before the deadline, counted from the Job's start.
+JOB_DEADLINE = Scenario(
+    name="job-deadline",
+    adapter_script="echo 'validating...'\nexec sleep 3600\n",
+    reporter_env={"MAX_WAIT_TIME_SECONDS": "300"},
+    active_deadline=25,
+    status="False",
+    reason="AdapterTimeout",
+    message="Adapter did not produce results within 20s",
+    # 20 s less the time from the Job's start to the reporter's.
+    message_pattern=r"Adapter did not produce results within (1?[0-9]|20)s",
+    job=BOTH_FAILED,
+    # The Job controller removes the Pod at its deadline.
+    reporter_exit=None,
+    before_job_deadline=True,
+)
 
 SCENARIOS = (
     Scenario(
@@ -185,6 +208,7 @@ SCENARIOS = (
         job=BOTH_FAILED,
         reporter_exit=REPORTED_PROBLEM,
     ),
+    JOB_DEADLINE,
 )
 
 
@@ -194,11 +218,18 @@ def by_name(name: str) -> Scenario:
 
 
 def derive_job(
-    mode: str, scenario: Scenario, name: str, reporter_image: str, node: Node, run: str
+    mode: str,
+    scenario: Scenario,
+    name: str,
+    reporter_image: str,
+    node: Node,
+    run: str,
+    source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The example Job of ``mode``, adapted to this node and to the scenario."""
-    job: dict[str, Any] = yaml.safe_load(EXAMPLES[mode].read_text())
-    job = copy.deepcopy(job)
+    """The example Job of ``mode`` (or ``source``), adapted to this node and the scenario."""
+    job: dict[str, Any] = copy.deepcopy(
+        dict(source) if source is not None else yaml.safe_load(EXAMPLES[mode].read_text())
+    )
     job["metadata"] = {"name": name, "labels": {RUN_LABEL: run}}
     if scenario.active_deadline is not None:
         job["spec"]["activeDeadlineSeconds"] = scenario.active_deadline
@@ -229,6 +260,48 @@ def derive_job(
     return job
 
 
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+
+
+def restricted_namespace(client: Client) -> str:
+    """A namespace whose Pods must meet the ``restricted`` Pod Security level (the API
+    server's built-in PodSecurity admission)."""
+    name = f"ps-{uuid.uuid4().hex[:8]}"
+    client.create(Namespace(metadata=ObjectMeta(name=name, labels=RESTRICTED)))
+    return name
+
+
+class NotAdmitted(AssertionError):
+    """The PodSecurity admission refused a Job's Pod."""
+
+
+def admit_restricted(client: Client, namespace: str, job: Mapping[str, Any]) -> None:
+    """Have the API server admit ``job``'s Pod (a dry run) in the restricted ``namespace``.
+
+    ``hostNetwork`` is left out: it is this node's only change that the restricted
+    level forbids (there is no Pod network here; README "Security"). Everything else
+    is judged as it runs.
+
+    Raises:
+        NotAdmitted: the admission's message, naming every violation.
+    """
+    template = copy.deepcopy(job["spec"]["template"])
+    template["spec"].pop("hostNetwork", None)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{job['metadata']['name']}-admission"},
+        "spec": template["spec"],
+    }
+    try:
+        client.create(cast(Pod, Pod.from_dict(pod)), namespace=namespace, dry_run=True)
+    except ApiError as exc:
+        raise NotAdmitted(f"{job['metadata']['name']}: {exc.status.message}") from None
+
+
 def create_namespace(client: Client, *, reference_role: bool = False) -> str:
     """A fresh namespace with ``deploy/base`` (or its Role swapped for the reference one).
 
@@ -238,11 +311,17 @@ def create_namespace(client: Client, *, reference_role: bool = False) -> str:
     client.create(Namespace(metadata=ObjectMeta(name=name)))
     for obj in deploy_objects(REFERENCE_ROLE if reference_role else None):
         client.create(obj, namespace=name)
-    deadline = time.monotonic() + 60
+    wait_root_ca(client, name)
+    return name
+
+
+def wait_root_ca(client: Client, namespace: str, timeout: float = 60) -> None:
+    """Wait until the root CA ConfigMap that projected tokens need is in ``namespace``."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            client.get(ConfigMap, "kube-root-ca.crt", namespace=name)
-            return name
+            client.get(ConfigMap, "kube-root-ca.crt", namespace=namespace)
+            return
         except ApiError:
             if time.monotonic() > deadline:
                 raise
@@ -292,7 +371,10 @@ class Outcome:
             if got != (s.status, s.reason):
                 found.append(f"condition {got}, want {(s.status, s.reason)}")
             message = ours.get("message", "")
-            if message != s.message:
+            if s.message_pattern is not None:
+                if not re.fullmatch(s.message_pattern, message):
+                    found.append(f"message {message!r}, want /{s.message_pattern}/")
+            elif message != s.message:
                 found.append(f"message {message!r}, want {s.message!r}")
             if not ours.get("lastTransitionTime"):
                 found.append("no lastTransitionTime")
@@ -306,10 +388,27 @@ class Outcome:
             found.append(f"no {companion} next to {want}: {types}")
         if types.count(CONDITION) != 1:
             found.append(f"{types.count(CONDITION)} {CONDITION} conditions")
+        if s.before_job_deadline:
+            found += self._before_deadline()
         allowed = s.reporter_exit[self.mode] if s.reporter_exit else None
         if allowed is not None and self.reporter_exit not in allowed:
             found.append(f"reporter exited {self.reporter_exit}, want one of {allowed}")
         return found
+
+    def _before_deadline(self) -> list[str]:
+        """Problems if our condition is not older than the Job controller's DeadlineExceeded."""
+        ended = [
+            c["lastTransitionTime"]
+            for c in self.conditions
+            if c.get("reason") == "DeadlineExceeded" and c.get("lastTransitionTime")
+        ]
+        ours = self.ours
+        if not ended:
+            return ["the Job did not end with DeadlineExceeded"]
+        if ours is None or not ours["lastTransitionTime"] < min(ended):
+            when = ours and ours["lastTransitionTime"]
+            return [f"condition at {when}, not before DeadlineExceeded at {min(ended)}"]
+        return []
 
     def read_reporter_exit(self, client: Client) -> None:
         """Record the reporter container's exit code from the ended Pod."""
@@ -386,11 +485,28 @@ def launch(
     node: Node,
     reporter_image: str,
     plan: Sequence[tuple[Scenario, str, str, str]],
+    *,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
+    pod_security: Mapping[str, Any] | None = None,
 ) -> Batch:
-    """Create every Job of ``plan`` (scenario, mode, namespace, Job name) at once."""
+    """Create every Job of ``plan`` (scenario, mode, namespace, Job name) at once, each
+    admitted first at the restricted Pod Security level (:func:`admit_restricted`).
+
+    ``sources`` replaces the example Job of a mode; ``pod_security`` is added to each
+    Pod's security context (what an OpenShift SCC would assign).
+    """
     batch = Batch(run=uuid.uuid4().hex[:10], outcomes={})
-    for scenario, mode, namespace, name in plan:
-        manifest = derive_job(mode, scenario, name, reporter_image, node, batch.run)
+    manifests = []
+    for scenario, mode, _, name in plan:
+        source = sources.get(mode) if sources is not None else None
+        manifest = derive_job(mode, scenario, name, reporter_image, node, batch.run, source)
+        context = manifest["spec"]["template"]["spec"].setdefault("securityContext", {})
+        context.update(pod_security or {})
+        manifests.append(manifest)
+    restricted = restricted_namespace(client)
+    for manifest in manifests:
+        admit_restricted(client, restricted, manifest)
+    for (scenario, mode, namespace, name), manifest in zip(plan, manifests, strict=True):
         client.create(cast(Job, Job.from_dict(manifest)), namespace=namespace)
         batch.outcomes[namespace, name] = Outcome(scenario, mode, namespace, name, time.monotonic())
     return batch

@@ -10,30 +10,39 @@ the reporter's.
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+import yaml
 from lightkube import Client
 from lightkube.resources.batch_v1 import Job
 
 from tests.cluster.node import Node, report
 from tests.cluster.scenarios import (
     CONDITION,
+    CRASH_MESSAGE,
     INSPECT,
     MODES,
     REPORTER,
     SCENARIOS,
+    NotAdmitted,
     Outcome,
+    admit_restricted,
     by_name,
     create_namespace,
+    derive_job,
     launch,
     launch_all,
     pod_of,
+    restricted_namespace,
     table,
     wait_running,
 )
+from tests.harness.controlplane import ROOT
 from tests.harness.records import record_real_pod_memory
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
@@ -238,3 +247,97 @@ def test_native_sidecar_reports_every_crash(
     report(pytestconfig, f"native sidecar, adapter exit 1, 20 runs: {dict(reasons)}")
     failed = [o.describe(kube) for o in done if o.problems()]
     assert reasons == {"AdapterExitedWithError": 20}, "\n\n".join(failed)
+
+
+# --- Pod Security, OpenShift, the Event ----------------------------------------------
+
+
+def test_restricted_admission_refuses_what_it_must(
+    kube: Client, node: Node, reporter_image: str
+) -> None:
+    """The admission that every Job above passed is real: a privilege it must refuse."""
+    namespace = restricted_namespace(kube)
+    job = derive_job("classic", INSPECT, "too-free", reporter_image, node, "run")
+    job["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"] = {
+        "add": ["NET_ADMIN"]
+    }
+    with pytest.raises(NotAdmitted, match="restricted"):
+        admit_restricted(kube, namespace, job)
+
+
+def _security_fields(document: Any) -> list[str]:
+    """Every runAsUser, runAsGroup and fsGroup anywhere in ``document``."""
+    found: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key in ("runAsUser", "runAsGroup", "fsGroup"):
+                found.append(key)
+            found += _security_fields(value)
+    elif isinstance(document, list):
+        for item in document:
+            found += _security_fields(item)
+    return found
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_openshift_variant_runs_as_an_arbitrary_uid(
+    kube: Client, node: Node, reporter_image: str, mode: str
+) -> None:
+    """deploy/openshift as restricted-v2 runs it: a UID and fsGroup from the namespace's
+    range, no group set (so the runtime gives GID 0), read-only root."""
+    rendered = node.kubectl("kustomize", str(ROOT / "deploy" / "openshift"))
+    assert rendered.returncode == 0, rendered.stderr
+    jobs = {
+        ("native" if doc["spec"]["template"]["spec"].get("initContainers") else "classic"): doc
+        for doc in yaml.safe_load_all(rendered.stdout)
+        if doc and doc["kind"] == "Job"
+    }
+    assert _security_fields(jobs) == []
+    uid = random.randint(1_000_600_000, 1_000_699_999)  # noqa: S311 - a UID, not a secret
+    namespace = create_namespace(kube)
+    name = f"openshift-{mode}"
+    batch = launch(
+        kube,
+        node,
+        reporter_image,
+        [(INSPECT, mode, namespace, name)],
+        sources=jobs,
+        pod_security={"runAsUser": uid, "fsGroup": uid},
+    )
+    _, ids = wait_running(kube, namespace, name, [REPORTER, "adapter"])
+    probe = node.exec(ids[REPORTER], PYTHON, "-c", REPORTER_PROBE)
+    assert probe.returncode == 0, probe
+    assert json.loads(probe.stdout) == {
+        "uid": uid,
+        "gid": 0,
+        "root": "EROFS",
+        "results": "EROFS",
+        "token": True,
+    }
+    (outcome,) = batch.wait(kube)
+    assert not outcome.problems(), outcome.describe(kube)
+
+
+def test_kubectl_describe_job_shows_the_outcome_as_an_event(
+    outcomes: dict[tuple[str, str], Outcome], node: Node, pytestconfig: pytest.Config
+) -> None:
+    """The project Role may create Events: the decided condition is one on the Job."""
+    outcome = outcomes["crash", "classic"]
+    described = node.kubectl("describe", "job", outcome.job, "-n", outcome.namespace)
+    assert described.returncode == 0, described.stderr
+    events = described.stdout[described.stdout.index("Events:") :]
+    report(pytestconfig, f"kubectl describe job {outcome.job} (its Events):\n{events}")
+    line = next(line for line in events.splitlines() if "AdapterExitedWithError" in line)
+    assert line.split()[:2] == ["Warning", "AdapterExitedWithError"]
+    assert "status-reporter" in line
+    assert CRASH_MESSAGE in line
+
+
+def test_reference_role_records_no_event(
+    outcomes: dict[tuple[str, str], Outcome], node: Node
+) -> None:
+    """Without create on events, nothing is sent and nothing else changes."""
+    outcome = outcomes["crash-reference-role", "classic"]
+    described = node.kubectl("describe", "job", outcome.job, "-n", outcome.namespace)
+    assert described.returncode == 0, described.stderr
+    assert "AdapterExitedWithError" not in described.stdout.split("Events:")[1]

@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lightkube import Client
@@ -145,7 +146,7 @@ def test_the_outcome_is_an_event_that_describe_job_shows(
     assert run.wait() == 1, run.output
     uid = job.job().metadata.uid  # type: ignore[union-attr]
     # kubectl describe job lists the core/v1 view of the Events regarding the Job.
-    selector = {"involvedObject.kind": "Job", "involvedObject.name": job.name}
+    selector: dict[str, Any] = {"involvedObject.kind": "Job", "involvedObject.name": job.name}
     (event,) = admin.list(CoreEvent, namespace=job.namespace, fields=selector)
     assert event.involvedObject.uid == uid
     assert (event.type, event.reason, event.message) == (
