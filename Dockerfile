@@ -33,7 +33,7 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/whe
 FROM ${BASE_IMAGE}
 ARG VERSION=0.1.0
 ARG REVISION=unknown
-ARG SOURCE=https://github.com/hyperfleet/status-reporter
+ARG SOURCE=https://github.com/openshift-hyperfleet/status-reporter
 LABEL org.opencontainers.image.title="status-reporter" \
       org.opencontainers.image.description="Kubernetes sidecar that records an adapter's result as a condition on its Job" \
       org.opencontainers.image.version="${VERSION}" \

@@ -242,7 +242,6 @@ def derive_job(
         if container["name"] == REPORTER:
             container["image"] = reporter_image
             overrides = {
-                "JOB_NAME": name,
                 # The kubelet's service variables point at the Service IP, which
                 # nothing routes here; explicit values win.
                 "KUBERNETES_SERVICE_HOST": "127.0.0.1",
@@ -271,6 +270,8 @@ def restricted_namespace(client: Client) -> str:
     server's built-in PodSecurity admission)."""
     name = f"ps-{uuid.uuid4().hex[:8]}"
     client.create(Namespace(metadata=ObjectMeta(name=name, labels=RESTRICTED)))
+    for obj in deploy_objects():  # the Pods name the ServiceAccount
+        client.create(obj, namespace=name)
     return name
 
 

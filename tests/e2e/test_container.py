@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -68,10 +70,17 @@ def token_volume(plane: ControlPlane, job: AdapterJob, directory: Path) -> Path:
     return directory
 
 
-@pytest.mark.parametrize("scenario", sorted(SCRIPTS))
-def test_adapter_and_reporter_containers(
-    scenario: str, engine: Engine, image: str, plane: ControlPlane, admin: Client, workdir: Path
-) -> None:
+def _run_scenario(
+    scenario: str,
+    engine: Engine,
+    image: str,
+    plane: ControlPlane,
+    admin: Client,
+    workdir: Path,
+    user: str | None = None,
+) -> dict[str, Any]:
+    """Run the adapter and the reporter containers for ``scenario`` (the reporter as
+    ``user``, else the image's own user); the reporter's ``inspect`` once it exited."""
     namespace = create_namespace(admin)
     manifest = renamed(load_manifest(EXAMPLE), f"e2e-{scenario}")
     job = create_job_from_manifest(admin, namespace, manifest, workdir / "results")
@@ -89,6 +98,7 @@ def test_adapter_and_reporter_containers(
         "--read-only",
         "--cap-drop=ALL",
         "--security-opt=no-new-privileges",
+        *([f"--user={user}"] if user else []),
         "-v", f"{job.results_dir}:/results:ro",
         "-v", f"{tokens}:{TOKEN_DIR}:ro",
         *(f"--env={k}={v}" for k, v in env.items()),
@@ -116,17 +126,35 @@ def test_adapter_and_reporter_containers(
         condition = job.condition()
         assert condition is not None, output
         assert (condition["status"], condition["reason"], condition["message"]) == expected
-        inspected = engine.inspect(reporter)
-        assert inspected["HostConfig"]["ReadonlyRootfs"] is True
-        assert inspected["Config"]["User"] == "65532:65532"  # the image's own USER
         entries = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
         exit_entry = next(e for e in entries if e["message"] == "exiting")
         assert exit_entry["max_rss_mib"] > 0
         print(f"{scenario}: reporter peak RSS {exit_entry['max_rss_mib']} MiB in the container")
+        return engine.inspect(reporter)
     finally:
         for name in (adapter, reporter):
             if name:
                 engine.remove(name)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCRIPTS))
+def test_adapter_and_reporter_containers(
+    scenario: str, engine: Engine, image: str, plane: ControlPlane, admin: Client, workdir: Path
+) -> None:
+    inspected = _run_scenario(scenario, engine, image, plane, admin, workdir)
+    assert inspected["HostConfig"]["ReadonlyRootfs"] is True
+    assert inspected["Config"]["User"] == "65532:65532"  # the image's own USER
+
+
+def test_the_image_runs_as_an_arbitrary_uid_in_group_0(
+    engine: Engine, image: str, plane: ControlPlane, admin: Client, workdir: Path
+) -> None:
+    """As OpenShift's restricted-v2 runs it: a UID from the namespace's range, group 0,
+    a read-only root file system."""
+    uid = random.randint(1_000_600_000, 1_000_699_999)  # noqa: S311 - a UID, not a secret
+    inspected = _run_scenario("success", engine, image, plane, admin, workdir, f"{uid}:0")
+    assert inspected["HostConfig"]["ReadonlyRootfs"] is True
+    assert inspected["Config"]["User"] == f"{uid}:0"
 
 
 def test_image_refuses_bad_configuration_with_one_line(engine: Engine, image: str) -> None:

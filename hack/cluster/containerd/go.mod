@@ -1,6 +1,6 @@
 // Build-only module: pins containerd 2.x for the single-node cluster when
 // CONTAINERD=go (see ../install.sh). Not imported by any project code.
-module github.com/hyperfleet/status-reporter/hack/cluster/containerd
+module github.com/openshift-hyperfleet/status-reporter/hack/cluster/containerd
 
 go 1.26.6
 

@@ -2,7 +2,7 @@
 // Built by ../build.sh; not imported by any project code. Separate from
 // ../kube-apiserver because k8s.io/kubernetes v1.37 requires
 // go.etcd.io/etcd/server/v3 v3.7.x, and one module cannot hold v3.6.x as well.
-module github.com/hyperfleet/status-reporter/hack/controlplane/etcd
+module github.com/openshift-hyperfleet/status-reporter/hack/controlplane/etcd
 
 go 1.26.0
 

@@ -2,7 +2,7 @@
 // plane (kube-apiserver) and the single-node cluster (kubelet, kube-controller-manager,
 // kube-scheduler, and kubectl for `apply -k` and `describe` in the cluster tests).
 // Built by ../build.sh; not imported by any project code.
-module github.com/hyperfleet/status-reporter/hack/controlplane/kubernetes
+module github.com/openshift-hyperfleet/status-reporter/hack/controlplane/kubernetes
 
 go 1.26.0
 
