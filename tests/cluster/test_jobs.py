@@ -10,10 +10,14 @@ the reporter's.
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -331,6 +335,50 @@ def test_kubectl_describe_job_shows_the_outcome_as_an_event(
     assert line.split()[:2] == ["Warning", "AdapterExitedWithError"]
     assert "status-reporter" in line
     assert CRASH_MESSAGE in line
+
+
+def test_the_readmes_commands_read_the_condition(
+    outcomes: dict[tuple[str, str], Outcome], node: Node
+) -> None:
+    """Every ``kubectl get job ... -o jsonpath=...`` of the README prints the condition."""
+    outcome = outcomes["crash", "classic"]
+    readme = (ROOT / "README.md").read_text()
+    command = r"kubectl get job example-adapter [^\n]*?\n?\s*-o jsonpath='([^']+)'"
+    paths = re.findall(command, readme)
+    assert len(paths) >= 2, paths
+    for path in paths:
+        got = node.kubectl(
+            "get", "job", outcome.job, "-n", outcome.namespace, "-o", f"jsonpath={path}"
+        )
+        assert got.returncode == 0, got.stderr
+        printed = json.loads(got.stdout)
+        conditions = printed if isinstance(printed, list) else [printed]
+        ours = next(c for c in conditions if c["type"] == CONDITION)
+        assert (ours["reason"], ours["message"]) == ("AdapterExitedWithError", CRASH_MESSAGE)
+
+
+def test_the_readmes_image_override_renames_the_reporter_image(node: Node, tmp_path: Path) -> None:
+    """The README's overlay points the examples' one image name at a registry."""
+    readme = (ROOT / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL) if "newName:" in b]
+    overlay = yaml.safe_load(textwrap.dedent(block))
+    examples = os.path.relpath(ROOT / "deploy" / "examples", tmp_path)
+    overlay["resources"] = [examples]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    rendered = node.kubectl("kustomize", str(tmp_path))
+    assert rendered.returncode == 0, rendered.stderr
+    jobs = [d for d in yaml.safe_load_all(rendered.stdout) if d and d["kind"] == "Job"]
+    images = {
+        c["image"]
+        for job in jobs
+        for c in [
+            *job["spec"]["template"]["spec"]["containers"],
+            *job["spec"]["template"]["spec"].get("initContainers", []),
+        ]
+        if c["name"] == REPORTER
+    }
+    assert len(jobs) == 2
+    assert images == {"registry.example.com/status-reporter:0.1.0"}
 
 
 def test_reference_role_records_no_event(

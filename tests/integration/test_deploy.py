@@ -3,14 +3,18 @@ runs end to end (static checks of the manifests are in tests/unit/test_manifests
 
 from __future__ import annotations
 
+import re
+import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+import yaml
 from lightkube import Client
 from lightkube.codecs import load_all_yaml
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace
 
 from tests.harness.cluster import (
@@ -38,6 +42,24 @@ def test_every_manifest_is_accepted_by_the_api_server(admin: Client) -> None:
         jobs: list[Any] = load_all_yaml(path.read_text())
         for obj in jobs:
             admin.create(obj, namespace=namespace, dry_run=True)  # server-side dry run
+
+
+def _readme_yaml(marker: str) -> dict[str, Any]:
+    """The README's YAML block that contains ``marker``."""
+    readme = (DEPLOY.parent / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
+    (block,) = [b for b in blocks if marker in b]
+    document: dict[str, Any] = yaml.safe_load(textwrap.dedent(block))
+    return document
+
+
+def test_the_readmes_pod_failure_policy_is_accepted_with_both_examples(admin: Client) -> None:
+    recipe = _readme_yaml("podFailurePolicy:")
+    namespace = create_namespace(admin)
+    for path in EXAMPLES:
+        job = load_manifest(path)
+        job["spec"].update(recipe["spec"])
+        admin.create(cast(Job, Job.from_dict(job)), namespace=namespace, dry_run=True)
 
 
 def test_native_example_end_to_end(admin: Client, plane: ControlPlane, tmp_path: Path) -> None:
