@@ -8,6 +8,7 @@ Nothing here performs I/O or reads a clock: time arrives as numbers in the
 from __future__ import annotations
 
 import enum
+import math
 from typing import Final, Literal
 
 import msgspec
@@ -84,6 +85,8 @@ STOP_WINDOW_SECONDS: Final = 5.0
 # finishedAt has whole seconds; an adapter that finished within this margin after the
 # stop still counts as having finished before it.
 STOP_TOLERANCE_SECONDS: Final = 1.0
+# 128 + SIGKILL and 128 + SIGTERM: how a process ended by a stop exits.
+SIGNAL_EXIT_CODES: Final = frozenset({137, 143})
 
 
 class Observation(msgspec.Struct, frozen=True):
@@ -189,12 +192,16 @@ def _timeout(obs: Observation) -> Verdict:
 
 
 def killed_by_stop(terminated: Terminated, stop: Stop | None) -> bool:
-    """True when the adapter finished after the stop: the same stop ended it."""
-    return (
-        stop is not None
-        and terminated.finished_at is not None
-        and terminated.finished_at > stop.wall + STOP_TOLERANCE_SECONDS
-    )
+    """True when the same stop ended the adapter: it finished after the stop (beyond
+    the tolerance), or it exited with a signal's code (143, 137) in the stop's second
+    or later. ``finishedAt`` has whole seconds, so an adapter that exits promptly on
+    the same SIGTERM shows the stop's own second, within the tolerance."""
+    if stop is None or terminated.finished_at is None:
+        return False
+    if terminated.finished_at > stop.wall + STOP_TOLERANCE_SECONDS:
+        return True
+    in_the_stops_second = terminated.finished_at >= math.floor(stop.wall)
+    return terminated.exit_code in SIGNAL_EXIT_CODES and in_the_stops_second
 
 
 def decide(obs: Observation) -> Verdict | Pending:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from status_reporter.contract import (
@@ -314,6 +316,30 @@ def test_an_adapter_that_ended_on_its_own_is_reported(after: float | None) -> No
 @pytest.mark.parametrize("code", [143, 137, 0])
 def test_an_adapter_ended_by_the_same_stop_is_an_interruption_at_once(code: int) -> None:
     assert verdict(adapter=_ended(1.5, code=code), stopped_ago=1.0).rule is Rule.INTERRUPTED
+
+
+def _ended_at(finished: float, code: int) -> AdapterState:
+    return AdapterState(terminated=Terminated(code, "Error", "", finished), ever_ran=True)
+
+
+@pytest.mark.parametrize("code", [143, 137])
+@pytest.mark.parametrize("second", [0.0, 1.0])
+def test_a_signal_exit_in_the_stops_own_second_is_an_interruption(code: int, second: float) -> None:
+    # The stop arrives at …10.6; the adapter exits on the same SIGTERM at …10.8 or
+    # …11.9: finishedAt shows …10 or …11, within the tolerance.
+    stop_wall = WALL + 10.6
+    finished = math.floor(stop_wall) + second
+    outcome = verdict(adapter=_ended_at(finished, code), now=11.0, stopped_ago=0.4)
+    assert outcome.rule is Rule.INTERRUPTED
+
+
+@pytest.mark.parametrize(("code", "before"), [(143, 1.0), (137, 5.0), (1, 0.0), (2, 0.0)])
+def test_an_exit_on_its_own_before_the_stop_is_reported(code: int, before: float) -> None:
+    """A signal's code from before the stop's second, or another code in that second:
+    the adapter ended on its own."""
+    finished = math.floor(WALL + 10.6) - before
+    outcome = verdict(adapter=_ended_at(finished, code), now=11.0, stopped_ago=0.4)
+    assert outcome.rule is Rule.EXITED_WITH_ERROR
 
 
 def test_an_adapter_ended_by_the_stop_leaves_an_invalid_file_unsettled() -> None:
