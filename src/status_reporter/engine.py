@@ -37,6 +37,7 @@ from status_reporter.pods import (
     find_adapter,
     has_container,
     is_native_sidecar,
+    is_older,
     owner_job,
 )
 from status_reporter.podwatch import PodMonitor
@@ -134,6 +135,8 @@ class Reporter:
         self._file_dirty = False
         self._last_read = float("-inf")
         self._adapter_name: str | None = None
+        # The newest Pod state seen (its resourceVersion): an older one never replaces it.
+        self._pod_version = ""
         # Learned from the Pod when a stop cut start-up short (else from the Target).
         self._native = False
         # What the termination message reports: the decided condition, whether it reached
@@ -364,6 +367,11 @@ class Reporter:
         self._changed.set()
 
     def _on_pod(self, pod: Pod) -> None:
+        version = pod.metadata.resource_version
+        if is_older(version, self._pod_version):
+            # A read that raced a watch event: the newer state already counts.
+            return
+        self._pod_version = version or self._pod_version
         stop = deletion(pod, self._clock.now(), self._clock.wall())
         if stop is not None:
             self._begin_stop(stop)

@@ -67,6 +67,17 @@ def has_container(pod: Pod, name: str) -> bool:
     return any(c.name == name for c in (*pod.spec.containers, *pod.spec.init_containers))
 
 
+def is_older(version: str, than: str) -> bool:
+    """True when resourceVersion ``version`` is older than ``than``.
+
+    Resource versions are etcd revisions, decimal numbers that only grow; anything
+    else (or an empty version) is never called older.
+    """
+    if not (version.isdecimal() and than.isdecimal()):
+        return False
+    return int(version) < int(than)
+
+
 def unix_time(rfc3339: str | None) -> float | None:
     """Seconds since the epoch of an RFC 3339 time as the API writes it; None if absent or bad."""
     if not rfc3339:

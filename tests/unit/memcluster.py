@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -105,6 +105,7 @@ class MemoryCluster:
         self.events: list[Mapping[str, Any]] = []
         self.down = False
         self.hang = False
+        self.while_reading: Callable[[], Awaitable[None]] | None = None
         self._failures: dict[str, list[Exception]] = {}
         self._history: list[tuple[int, PodEvent]] = []
         self._watchers: list[asyncio.Queue[PodEvent | Exception]] = []
@@ -195,11 +196,16 @@ class MemoryCluster:
         return self.job
 
     async def get_pod(self, *, timeout: float) -> Pod:
-        """The stored Pod, 404 once deleted."""
+        """The stored Pod, 404 once deleted; with ``while_reading`` set, the Pod as it was
+        when the read began, after that hook ran (a read that raced a change)."""
         await self._enter("get_pod", timeout)
         if self.pod is None:
             raise ApiError(404, 'HTTP 404: pods "pod-a" not found')
-        return self.pod
+        pod = self.pod
+        hook, self.while_reading = self.while_reading, None
+        if hook is not None:
+            await hook()
+        return pod
 
     async def patch_job_status(self, name: str, patch: Mapping[str, Any], *, timeout: float) -> Job:
         """Merge the patch's conditions by type, as the strategic merge does."""

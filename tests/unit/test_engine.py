@@ -26,7 +26,7 @@ from status_reporter.engine import (
     Reporter,
 )
 from status_reporter.models import Container, JobCondition, OwnerReference, Status
-from tests.unit.fakes import FakeClock, settle, terminated, waiting
+from tests.unit.fakes import FakeClock, running, settle, terminated, waiting
 from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
 
 SUCCESS = {"status": "success", "reason": "ValidationPassed", "message": "all good"}
@@ -231,6 +231,28 @@ async def test_deadline_reads_the_pod_once_more_before_timing_out(tmp_path: Path
     await clock.advance(0.5)
     run.adapter(terminated(exit_code=1, reason="Error"))
     assert await run.finish(within=4.5) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error",
+    )
+
+
+async def test_an_older_pod_state_never_replaces_a_newer_one(tmp_path: Path) -> None:
+    """The adapter crashes while the deadline read is in flight: the watch delivers the
+    crash, then the read's older state lands. The crash is reported as the crash."""
+    clock = FakeClock()
+    cluster = MemoryCluster(clock)
+    cluster.set_container("adapter", running())
+    run = await Run(tmp_path, cluster, max_wait_time_seconds=5).start()
+
+    async def crash_meanwhile() -> None:
+        cluster.set_container("adapter", terminated(exit_code=1, reason="Error"))
+        await settle()
+
+    cluster.while_reading = crash_meanwhile
+    assert await run.finish(within=5) is ExitCode.ADAPTER_PROBLEM
+    assert cluster.while_reading is None  # the deadline read did race the crash
     assert run.written() == (
         "False",
         "AdapterExitedWithError",

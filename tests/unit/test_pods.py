@@ -25,6 +25,7 @@ from status_reporter.pods import (
     find_adapter,
     has_container,
     is_native_sidecar,
+    is_older,
     owner_job,
 )
 
@@ -177,3 +178,20 @@ def test_the_owner_is_the_controlling_job() -> None:
 def test_no_controlling_batch_job_means_no_owner(owner: OwnerReference) -> None:
     assert owner_job(_owned(owner)) is None
     assert owner_job(_owned()) is None
+
+
+@pytest.mark.parametrize(
+    ("version", "than", "older"),
+    [
+        ("9", "10", True),  # numbers, not strings: "9" > "10" as text
+        ("10", "10", False),
+        ("11", "10", False),
+        ("", "10", False),
+        ("10", "", False),
+        ("abc", "10", False),
+    ],
+)
+def test_is_older_compares_resource_versions_as_numbers(
+    version: str, than: str, older: bool
+) -> None:
+    assert is_older(version, than) is older
