@@ -30,6 +30,8 @@ BOOKMARK_SILENCE_SECONDS: Final = 75.0
 WATCH_MARGIN_SECONDS: Final = 30
 WATCH_MAX_SECONDS: Final = 3600
 _REWATCH: Final = RetryPolicy(initial=0.5, maximum=5.0)
+# A watch that ends sooner than this after it opened has failed, however it ended.
+MIN_WATCH_SECONDS: Final = 1.0
 _READ_TIMEOUT: Final = 5.0
 
 
@@ -112,24 +114,32 @@ class PodMonitor:
             await self.read_once()
 
     async def watch(self) -> None:
-        """Watch the Pod until cancelled, polling it whenever the watch is down."""
+        """Watch the Pod until cancelled, polling it whenever the watch is down.
+
+        A watch that fails, or that the server ends within :data:`MIN_WATCH_SECONDS`
+        of opening it, is a failed watch: the Pod is polled and the watch is tried again
+        with a growing backoff, so that whatever the server does, watch requests stay
+        below one per second on average. One warning per outage.
+        """
         poller: asyncio.Task[None] | None = None
         failures = 0
         try:
             while True:
+                opened = self._clock.now()
+                ended_by_server = False
                 try:
                     async with self._api.watch_pod(
                         self._version,
-                        timeout_seconds=watch_seconds(self._deadline - self._clock.now()),
-                        read_timeout=BOOKMARK_SILENCE_SECONDS,
+                        timeout_seconds=watch_seconds(self._deadline - opened),
+                        read_timeout=self._silence_limit(opened),
                     ) as events:
                         await _cancelled(poller)
                         poller = None
                         async for event in events:
-                            failures = 0
                             if not self._handle(event):
                                 return
-                    continue  # the server ended the watch on time: watch again at once
+                    ended_by_server = True
+                    error = "the API server ended the watch at once"
                 except ApiError as exc:
                     if exc.status in (401, 403):
                         await _cancelled(poller)
@@ -142,18 +152,30 @@ class PodMonitor:
                     error = str(exc)
                 except Unreachable as exc:
                     error = str(exc)
+                if self._clock.now() - opened >= MIN_WATCH_SECONDS:
+                    # It lived: a watch the server ended on time is renewed at once, and
+                    # the backoff of one that broke after a while starts afresh.
+                    failures = 0
+                    if ended_by_server:
+                        continue
                 failures += 1
                 delay = backoff(_REWATCH, failures)
-                if poller is None:
+                if failures == 1:
                     self._log.warning(
                         "Pod watch broke; polling the Pod until it is back",
                         error=error,
                         retry_in=round(delay, 3),
                     )
+                if poller is None:
                     poller = asyncio.create_task(self.poll())
                 await self._clock.sleep_until(self._clock.now() + delay)
         finally:
             await _cancelled(poller)
+
+    def _silence_limit(self, now: float) -> float:
+        """How long the watch may stay silent: until a bookmark is overdue, or just past
+        the deadline (where the Pod is read anyway), whichever comes first."""
+        return min(BOOKMARK_SILENCE_SECONDS, max(1.0, self._deadline - now + 1.0))
 
     def _handle(self, event: PodEvent) -> bool:
         """Apply one event; False when there is nothing more to watch."""

@@ -909,6 +909,39 @@ async def test_a_broken_watch_polls_the_pod_until_it_is_back(tmp_path: Path) -> 
     assert await run.finish(within=10) is ExitCode.ADAPTER_PROBLEM
 
 
+async def test_a_watch_the_server_ends_at_once_is_a_failed_watch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """200 and an empty body, every time: backoff, the Pod polled meanwhile, one warning,
+    and at most one watch request per second on average."""
+    logs.configure()
+    run = await Run(tmp_path, container_status_interval_seconds=10).start()
+    run.cluster.empty_watches = True
+    run.cluster.break_watches()
+    await run.clock.advance(60)
+    assert run.cluster.calls["watch"] <= 60
+    assert run.cluster.calls["get_pod"] >= 1 + 6  # start-up, then polled meanwhile
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=20) is ExitCode.ADAPTER_PROBLEM
+    out = capsys.readouterr().out
+    assert out.count("Pod watch broke") == 1
+    print(f"watch requests in 60 s: {run.cluster.calls['watch']}")
+
+
+async def test_a_silent_watch_is_given_up_by_the_deadline(tmp_path: Path) -> None:
+    """However long the bookmarks may take, the watch waits no longer than the time
+    left before the deadline (then the Pod is read anyway)."""
+    run = await Run(tmp_path, max_wait_time_seconds=30).start()
+    assert run.cluster.watch_timeouts[0] == pytest.approx(31.0, abs=0.5)
+    run.write(SUCCESS)
+    await run.finish(within=2)
+    (tmp_path / "long").mkdir()
+    long_run = await Run(tmp_path / "long", max_wait_time_seconds=300).start()
+    assert long_run.cluster.watch_timeouts[0] == 75.0
+    long_run.write(SUCCESS)
+    await long_run.finish(within=2)
+
+
 async def test_a_watch_that_comes_back_stops_the_polling(tmp_path: Path) -> None:
     run = await Run(tmp_path, container_status_interval_seconds=10).start()
     run.cluster.break_watches()
