@@ -35,6 +35,11 @@ class Unreachable(Exception):
     """The API server gave no answer: connection refused or reset, TLS failure, timeout."""
 
 
+class CredentialsUnavailable(Unreachable):
+    """No request could be made: the credentials could not be had (a token file briefly
+    missing, an exec plugin failing). Retried like a request that got no answer."""
+
+
 class PodEvent(msgspec.Struct, frozen=True):
     """One watch event: ``ADDED``, ``MODIFIED``, ``DELETED`` and ``BOOKMARK`` carry the Pod
     (a bookmark only its resourceVersion), ``ERROR`` the server's Status."""

@@ -10,6 +10,7 @@ Tokens never appear in exception messages or reprs.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import os
@@ -49,26 +50,39 @@ class CredentialsError(Exception):
 
 
 class Auth(Protocol):
-    """How requests authenticate."""
+    """How requests authenticate. Both methods may run a credential plugin, so they are
+    awaited: the event loop (and a stop) never waits for one."""
 
-    def headers(self) -> dict[str, str]:
+    async def headers(self) -> dict[str, str]:
         """Headers to add to each request, e.g. ``Authorization``."""
         ...
 
-    def refresh(self) -> bool:
+    async def refresh(self) -> bool:
         """Reload the credential after an HTTP 401; True when it changed, so a retry
         is worthwhile."""
         ...
 
 
+def bearer(token: str, where: str) -> dict[str, str]:
+    """The ``Authorization`` header for ``token``.
+
+    Raises:
+        CredentialsError: the token holds characters no header may carry (a line
+            break inside a token file, say); the token itself is never shown.
+    """
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise CredentialsError(f"{where}: the token holds spaces, line breaks or non-ASCII")
+    return {"Authorization": f"Bearer {token}"}
+
+
 class NoAuth:
     """No credential (or a client certificate only, which lives in the TLS context)."""
 
-    def headers(self) -> dict[str, str]:
+    async def headers(self) -> dict[str, str]:
         """No headers."""
         return {}
 
-    def refresh(self) -> bool:
+    async def refresh(self) -> bool:
         """Nothing to reload."""
         return False
 
@@ -79,16 +93,16 @@ class NoAuth:
 class TokenAuth:
     """A bearer token written in the kubeconfig."""
 
-    __slots__ = ("_token",)
+    __slots__ = ("_header",)
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+    def __init__(self, token: str, where: str) -> None:
+        self._header = bearer(token, where)
 
-    def headers(self) -> dict[str, str]:
+    async def headers(self) -> dict[str, str]:
         """The ``Authorization: Bearer`` header."""
-        return {"Authorization": f"Bearer {self._token}"}
+        return self._header
 
-    def refresh(self) -> bool:
+    async def refresh(self) -> bool:
         """A token written in the file cannot change."""
         return False
 
@@ -106,19 +120,20 @@ class TokenFileAuth:
         self.path = path
         self._token: str | None = None
 
-    def headers(self) -> dict[str, str]:
+    async def headers(self) -> dict[str, str]:
         """The ``Authorization: Bearer`` header; raises CredentialsError when the
-        file cannot be read."""
+        file cannot be read (it is read again on the next call)."""
         if self._token is None:
             self._token = self._read()
-        return {"Authorization": f"Bearer {self._token}"}
+        return bearer(self._token, f"token file {self.path}")
 
-    def refresh(self) -> bool:
+    async def refresh(self) -> bool:
         """Read the file again; True when the token changed."""
         before, self._token = self._token, self._read()
         return self._token != before
 
     def _read(self) -> str:
+        # A file read is quick: no need to leave the event loop for it.
         try:
             with open(self.path, encoding="utf-8") as file:
                 token = file.read().strip()
@@ -128,6 +143,7 @@ class TokenFileAuth:
             raise CredentialsError(f"token file {self.path}: not UTF-8 text") from None
         if not token:
             raise CredentialsError(f"token file {self.path} is empty")
+        bearer(token, f"token file {self.path}")  # a bad token is not kept
         return token
 
     def __repr__(self) -> str:
@@ -168,50 +184,58 @@ class ExecAuth:
         self._cert: tuple[str, str] | None = None
         self._expiry: datetime | None = None
         self._loaded = False
+        self._lock = asyncio.Lock()
 
-    def headers(self) -> dict[str, str]:
+    async def headers(self) -> dict[str, str]:
         """The ``Authorization`` header when the plugin gave a token (else none),
         running the plugin first if there is no valid credential yet."""
-        if not self._loaded or (
-            self._expiry is not None and self._now() >= self._expiry - _EXPIRY_MARGIN
-        ):
-            self._run()
-        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        async with self._lock:  # concurrent requests share one run of the plugin
+            if not self._loaded or (
+                self._expiry is not None and self._now() >= self._expiry - _EXPIRY_MARGIN
+            ):
+                await self._run()
+        return bearer(self._token, self._where) if self._token else {}
 
-    def refresh(self) -> bool:
+    async def refresh(self) -> bool:
         """Run the plugin again; True when its credential changed."""
-        before = (self._token, self._cert)
-        self._run()
-        return (self._token, self._cert) != before
+        async with self._lock:
+            before = (self._token, self._cert)
+            await self._run()
+            return (self._token, self._cert) != before
 
-    def _run(self) -> None:
-        # Only exec credentials need subprocess: in a Pod, start-up does without it.
-        import subprocess  # noqa: PLC0415
-
+    async def _run(self) -> None:
+        """Run the plugin as a child process of the event loop: waiting for it never
+        blocks the loop, and a cancelled wait (a stop) kills it."""
         try:
-            done = subprocess.run(
-                self._argv,
+            process = await asyncio.create_subprocess_exec(
+                *self._argv,
                 env=self._env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=self._timeout,
-                check=False,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
         except FileNotFoundError:
             hint = f" ({' '.join(self._install_hint.split())})" if self._install_hint else ""
             raise CredentialsError(f"{self._where}: command not found{hint}") from None
-        except subprocess.TimeoutExpired:
+        except OSError as exc:
+            raise CredentialsError(f"{self._where}: {exc.strerror or exc}") from None
+        try:
+            async with asyncio.timeout(self._timeout):
+                stdout, stderr = await process.communicate()
+        except TimeoutError:
             raise CredentialsError(
                 f"{self._where}: did not finish within {self._timeout} s"
             ) from None
-        except OSError as exc:
-            raise CredentialsError(f"{self._where}: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            tail = " ".join(done.stderr.decode("utf-8", "replace").split())[-_STDERR_TAIL:]
+        finally:
+            if process.returncode is None:
+                process.kill()
+                # Reaped by the loop's child watcher; do not wait for it on a stop.
+        if process.returncode != 0:
+            tail = " ".join(stderr.decode("utf-8", "replace").split())[-_STDERR_TAIL:]
             raise CredentialsError(
-                f"{self._where}: exit code {done.returncode}: {tail or '(no stderr)'}"
+                f"{self._where}: exit code {process.returncode}: {tail or '(no stderr)'}"
             )
-        token, cert, expiry = self._parse(done.stdout)
+        token, cert, expiry = self._parse(stdout)
         if cert is not None and self._tls is not None:
             _load_client_cert(self._tls, cert[0].encode(), cert[1].encode(), self._where)
         self._token, self._cert, self._expiry, self._loaded = token, cert, expiry, True
@@ -241,6 +265,8 @@ class ExecAuth:
             )
         if not token and not cert:
             raise CredentialsError(f"{invalid}: neither a token nor a client certificate")
+        if token:
+            bearer(token, invalid)  # a bad token is not kept: the next request runs it again
         return token or None, (cert, key) if cert and key else None, self._expiry_of(status)
 
     def _expiry_of(self, status: Mapping[str, Any]) -> datetime | None:
@@ -580,7 +606,7 @@ def _user(
     if token_file is not None:
         return TokenFileAuth(token_file)
     if token is not None:
-        return TokenAuth(token)
+        return TokenAuth(token, f"{where}: token")
     return NoAuth()
 
 

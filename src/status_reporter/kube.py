@@ -8,13 +8,13 @@ once (a rotated service-account token) and the request repeated.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final, TypeVar
 
 import msgspec
 
-from status_reporter.api import ApiError, PodEvent, Unreachable
+from status_reporter.api import ApiError, CredentialsUnavailable, PodEvent, Unreachable
 from status_reporter.credentials import Credentials, CredentialsError
 from status_reporter.models import (
     Bookmark,
@@ -107,8 +107,8 @@ class HttpApi:
             raise ValueError("a Job name is required")
         return f"{self._jobs_path}/{escape(name)}"
 
-    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        return {"Accept": _JSON, **self._credentials.auth.headers(), **(extra or {})}
+    async def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {"Accept": _JSON, **await self._credentials.auth.headers(), **(extra or {})}
 
     async def _request(
         self,
@@ -122,15 +122,14 @@ class HttpApi:
         extra = {"Content-Type": content_type} if content_type else None
 
         async def send() -> Response:
-            try:
+            with _mapped():
+                headers = await self._headers(extra)
                 return await self._client.request(
-                    method, target, headers=self._headers(extra), body=body, timeout=timeout
+                    method, target, headers=headers, body=body, timeout=timeout
                 )
-            except TransportError as exc:
-                raise Unreachable(str(exc)) from None
 
         response = await send()
-        if response.status == 401 and self._refresh():
+        if response.status == 401 and await self._refresh():
             response = await send()
         if response.status >= 300:
             body = response.body[:_ERROR_BODY_LIMIT]
@@ -206,38 +205,47 @@ class HttpApi:
         self, target: str, read_timeout: float
     ) -> AsyncIterator[AsyncIterator[PodEvent]]:
         for attempt in range(2):
-            try:
+            with _mapped():
                 async with self._client.stream(
                     "GET",
                     target,
-                    headers=self._headers(),
+                    headers=await self._headers(),
                     connect_timeout=read_timeout,
                     read_timeout=read_timeout,
                 ) as stream:
-                    if stream.status == 401 and attempt == 0 and self._refresh():
+                    if stream.status == 401 and attempt == 0 and await self._refresh():
                         continue
                     if stream.status >= 300:
                         body = await stream.read_body(_ERROR_BODY_LIMIT)
                         raise _error(stream.status, stream.reason, stream.headers, body)
                     yield _events(stream.lines())
                     return
-            except TransportError as exc:
-                raise Unreachable(str(exc)) from None
 
-    def _refresh(self) -> bool:
+    async def _refresh(self) -> bool:
         """After a 401: read the credentials again; True when a retry is worth it."""
         try:
-            return self._credentials.auth.refresh()
+            return await self._credentials.auth.refresh()
         except CredentialsError as exc:
-            raise ApiError(401, f"HTTP 401: unauthorized, and the credentials: {exc}") from None
+            raise ApiError(401, f"HTTP 401: unauthorized, and the credentials: {exc}") from exc
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    """The one place where failures below the Api become its own: no answer from the
+    transport, or no request at all because the credentials could not be had (both
+    transient, so retried within the caller's budget)."""
+    try:
+        yield
+    except TransportError as exc:
+        raise Unreachable(str(exc)) from exc
+    except CredentialsError as exc:
+        raise CredentialsUnavailable(str(exc)) from exc
 
 
 async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[PodEvent]:
-    try:
+    with _mapped():
         async for line in lines:
             yield decode_event(line)
-    except TransportError as exc:
-        raise Unreachable(str(exc)) from None
 
 
 def decode_event(line: bytes) -> PodEvent:

@@ -14,7 +14,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from status_reporter.api import ApiError, Operation, Unreachable
+from status_reporter.api import ApiError, CredentialsUnavailable, Operation, Unreachable
 from status_reporter.clock import Clock
 from status_reporter.logs import Logger
 
@@ -83,6 +83,8 @@ def forbidden_hint(op: Operation) -> str:
 
 def final_error(op: Operation, exc: ApiError | Unreachable) -> KubeError:
     """A failure that is not retried (any more), as one clear line."""
+    if isinstance(exc, CredentialsUnavailable):
+        return KubeError(f"cannot {op.describe()}: no credentials: {exc}")
     if isinstance(exc, Unreachable):
         return KubeError(f"cannot {op.describe()}: API server unreachable: {exc}")
     if exc.status == 403:

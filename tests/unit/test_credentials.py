@@ -4,12 +4,14 @@ small shell scripts. TLS settings are checked by handshakes with a loopback serv
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import ssl
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,7 +79,7 @@ def load_in_cluster(service_account: Path, **env: str) -> Credentials:
     )
 
 
-def test_in_cluster_service_account(service_account: Path) -> None:
+async def test_in_cluster_service_account(service_account: Path) -> None:
     creds = load_in_cluster(service_account)
     assert creds.source == "in-cluster"
     assert (creds.endpoint.host, creds.endpoint.port) == ("10.96.0.1", 443)
@@ -86,7 +88,7 @@ def test_in_cluster_service_account(service_account: Path) -> None:
     assert tls is not None
     assert (tls.verify_mode, tls.check_hostname) == (ssl.CERT_REQUIRED, True)
     assert ca_names(tls) == ["test-ca"]  # only the cluster's CA
-    assert creds.auth.headers() == {"Authorization": "Bearer token-one"}
+    assert await creds.auth.headers() == {"Authorization": "Bearer token-one"}
 
 
 def test_in_cluster_ipv6_host(service_account: Path) -> None:
@@ -147,31 +149,31 @@ def test_a_json_kubeconfig_is_read_without_yaml(tmp_path: Path) -> None:
     assert done.stdout.split() == ["6443", "False"]
 
 
-def test_token_file_is_read_lazily_and_again_on_refresh(service_account: Path) -> None:
+async def test_token_file_is_read_lazily_and_again_on_refresh(service_account: Path) -> None:
     token = service_account / "token"
     creds = load_in_cluster(service_account)
     token.write_text("token-two")  # rotated before the first request
-    assert creds.auth.headers() == {"Authorization": "Bearer token-two"}
-    assert creds.auth.refresh() is False  # unchanged: a retry would not help
+    assert await creds.auth.headers() == {"Authorization": "Bearer token-two"}
+    assert await creds.auth.refresh() is False  # unchanged: a retry would not help
     token.write_text("token-three\n")
-    assert creds.auth.headers() == {"Authorization": "Bearer token-two"}  # cached
-    assert creds.auth.refresh() is True
-    assert creds.auth.headers() == {"Authorization": "Bearer token-three"}
+    assert await creds.auth.headers() == {"Authorization": "Bearer token-two"}  # cached
+    assert await creds.auth.refresh() is True
+    assert await creds.auth.headers() == {"Authorization": "Bearer token-three"}
 
 
-def test_vanished_token_file_is_a_clear_error(service_account: Path) -> None:
+async def test_vanished_token_file_is_a_clear_error(service_account: Path) -> None:
     creds = load_in_cluster(service_account)
-    assert creds.auth.headers()
+    assert await creds.auth.headers()
     (service_account / "token").unlink()
     with pytest.raises(CredentialsError) as error:
-        creds.auth.refresh()
+        await creds.auth.refresh()
     assert str(error.value) == f"token file {service_account / 'token'}: No such file or directory"
 
 
-def test_empty_token_file_is_an_error(service_account: Path) -> None:
+async def test_empty_token_file_is_an_error(service_account: Path) -> None:
     (service_account / "token").write_text("\n")
     with pytest.raises(CredentialsError, match=r"token file .*/token is empty$"):
-        load_in_cluster(service_account).auth.headers()
+        await load_in_cluster(service_account).auth.headers()
 
 
 def test_in_cluster_without_ca_is_an_error(service_account: Path) -> None:
@@ -252,7 +254,7 @@ def load_document(tmp_path: Path, document: dict[str, Any] | str | bytes) -> Cre
     return load_kubeconfig(write(tmp_path / "kube" / "config", document))
 
 
-def test_token_and_ca_data(tmp_path: Path, pki: Pki) -> None:
+async def test_token_and_ca_data(tmp_path: Path, pki: Pki) -> None:
     cluster = {"server": "https://127.0.0.1:6443", "certificate-authority-data": b64(pki.ca_pem)}
     path = write(tmp_path / "config", kubeconfig(cluster, {"token": "secret-token"}))
     creds = load_kubeconfig(path)
@@ -265,16 +267,16 @@ def test_token_and_ca_data(tmp_path: Path, pki: Pki) -> None:
     assert ca_names(creds.endpoint.tls) == ["test-ca"]
     assert creds.endpoint.tls is not None
     assert creds.endpoint.tls.check_hostname
-    assert creds.auth.headers() == {"Authorization": "Bearer secret-token"}
-    assert creds.auth.refresh() is False
+    assert await creds.auth.headers() == {"Authorization": "Bearer secret-token"}
+    assert await creds.auth.refresh() is False
     assert "secret-token" not in repr(creds)
 
 
-def test_default_kubeconfig_in_home(tmp_path: Path) -> None:
+async def test_default_kubeconfig_in_home(tmp_path: Path) -> None:
     path = write(tmp_path / ".kube" / "config", kubeconfig({"server": "http://127.0.0.1:8080"}))
     creds = load({}, home=str(tmp_path), service_account_dir=str(tmp_path / "sa"))
     assert creds.source == str(path)
-    assert creds.auth.headers() == {}
+    assert await creds.auth.headers() == {}
 
 
 @pytest.mark.parametrize(
@@ -309,7 +311,7 @@ def test_unusable_server_urls(tmp_path: Path, server: str, problem: str) -> None
     assert str(error.value).endswith(problem)
 
 
-def test_relative_paths_resolve_against_the_kubeconfig_directory(
+async def test_relative_paths_resolve_against_the_kubeconfig_directory(
     tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     directory = tmp_path / "kube"
@@ -320,7 +322,7 @@ def test_relative_paths_resolve_against_the_kubeconfig_directory(
     monkeypatch.chdir(tmp_path)
     creds = load_kubeconfig(path)
     assert ca_names(creds.endpoint.tls) == ["test-ca"]
-    assert creds.auth.headers() == {"Authorization": "Bearer file-token"}
+    assert await creds.auth.headers() == {"Authorization": "Bearer file-token"}
     assert repr(creds.auth) == f"TokenFileAuth('{directory}/token')"
 
 
@@ -383,7 +385,7 @@ async def handshake(creds: Credentials, tmp_path: Path, pki: Pki) -> str:
             user_agent="test",
         )
         async with client:
-            result = await client.request("GET", "/", headers=creds.auth.headers(), timeout=2)
+            result = await client.request("GET", "/", headers=await creds.auth.headers(), timeout=2)
     assert result.body == b"ok"
     return "".join(names)
 
@@ -459,7 +461,7 @@ def test_bad_client_certificates(tmp_path: Path, user: dict[str, str], problem: 
     assert problem.format(dir=tmp_path / "kube") in message
 
 
-def test_kubeconfig_list_is_merged_like_kubectl(tmp_path: Path) -> None:
+async def test_kubeconfig_list_is_merged_like_kubectl(tmp_path: Path) -> None:
     first = write(
         tmp_path / "first",
         {
@@ -480,7 +482,7 @@ def test_kubeconfig_list_is_merged_like_kubectl(tmp_path: Path) -> None:
     creds = load_kubeconfig(Path(f"{tmp_path}/missing:{first}:{second}"))
     assert creds.source == f"{first}:{second}"
     assert (creds.endpoint.host, creds.endpoint.port) == ("second.example", 6443)
-    assert creds.auth.headers() == {"Authorization": "Bearer from-first"}
+    assert await creds.auth.headers() == {"Authorization": "Bearer from-first"}
 
 
 @pytest.mark.parametrize(
@@ -569,7 +571,7 @@ def test_unsupported_settings_are_refused(
 
 
 def test_tokens_stay_out_of_reprs() -> None:
-    assert "s3cret" not in repr(TokenAuth("s3cret"))
+    assert "s3cret" not in repr(TokenAuth("s3cret", "kubeconfig"))
     assert "s3cret" not in repr(TokenFileAuth("/t"))
 
 
@@ -629,7 +631,7 @@ def stamp(delta: timedelta) -> str:
 
 
 @pytest.mark.parametrize("api_version", [V1, V1BETA1])
-def test_exec_plugin_token(
+async def test_exec_plugin_token(
     tmp_path: Path, plugin: Plugin, monkeypatch: pytest.MonkeyPatch, api_version: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -638,8 +640,8 @@ def test_exec_plugin_token(
         tmp_path, kubeconfig({"server": "https://10.0.0.1"}, exec_user(api_version))
     )
     assert plugin.runs == 0  # run on first use
-    assert creds.auth.headers() == {"Authorization": "Bearer exec-token"}
-    assert creds.auth.headers() == {"Authorization": "Bearer exec-token"}
+    assert await creds.auth.headers() == {"Authorization": "Bearer exec-token"}
+    assert await creds.auth.headers() == {"Authorization": "Bearer exec-token"}
     assert plugin.runs == 1  # no expiry: cached
     assert plugin.seen("args") == "get-token --cluster c1\n"
     assert plugin.seen("flavour") == "vanilla"
@@ -652,7 +654,9 @@ def test_exec_plugin_token(
     assert "exec-token" not in repr(creds)
 
 
-def test_exec_plugin_gets_cluster_info_when_asked(tmp_path: Path, plugin: Plugin, pki: Pki) -> None:
+async def test_exec_plugin_gets_cluster_info_when_asked(
+    tmp_path: Path, plugin: Plugin, pki: Pki
+) -> None:
     plugin.answer({"token": "t"})
     cluster = {
         "server": "https://10.0.0.1:6443",
@@ -660,7 +664,7 @@ def test_exec_plugin_gets_cluster_info_when_asked(tmp_path: Path, plugin: Plugin
         "tls-server-name": "api.test",
     }
     user = exec_user(provideClusterInfo=True)
-    load_document(tmp_path, kubeconfig(cluster, user)).auth.headers()
+    await load_document(tmp_path, kubeconfig(cluster, user)).auth.headers()
     assert json.loads(plugin.seen("info"))["spec"]["cluster"] == {
         "server": "https://10.0.0.1:6443",
         "certificate-authority-data": b64(pki.ca_pem),
@@ -669,28 +673,28 @@ def test_exec_plugin_gets_cluster_info_when_asked(tmp_path: Path, plugin: Plugin
     }
 
 
-def test_exec_credential_is_renewed_when_expired_and_on_refresh(
+async def test_exec_credential_is_renewed_when_expired_and_on_refresh(
     tmp_path: Path, plugin: Plugin
 ) -> None:
     plugin.answer({"token": "old", "expirationTimestamp": stamp(timedelta(seconds=-1))})
     auth = load_document(tmp_path, kubeconfig({"server": "https://10.0.0.1"}, exec_user())).auth
-    assert auth.headers() == {"Authorization": "Bearer old"}
+    assert await auth.headers() == {"Authorization": "Bearer old"}
     plugin.answer({"token": "new", "expirationTimestamp": stamp(timedelta(hours=1))})
-    assert auth.headers() == {"Authorization": "Bearer new"}  # the old one had expired
-    assert auth.headers() == {"Authorization": "Bearer new"}
+    assert await auth.headers() == {"Authorization": "Bearer new"}  # the old one had expired
+    assert await auth.headers() == {"Authorization": "Bearer new"}
     assert plugin.runs == 2
-    assert auth.refresh() is False  # the plugin gave the same token again
+    assert await auth.refresh() is False  # the plugin gave the same token again
     plugin.answer({"token": "newer"})
-    assert auth.refresh() is True
-    assert auth.headers() == {"Authorization": "Bearer newer"}
+    assert await auth.refresh() is True
+    assert await auth.headers() == {"Authorization": "Bearer newer"}
     assert plugin.runs == 4
 
 
-def test_exec_credential_close_to_expiry_is_renewed(tmp_path: Path, plugin: Plugin) -> None:
+async def test_exec_credential_close_to_expiry_is_renewed(tmp_path: Path, plugin: Plugin) -> None:
     plugin.answer({"token": "t", "expirationTimestamp": stamp(timedelta(seconds=5))})
     auth = load_document(tmp_path, kubeconfig({"server": "https://10.0.0.1"}, exec_user())).auth
-    auth.headers()
-    auth.headers()
+    await auth.headers()
+    await auth.headers()
     assert plugin.runs == 2
 
 
@@ -705,11 +709,11 @@ async def test_exec_plugin_client_certificate(tmp_path: Path, plugin: Plugin, pk
     cluster = {"server": "https://127.0.0.1:6443", "certificate-authority-data": b64(pki.ca_pem)}
     creds = load_document(tmp_path, kubeconfig(cluster, exec_user(V1BETA1)))
     assert await handshake(creds, tmp_path, pki) == CLIENT_NAME
-    assert creds.auth.headers() == {}  # no token: the certificate is the credential
+    assert await creds.auth.headers() == {}  # no token: the certificate is the credential
     assert plugin.runs == 1
 
 
-def test_failing_exec_plugin_reports_its_stderr(tmp_path: Path) -> None:
+async def test_failing_exec_plugin_reports_its_stderr(tmp_path: Path) -> None:
     script = write(
         tmp_path / "kube" / "fail.sh",
         "#!/bin/sh\necho 'starting' >&2\necho 'error: no SSO session; run login' >&2\nexit 3\n",
@@ -719,24 +723,24 @@ def test_failing_exec_plugin_reports_its_stderr(tmp_path: Path) -> None:
     user["exec"]["command"] = str(script)
     auth = load_document(tmp_path, kubeconfig({"server": "https://10.0.0.1"}, user)).auth
     with pytest.raises(CredentialsError) as error:
-        auth.headers()
+        await auth.headers()
     assert str(error.value) == (
         f"kubeconfig {tmp_path}/kube/config: user \"u\": exec plugin '{script}':"
         " exit code 3: starting error: no SSO session; run login"
     )
 
 
-def test_missing_exec_plugin_shows_the_install_hint(tmp_path: Path) -> None:
+async def test_missing_exec_plugin_shows_the_install_hint(tmp_path: Path) -> None:
     user = exec_user(command="no-such-plugin-here", installHint="Install it with\n  brew it")
     auth = load_document(tmp_path, kubeconfig({"server": "https://10.0.0.1"}, user)).auth
     with pytest.raises(
         CredentialsError,
         match=r"'no-such-plugin-here': command not found \(Install it with brew it\)$",
     ):
-        auth.headers()
+        await auth.headers()
 
 
-def test_exec_plugin_run_time_is_bounded(tmp_path: Path) -> None:
+async def test_exec_plugin_run_time_is_bounded(tmp_path: Path) -> None:
     script = write(tmp_path / "slow.sh", "#!/bin/sh\nexec sleep 5\n")
     script.chmod(0o755)
     auth = ExecAuth(
@@ -750,7 +754,63 @@ def test_exec_plugin_run_time_is_bounded(tmp_path: Path) -> None:
         timeout=0.2,
     )
     with pytest.raises(CredentialsError, match=r"did not finish within 0\.2 s$"):
-        auth.headers()
+        await auth.headers()
+
+
+async def test_a_running_plugin_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    """A plugin that takes long runs beside the loop: other work goes on, and the
+    wait for it can be cancelled at once (a stop), which ends the plugin."""
+    pid_file = tmp_path / "pid"
+    script = write(tmp_path / "slow.sh", f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 30\n")
+    script.chmod(0o755)
+    auth = ExecAuth(
+        command=str(script), args=[], env={}, api_version=V1, exec_info={}, tls=None, where="t"
+    )
+    running = asyncio.create_task(auth.headers())
+    ticks = 0
+    for _ in range(20):  # the loop keeps turning while the plugin runs
+        await asyncio.sleep(0.01)
+        ticks += 1
+    for _ in range(500):  # the plugin has started
+        if pid_file.exists() and pid_file.read_text().strip():
+            break
+        await asyncio.sleep(0.01)
+    pid = int(pid_file.read_text())
+    started = time.monotonic()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert time.monotonic() - started < 0.5
+    assert ticks == 20
+    for _ in range(100):  # killed, and reaped by the loop's child watcher
+        if not Path(f"/proc/{pid}").exists():
+            break
+        await asyncio.sleep(0.02)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+@pytest.mark.parametrize("token", ["two\nlines", "with space", "t\u00e9"])
+async def test_a_token_no_header_can_carry_is_a_credentials_error(
+    service_account: Path, token: str
+) -> None:
+    (service_account / "token").write_text(token)
+    creds = load_in_cluster(service_account)
+    with pytest.raises(CredentialsError, match="the token holds spaces, line breaks or non-ASCII"):
+        await creds.auth.headers()
+    # The bad token is not kept: a rewritten file heals the next request.
+    (service_account / "token").write_text("good-token")
+    assert await creds.auth.headers() == {"Authorization": "Bearer good-token"}
+
+
+async def test_a_plugin_token_no_header_can_carry_is_not_kept(
+    tmp_path: Path, plugin: Plugin
+) -> None:
+    plugin.answer({"token": "bad\ntoken"})
+    auth = load_document(tmp_path, kubeconfig({"server": "https://10.0.0.1"}, exec_user())).auth
+    with pytest.raises(CredentialsError, match="invalid ExecCredential output: the token holds"):
+        await auth.headers()
+    plugin.answer({"token": "good"})
+    assert await auth.headers() == {"Authorization": "Bearer good"}
 
 
 @pytest.mark.parametrize(
@@ -791,11 +851,13 @@ def test_exec_plugin_run_time_is_bounded(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_invalid_exec_output(tmp_path: Path, plugin: Plugin, output: str, problem: str) -> None:
+async def test_invalid_exec_output(
+    tmp_path: Path, plugin: Plugin, output: str, problem: str
+) -> None:
     write(plugin.directory / "answer", output)
     auth = load_document(tmp_path, kubeconfig({"server": "https://10.0.0.1"}, exec_user())).auth
     with pytest.raises(CredentialsError) as error:
-        auth.headers()
+        await auth.headers()
     assert str(error.value).endswith(f"invalid ExecCredential output: {problem}")
     assert "secret-out" not in str(error.value)
 
@@ -818,7 +880,7 @@ def test_bad_exec_settings(tmp_path: Path, exec_config: dict[str, Any], problem:
     assert problem in str(error.value)
 
 
-def test_exec_expiry_uses_the_clock(tmp_path: Path, plugin: Plugin) -> None:
+async def test_exec_expiry_uses_the_clock(tmp_path: Path, plugin: Plugin) -> None:
     plugin.answer({"token": "t", "expirationTimestamp": "2030-01-01T00:00:00Z"})
     now = [datetime(2029, 12, 31, 23, 0, tzinfo=UTC)]
     auth = ExecAuth(
@@ -831,9 +893,9 @@ def test_exec_expiry_uses_the_clock(tmp_path: Path, plugin: Plugin) -> None:
         where="test",
         now=lambda: now[0],
     )
-    auth.headers()
-    auth.headers()
+    await auth.headers()
+    await auth.headers()
     assert plugin.runs == 1
     now[0] = datetime(2030, 1, 1, tzinfo=UTC)
-    auth.headers()
+    await auth.headers()
     assert plugin.runs == 2

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from status_reporter import logs
-from status_reporter.api import ApiError, PodEvent, Unreachable
+from status_reporter.api import ApiError, CredentialsUnavailable, PodEvent, Unreachable
 from status_reporter.conditions import rfc3339
 from status_reporter.config import Config, LogFormat, LogLevel, MonitorMode
 from status_reporter.contract import ResultState, read_result
@@ -545,6 +545,41 @@ async def test_the_write_is_retried_for_max_wait_when_that_is_longer(tmp_path: P
     run.cluster.down = False
     assert await run.finish(within=6) is ExitCode.RESULT
     assert run.written() == ("True", "ValidationPassed", "all good")
+
+
+async def test_credentials_failing_during_the_write_are_retried_like_any_api_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    clock = FakeClock(autojump=True)
+    cluster = MemoryCluster(clock)
+    missing = CredentialsUnavailable("token file /t: No such file or directory")
+    cluster.fail("patch", missing, missing)
+    run = Run(tmp_path, cluster)
+    run.write(SUCCESS)
+    await run.start()
+    assert await run.finish() is ExitCode.RESULT  # the file came back: written
+    assert cluster.calls["patch"] == 3
+    assert run.last_word()["written"] is True
+    assert "API call failed, retrying" in capsys.readouterr().out
+
+
+async def test_credentials_failing_for_good_end_with_the_clear_line_and_the_last_word(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    clock = FakeClock(autojump=True)
+    cluster = MemoryCluster(clock)
+    cluster.fail("patch", *[CredentialsUnavailable("exec plugin 'x': exit code 1: denied")] * 99)
+    run = Run(tmp_path, cluster)
+    run.write(SUCCESS)
+    await run.start()
+    assert await run.finish() is ExitCode.WRITE_FAILED
+    out = capsys.readouterr().out
+    assert "no credentials: exec plugin 'x': exit code 1: denied" in out
+    assert "condition not recorded on the Job" in out
+    assert "internal error" not in out
+    assert run.last_word()["written"] is False
 
 
 async def test_a_black_hole_ends_the_write_within_its_budget(tmp_path: Path) -> None:

@@ -10,8 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from status_reporter.api import Unreachable
-from status_reporter.kube import decode_event, escape, query_string
+from status_reporter.api import CredentialsUnavailable, Unreachable
+from status_reporter.credentials import Credentials, CredentialsError
+from status_reporter.kube import HttpApi, decode_event, escape, query_string
+from status_reporter.retry import is_transient
+from status_reporter.transport import Endpoint, HttpClient
+from tests.unit.transport_server import answer_all, response, serve
 
 SAMPLES = Path(__file__).parents[1] / "samples" / "watch"
 
@@ -78,3 +82,36 @@ def test_query_string_round_trips(params: dict[str, str]) -> None:
 def test_query_string_of_a_watch() -> None:
     query = {"fieldSelector": "metadata.name=pod-1", "resourceVersion": "12&x=1"}
     assert query_string(query) == "fieldSelector=metadata.name%3Dpod-1&resourceVersion=12%26x%3D1"
+
+
+class _FailingAuth:
+    """Credentials that cannot be had (a token file missing, a plugin failing)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def headers(self) -> dict[str, str]:
+        self.calls += 1
+        raise CredentialsError("token file /t: No such file or directory")
+
+    async def refresh(self) -> bool:
+        return False
+
+
+async def test_credentials_that_cannot_be_had_are_a_transient_api_failure() -> None:
+    """Mapped in one place: no request is sent, and the failure is retried like a
+    request that got no answer (never an internal error)."""
+    async with serve(answer_all(response(b"{}"))) as server:
+        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
+        auth = _FailingAuth()
+        credentials = Credentials(Endpoint("127.0.0.1", server.port), auth, "test")
+        api = HttpApi(client, credentials, pod="p", namespace="n")
+        async with client:
+            with pytest.raises(CredentialsUnavailable, match="token file /t") as info:
+                await api.get_job("j", timeout=1)
+            assert is_transient(info.value)
+            with pytest.raises(CredentialsUnavailable):
+                async with api.watch_pod("", timeout_seconds=10, read_timeout=1):
+                    pass
+        assert auth.calls == 2
+        assert server.requests == []
