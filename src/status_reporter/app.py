@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 _USAGE_ERROR = 2
 _STOP_SIGNALS: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
 _CLOSE_SECONDS = 1.0
+_LAST_LINES_SECONDS = 0.5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,8 +133,11 @@ async def _report_config_error(env: Mapping[str, str], line: str) -> None:
 
 def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:
     if reporter.stopping:
-        # A second stop: leave the last word and exit at once.
-        os._exit(reporter.final_report())
+        # A second stop: leave the last word and exit at once (the log lines said so
+        # get a moment to leave, a stalled stdout no more).
+        code = reporter.final_report()
+        logs.flush(_LAST_LINES_SECONDS)
+        os._exit(code)
     log.info("stop signal received", signal=signal.Signals(signum).name)
     reporter.stop()
 
@@ -189,10 +193,10 @@ def run_sidecar(env: Mapping[str, str], early: list[int]) -> int:
         config = load(env)
     except ConfigError as exc:
         print(exc, file=sys.stderr, flush=True)
-        logs.configure(*_log_settings(env))
+        logs.configure(*_log_settings(env), background=True)
         asyncio.run(_report_config_error(env, str(exc)))
         return ExitCode.CONFIG_INVALID
-    logs.configure(config.log_level, config.log_format)
+    logs.configure(config.log_level, config.log_format, background=True)
     code = asyncio.run(_run(config, early))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     logs.get_logger(job=config.job_name, namespace=config.job_namespace, pod=config.pod_name).info(

@@ -20,6 +20,9 @@ early_signals: list[int] = []
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Exit code of a second stop signal before anything could be written.
 _ABORTED = 3
+# How long the last log lines may take to leave once the run is over: a stalled
+# stdout must not keep a decided reporter from exiting.
+_LOG_FLUSH_SECONDS = 2.0
 
 
 def _record(signum: int, _frame: FrameType | None) -> None:
@@ -42,9 +45,17 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     gc.freeze()
     gc.enable()
     code = app.main(argv, early_signals)
+    # The event loop is gone, and with it its signal handlers: a stop from now on
+    # exits at once with the decided code, never as a death by signal.
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, lambda _signum, _frame: os._exit(code))
+    from status_reporter import logs  # noqa: PLC0415 - imported by app already
+
+    if logs.flush(_LOG_FLUSH_SECONDS):
+        # (Otherwise the log writer is stuck in a write to stdout, holding its lock.)
+        sys.stdout.flush()
+    sys.stderr.flush()
     # Everything is written and closed by now. Tearing the interpreter down (every
     # module and object) would cost more CPU than a whole short run's work after
     # start-up; nothing of it is needed.
-    sys.stdout.flush()
-    sys.stderr.flush()
     os._exit(code)

@@ -14,9 +14,11 @@ within :data:`REPEAT_WINDOW_SECONDS` is dropped and counted.
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import socket
 import sys
+import threading
 import time
 from collections import OrderedDict
 from typing import BinaryIO, Final
@@ -30,6 +32,8 @@ COMPONENT: Final = "status-reporter"
 # A rendered line, newline included, stays below 64 KiB.
 LINE_LIMIT_BYTES: Final = 64 * 1024 - 1
 REPEAT_WINDOW_SECONDS: Final = 10.0
+# Lines that may wait for a stalled stdout (each below 64 KiB) before more are dropped.
+BACKLOG_LINES: Final = 256
 _REPEAT_KEYS: Final = 256
 _LEVELS: Final = {
     LogLevel.DEBUG: logging.DEBUG,
@@ -203,22 +207,78 @@ class _Repeats(logging.Filter):
         return True
 
 
-class _Handler(logging.Handler):
-    """Writes rendered lines to a binary stream (by default, stdout as it is at the time)."""
+def _write(stream: BinaryIO | None, line: bytes) -> None:
+    """Write one line to ``stream`` (by default stdout as it is now); failures are dropped."""
+    try:
+        out = stream or sys.stdout.buffer
+        out.write(line)
+        out.flush()
+    except Exception:
+        return
 
-    def __init__(self, formatter: _Formatter, stream: BinaryIO | None) -> None:
+
+class _Background:
+    """Writes lines from a thread of its own, so that a stalled stdout (a log pipe that
+    nobody reads) never blocks the caller: the event loop, and so the condition's
+    write, go on. At most :data:`BACKLOG_LINES` lines wait; more are dropped, counted,
+    and the count is written once the stream moves again."""
+
+    def __init__(self, stream: BinaryIO | None) -> None:
+        self._stream = stream
+        self._lines: queue.SimpleQueue[bytes | threading.Event] = queue.SimpleQueue()
+        self._waiting = 0
+        self._dropped = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="log-writer", daemon=True).start()
+
+    def put(self, line: bytes) -> None:
+        """Queue ``line``; drop it when the backlog is full."""
+        with self._lock:
+            if self._waiting >= BACKLOG_LINES:
+                self._dropped += 1
+                return
+            self._waiting += 1
+        self._lines.put(line)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every queued line to be written."""
+        done = threading.Event()
+        self._lines.put(done)
+        return done.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._lines.get()
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            _write(self._stream, item)
+            with self._lock:
+                self._waiting -= 1
+                dropped, self._dropped = self._dropped, 0
+            if dropped:
+                _write(self._stream, f"{dropped} log lines dropped: stdout was not read\n".encode())
+
+
+class _Handler(logging.Handler):
+    """Renders a record and writes it: at once, or through a background writer."""
+
+    def __init__(self, formatter: _Formatter, stream: BinaryIO | None, background: bool) -> None:
         super().__init__()
         self._render = formatter.render
         self._stream = stream
+        self.background = _Background(stream) if background else None
 
     def emit(self, record: logging.LogRecord) -> None:
         """Render and write one line; a failure is dropped, never raised into the caller."""
         try:
-            stream = self._stream or sys.stdout.buffer
-            stream.write(self._render(record))
-            stream.flush()
+            line = self._render(record)
         except Exception:
             return
+        if self.background is not None:
+            self.background.put(line)
+        else:
+            _write(self._stream, line)
 
 
 class Logger:
@@ -254,16 +314,30 @@ def configure(
     level: LogLevel = LogLevel.INFO,
     fmt: LogFormat = LogFormat.TEXT,
     stream: BinaryIO | None = None,
+    *,
+    background: bool = False,
 ) -> None:
-    """Set up the process-wide logger. Safe to call again (tests, configuration errors)."""
+    """Set up the process-wide logger. Safe to call again (tests, configuration errors).
+
+    With ``background`` lines are written by a thread of their own (the sidecar: a
+    stalled stdout must never delay the condition); :func:`flush` waits for them.
+    """
     logging.raiseExceptions = False
-    handler = _Handler(_Formatter(fmt), stream)
+    handler = _Handler(_Formatter(fmt), stream, background)
     handler.addFilter(_Repeats())
     for old in list(_LOGGER.handlers):
         _LOGGER.removeHandler(old)
     _LOGGER.addHandler(handler)
     _LOGGER.setLevel(_LEVELS[level])
     _LOGGER.propagate = False
+
+
+def flush(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the background writer; True when all is out."""
+    for handler in _LOGGER.handlers:
+        if isinstance(handler, _Handler) and handler.background is not None:
+            return handler.background.flush(timeout)
+    return True
 
 
 def get_logger(**context: object) -> Logger:

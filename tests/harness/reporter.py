@@ -76,12 +76,14 @@ def start_reporter(
     server: str | None = None,
     token_file: Path | None = None,
     script: Path = SCRIPT,
+    stdout: int | None = None,
 ) -> ReporterRun:
     """Start the reporter for ``job`` as its ServiceAccount (kubeconfig with a bound token).
 
     ``server`` points the kubeconfig elsewhere (a fault proxy); ``token_file`` makes the
     reporter read its token from that file rather than from the kubeconfig; ``script`` is
-    the console script to run (by default the one of this interpreter's environment).
+    the console script to run (by default the one of this interpreter's environment);
+    ``stdout`` is a file descriptor for its output instead of the run's log file.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     token = None if token_file else service_account_token(job.client, job.namespace, account)
@@ -113,6 +115,10 @@ def start_reporter(
     with log_path.open("w") as log:
         spawned = time.time()
         process = subprocess.Popen(
-            [str(script)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
+            [str(script)],
+            env=environment,
+            stdout=log if stdout is None else stdout,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     return ReporterRun(process, log_path, termination_path, spawned)

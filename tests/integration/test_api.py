@@ -3,6 +3,8 @@ lifecycle, and what the server accepts in a condition."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -131,6 +133,46 @@ def test_a_watch_outlives_the_api_servers_bookmarks(
     assert run.wait() == 0, run.output
     assert "Pod watch broke" not in run.output
     assert len(verbs(plane, job)) == 6, verbs(plane, job)
+
+
+# --- logging never delays the write ------------------------------------------------------
+
+
+def _stalled_pipe() -> tuple[int, int]:
+    """A pipe whose buffer is already full: nothing written to it leaves until read."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"x" * 65536)
+    os.set_blocking(write_end, True)
+    return read_end, write_end
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_stalled_stdout_never_delays_the_write_nor_the_exit_code(
+    job: AdapterJob, plane: ControlPlane, tmp_path: Path, stop: bool
+) -> None:
+    """Nobody reads the reporter's stdout: the condition is written all the same, and
+    the process exits with the decided code, also when a SIGTERM comes while its last
+    lines wait for the pipe."""
+    job.running()
+    job.write_result(SUCCESS)
+    read_end, write_end = _stalled_pipe()
+    try:
+        started = time.monotonic()
+        run = start_reporter(plane, job, tmp_path, stdout=write_end)
+        eventually(job.condition, timeout=10)
+        assert time.monotonic() - started < 5
+        assert run.last_word()["written"] is True
+        if stop:
+            time.sleep(0.3)  # the decided run waits for its last lines to leave
+            assert run.running
+            run.signal(signal.SIGTERM)
+        assert run.wait(timeout=10) == 0
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 # --- the Event, the owner, the Job's deadline -------------------------------------------

@@ -3,12 +3,16 @@ never fail, flood or let adapter text forge lines."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import re
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -189,3 +193,39 @@ def test_identical_lines_are_dropped_and_counted(monkeypatch: pytest.MonkeyPatch
     assert len(out) == 3
     assert out[0].endswith('error="invalid JSON"')
     assert out[2].endswith('error="invalid JSON" repeated=499')
+
+
+def _stalled_pipe() -> tuple[int, int]:
+    """A pipe whose buffer is already full: a blocking write to it waits for a reader."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"x" * 65536)
+    os.set_blocking(write_end, True)
+    return read_end, write_end
+
+
+def test_a_stalled_stdout_never_blocks_the_caller() -> None:
+    read_end, write_end = _stalled_pipe()
+    with os.fdopen(write_end, "wb", buffering=0) as stream, os.fdopen(read_end, "rb") as reader:
+        logs.configure(stream=stream, background=True)  # type: ignore[arg-type]
+        log = logs.get_logger()
+        started = time.monotonic()
+        for number in range(logs.BACKLOG_LINES + 100):
+            log.info("line", number=number)
+        assert time.monotonic() - started < 1.0  # nothing waited for the pipe
+        assert not logs.flush(0.2)  # the lines are still waiting
+        drained = bytearray()
+        reading = threading.Thread(target=lambda: drained.extend(reader.read()))
+        reading.start()
+        assert logs.flush(5.0)
+        stream.close()
+        reading.join(5.0)
+    text = drained.replace(b"x", b"").decode()
+    numbers = [int(n) for n in re.findall(r"number=(\d+)", text)]
+    # What fitted the backlog arrives in order; the rest is counted, not lost silently.
+    assert numbers == list(range(len(numbers)))
+    assert logs.BACKLOG_LINES <= len(numbers) <= logs.BACKLOG_LINES + 1
+    dropped = int(re.search(r"(\d+) log lines dropped: stdout was not read", text).group(1))  # type: ignore[union-attr]
+    assert len(numbers) + dropped == logs.BACKLOG_LINES + 100
