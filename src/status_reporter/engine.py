@@ -70,8 +70,11 @@ WRITE_BUDGET_SECONDS: Final = 60.0
 # A 403 on the write, when start-up confirmed the permission, is retried this long: an
 # API server that has just restarted refuses requests until its caches are filled.
 FORBIDDEN_GRACE_SECONDS: Final = 10.0
-# Re-reads of the result file are at least this far apart, however often it changes.
+# Re-reads caused by file events are at least this far apart, however often the file
+# changes; while every read finds new invalid content (an adapter rewriting it in a
+# loop), the gap doubles up to the maximum, so the cost does not follow the writes.
 MIN_READ_INTERVAL: Final = 0.025
+MAX_READ_INTERVAL: Final = 0.5
 
 
 class ExitCode(enum.IntEnum):
@@ -134,6 +137,7 @@ class Reporter:
         self._read_now = True
         self._file_dirty = False
         self._last_read = float("-inf")
+        self._read_interval = MIN_READ_INTERVAL
         self._adapter_name: str | None = None
         # The newest Pod state seen (its resourceVersion): an older one never replaces it.
         self._pod_version = ""
@@ -359,8 +363,10 @@ class Reporter:
     # --- observations -----------------------------------------------------------------
 
     def _file_event(self) -> None:
-        self._file_dirty = True
-        self._changed.set()
+        # Only the first event wakes the loop: it then waits for the next read anyway.
+        if not self._file_dirty:
+            self._file_dirty = True
+            self._changed.set()
 
     def _file_tick(self) -> None:
         self._read_now = True
@@ -404,7 +410,7 @@ class Reporter:
         if not self._read_now:
             if not self._file_dirty:
                 return None
-            next_read = self._last_read + MIN_READ_INTERVAL
+            next_read = self._last_read + self._read_interval
             if now < next_read:
                 return next_read
         self._read_now = self._file_dirty = False
@@ -413,6 +419,9 @@ class Reporter:
         if self._obs.record_result(state, now):
             error = getattr(state, "error", "")
             self._log.info("result file is not valid yet", error=error)
+            self._read_interval = min(MAX_READ_INTERVAL, self._read_interval * 2)
+        else:
+            self._read_interval = MIN_READ_INTERVAL
         return None
 
     # --- monitoring ---------------------------------------------------------------------

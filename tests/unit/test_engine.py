@@ -20,6 +20,7 @@ from status_reporter.config import Config, LogFormat, LogLevel, MonitorMode
 from status_reporter.contract import ResultState, read_result
 from status_reporter.engine import (
     FORBIDDEN_GRACE_SECONDS,
+    MAX_READ_INTERVAL,
     MIN_READ_INTERVAL,
     STOP_EXIT_SECONDS,
     ExitCode,
@@ -310,6 +311,25 @@ async def test_reads_are_coalesced_however_often_the_file_changes(tmp_path: Path
     assert run.reads <= 6
     run.reporter.stop()
     await run.finish(within=6)
+
+
+async def test_reads_back_off_while_every_read_finds_new_invalid_content(
+    tmp_path: Path,
+) -> None:
+    """An adapter rewriting its file in a loop for 10 s: the re-reads thin out to
+    one per MAX_READ_INTERVAL, not one per MIN_READ_INTERVAL."""
+    (tmp_path / "results").mkdir()
+    run = await Run(tmp_path, poll_interval_seconds=30, max_wait_time_seconds=300).start()
+    before = run.reads
+    for index in range(1000):  # a new invalid content every 10 ms
+        run.write(f'{{"status": "writing {index}"}}')
+        await asyncio.sleep(0)
+        await run.clock.advance(0.01)
+    reads = run.reads - before
+    assert reads <= 10 / MAX_READ_INTERVAL + 10, reads
+    assert reads < 10 / MIN_READ_INTERVAL / 4, reads
+    run.write(SUCCESS)  # a valid result still lands within the longest gap
+    assert await run.finish(within=MAX_READ_INTERVAL) is ExitCode.RESULT
 
 
 async def test_invalid_file_after_exit_is_reported_at_once(tmp_path: Path) -> None:
