@@ -4,7 +4,8 @@ stdlib ssl.
 :class:`HttpClient` sends one request at a time per connection and keeps at most
 two idle keep-alive connections for reuse. Each request is bounded as a whole
 (connect, TLS handshake, send, whole body). Watches use :meth:`HttpClient.stream`,
-which opens a dedicated connection and bounds every wait for data instead.
+which opens a dedicated connection and bounds the wait for the head and then for each
+non-blank line instead.
 
 Responses are parsed by httptools (the llhttp parser): status line, headers,
 Content-Length and chunked bodies, keep-alive rules. This module writes the request
@@ -12,8 +13,13 @@ head itself, after checking every part of it, and owns the socket loop.
 
 Every failure to complete an exchange is a :class:`TransportError` with a one-line
 message; a connection whose exchange failed, timed out or was cancelled is aborted,
-never reused. The only retry is the one HTTP clients need to make keep-alive safe: a
-reused connection that the server closed while it sat idle.
+never reused. A response's status line, header and trailer fields may hold
+:data:`MAX_HEAD` bytes in all, its body (or a watch line) ``max_body``.
+
+The only retries are the ones that make keep-alive safe, each on a new connection and
+only while no byte of the response has arrived: a reused connection that the server
+closed while it sat idle, and one that gave no answer within half the time left (a
+proxy that stopped forwarding on its established connections).
 """
 
 from __future__ import annotations
@@ -30,9 +36,15 @@ from typing import Final, Self
 import httptools
 import msgspec
 
-DEFAULT_MAX_BODY: Final = 16 * 1024 * 1024
-# Status line and headers; the API server's are a few hundred bytes.
+# A response body or a watch line: twice etcd's limit on a stored object (1.5 MiB).
+DEFAULT_MAX_BODY: Final = 3 * 1024 * 1024
+# Status lines, header and trailer fields of one response in all; the API server's are
+# a few hundred bytes.
 MAX_HEAD: Final = 64 * 1024
+# What a status line and a field line hold besides the reason and the name and value:
+# "HTTP/1.1 200 ", its CRLF and the blank line ending the head; ": " and CRLF.
+_STATUS_LINE_FRAMING: Final = 17
+_FIELD_FRAMING: Final = 4
 _READ_SIZE: Final = 64 * 1024
 _MAX_IDLE: Final = 2
 
@@ -53,7 +65,8 @@ class RequestTimeout(TransportError):
 
 
 class ReadTimeout(TransportError):
-    """A stream received no data within its read timeout."""
+    """A stream's head, or its next non-blank line, did not arrive within its read
+    timeout."""
 
 
 class Endpoint(msgspec.Struct, frozen=True):
@@ -145,14 +158,16 @@ class _Receiver:
     __slots__ = (
         "_fields",
         "_informational",
+        "_progress",
         "_reason",
         "body",
         "complete",
         "extra",
-        "fed",
         "head",
+        "head_size",
         "keep_alive",
         "parser",
+        "stalled",
     )
 
     def __init__(self) -> None:
@@ -163,15 +178,26 @@ class _Receiver:
         self.keep_alive = False
         # Bytes after the response: the connection is out of step, never reuse it.
         self.extra = False
-        self.fed = 0  # bytes parsed, to bound the head
+        # The bytes of the status lines and header and trailer fields so far, and those
+        # of the reads in a row that completed no field nor any body: httptools is
+        # still collecting a field from them. Both count against MAX_HEAD.
+        self.head_size = 0
+        self.stalled = 0
+        self._progress = False
         self._reason = b""
         self._fields: list[tuple[bytes, bytes]] = []
         self._informational = False
 
+    @property
+    def head_too_large(self) -> bool:
+        """The response's head and trailers so far exceed :data:`MAX_HEAD`."""
+        return not self.complete and self.head_size + self.stalled > MAX_HEAD
+
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises httptools' errors for a malformed response."""
-        self.fed += len(data)
+        self._progress = False
         self.parser.feed_data(data)
+        self.stalled = 0 if self._progress else self.stalled + len(data)
 
     def finish(self) -> bool:
         """The peer closed the connection: whether the response is complete. A body
@@ -186,14 +212,20 @@ class _Receiver:
     def on_message_begin(self) -> None:
         if self.complete:
             self.extra = True
+        self.head_size += _STATUS_LINE_FRAMING
 
     def on_status(self, reason: bytes) -> None:
+        self.head_size += len(reason)
         self._reason += reason  # may arrive in pieces
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name, value))
+        self.head_size += len(name) + len(value) + _FIELD_FRAMING
+        self._progress = True
+        if self.head is None:  # not trailers: nothing reads those
+            self._fields.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._progress = True
         status = self.parser.get_status_code()
         if 100 <= status < 200:
             # An interim response (100 Continue): the final one follows.
@@ -203,10 +235,12 @@ class _Receiver:
         self._reason, self._fields = b"", []
 
     def on_body(self, body: bytes) -> None:
+        self._progress = True
         if not self.complete:
             self.body.append(bytes(body))
 
     def on_message_complete(self) -> None:
+        self._progress = True
         if self._informational:
             self._informational = False
         elif not self.complete:
@@ -252,30 +286,40 @@ class _Connection:
         except OSError as exc:
             raise TransportError(f"connection to {self.authority} lost: {_reason(exc)}") from exc
 
-    async def read_head(self, read_timeout: float | None) -> _Head:
-        """The response's status line and headers, skipping 1xx responses."""
+    async def wait_response(self) -> None:
+        """Wait until the first bytes of the response arrive."""
+        await self._receive(None)
+
+    async def read_head(self, deadline: float | None) -> _Head:
+        """The response's status line and headers, skipping 1xx responses.
+
+        Raises TimeoutError at ``deadline`` (loop time; None waits without bound).
+        """
         while (head := self._receiver.head) is None:
-            await self._receive(read_timeout)
+            await self._receive(deadline)
         return head
 
-    async def read_chunk(self, read_timeout: float | None) -> bytes | None:
-        """The next piece of the response body, or None at its end."""
+    async def read_chunk(self, deadline: float | None) -> bytes | None:
+        """The next piece of the response body, or None at its end.
+
+        Raises TimeoutError at ``deadline`` (loop time; None waits without bound).
+        """
         receiver = self._receiver
         while not receiver.body:
             if receiver.complete:
                 return None
-            await self._receive(read_timeout)
+            await self._receive(deadline)
         chunk = b"".join(receiver.body)
         receiver.body.clear()
         return chunk
 
-    async def _receive(self, read_timeout: float | None) -> None:
+    async def _receive(self, deadline: float | None) -> None:
         receiver = self._receiver
         if self._eof:
             raise TransportError(
                 f"connection to {self.authority} closed before the response was complete"
             )
-        data = await self._read(read_timeout)
+        data = await self._read(deadline)
         if not data:
             if not receiver.finish():
                 raise TransportError(
@@ -288,23 +332,20 @@ class _Connection:
             if not receiver.complete:
                 raise TransportError(f"invalid HTTP response from {self.authority}: {exc}") from exc
             receiver.extra = True  # garbage after a complete response
-        if receiver.head is None and receiver.fed > MAX_HEAD:
+        if receiver.head_too_large:
             raise TransportError(
-                f"response head from {self.authority} is larger than {MAX_HEAD} bytes"
+                f"response head and trailers from {self.authority} exceed {MAX_HEAD} bytes"
             )
 
-    async def _read(self, read_timeout: float | None) -> bytes:
-        try:
-            async with asyncio.timeout(read_timeout):
-                try:
-                    data = await self.reader.read(_READ_SIZE)
-                except OSError as exc:
-                    # Includes ETIMEDOUT when keepalive probes went unanswered.
-                    raise TransportError(
-                        f"connection to {self.authority} lost: {_reason(exc)}"
-                    ) from exc
-        except TimeoutError:
-            raise ReadTimeout(f"no data from {self.authority} within {read_timeout} s") from None
+    async def _read(self, deadline: float | None) -> bytes:
+        async with asyncio.timeout_at(deadline):
+            try:
+                data = await self.reader.read(_READ_SIZE)
+            except OSError as exc:
+                # Includes ETIMEDOUT when keepalive probes went unanswered.
+                raise TransportError(
+                    f"connection to {self.authority} lost: {_reason(exc)}"
+                ) from exc
         if not data:
             if not self.received:
                 raise TransportError(f"connection to {self.authority} closed before a response")
@@ -328,9 +369,11 @@ class Stream:
 
     async def read_body(self, limit: int) -> bytes:
         """At most ``limit`` bytes of the body (the rest is not read), e.g. the Status
-        object of an error response."""
+        object of an error response. They must arrive within the read timeout, else
+        :class:`ReadTimeout`."""
+        deadline = self._deadline()
         body = bytearray()
-        while len(body) < limit and (chunk := await self._chunk()) is not None:
+        while len(body) < limit and (chunk := await self._chunk(deadline, "body")) is not None:
             body += chunk
         return bytes(body[:limit])
 
@@ -338,12 +381,15 @@ class Stream:
         r"""The body's newline-delimited lines, without the newline (nor a trailing
         ``\r``); blank lines are skipped. Ends at the clean end of the body.
 
-        Raises :class:`ReadTimeout` when no data arrives within the read timeout,
-        and :class:`TransportError` for a line longer than the size limit or a
-        connection closed before the end of the body.
+        Raises :class:`ReadTimeout` when no non-blank line is complete within the read
+        timeout of the previous one being taken (or of the call): bytes that trickle
+        in without making one, such as blank lines from a proxy that keeps a dead
+        watch open, do not count. Raises :class:`TransportError` for a line longer
+        than the size limit or a connection closed before the end of the body.
         """
+        deadline = self._deadline()
         pending = bytearray()
-        while (chunk := await self._chunk()) is not None:
+        while (chunk := await self._chunk(deadline, "non-blank line")) is not None:
             pending += chunk
             if b"\n" in chunk:
                 *complete, rest = pending.split(b"\n")
@@ -352,6 +398,7 @@ class Stream:
                     self._check_length(line)
                     if line.strip():
                         yield bytes(line.removesuffix(b"\r"))
+                        deadline = self._deadline()
             self._check_length(pending)
         # The body ended cleanly, so an unterminated last line is complete too.
         if pending.strip():
@@ -363,8 +410,16 @@ class Stream:
                 f"line from {self._conn.authority} is longer than {self._max_line} bytes"
             )
 
-    async def _chunk(self) -> bytes | None:
-        return await self._conn.read_chunk(self._read_timeout)
+    def _deadline(self) -> float:
+        return asyncio.get_running_loop().time() + self._read_timeout
+
+    async def _chunk(self, deadline: float, awaited: str) -> bytes | None:
+        try:
+            return await self._conn.read_chunk(deadline)
+        except TimeoutError:
+            raise ReadTimeout(
+                f"no {awaited} from {self._conn.authority} within {self._read_timeout} s"
+            ) from None
 
 
 class HttpClient:
@@ -417,9 +472,10 @@ class HttpClient:
         exchange fails, and ValueError for a malformed method, target or header.
         """
         request = self._request(method, target, headers, body)
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                return await self._exchange(request)
+            async with asyncio.timeout_at(deadline):
+                return await self._exchange(request, deadline)
         except TimeoutError:
             raise RequestTimeout(
                 f"no response from {self._endpoint.authority} within {timeout} s"
@@ -440,8 +496,9 @@ class HttpClient:
         the context exits, whichever way.
 
         Connecting (with the TLS handshake) is bounded by ``connect_timeout``, else
-        :class:`RequestTimeout`; every wait for response data by ``read_timeout``,
-        else :class:`ReadTimeout`.
+        :class:`RequestTimeout`; the response head, and then each non-blank line of
+        :meth:`Stream.lines` (or the body of :meth:`Stream.read_body`), by
+        ``read_timeout``, else :class:`ReadTimeout`.
         """
         request = self._request(method, target, headers, None)
         self._check_open()
@@ -456,7 +513,12 @@ class HttpClient:
             # A request without a body stays far below the write buffer's limit:
             # sending it does not wait.
             await conn.send(request)
-            head = await conn.read_head(read_timeout)
+            try:
+                head = await conn.read_head(asyncio.get_running_loop().time() + read_timeout)
+            except TimeoutError:
+                raise ReadTimeout(
+                    f"no response head from {conn.authority} within {read_timeout} s"
+                ) from None
             yield Stream(conn, head, read_timeout, self._max_body)
         finally:
             conn.abort()
@@ -464,6 +526,9 @@ class HttpClient:
     async def aclose(self) -> None:
         """Close the idle connections; requests after this raise RuntimeError."""
         self._closed = True
+        self._drop_idle()
+
+    def _drop_idle(self) -> None:
         while self._idle:
             self._idle.pop().abort()
 
@@ -484,22 +549,35 @@ class HttpClient:
             fields["content-length"] = str(len(body))
         return _request_head(method, target, fields) + (body or b"")
 
-    async def _exchange(self, request: bytes) -> Response:
+    async def _exchange(self, request: bytes, deadline: float) -> Response:
         self._check_open()
         conn = self._idle.pop() if self._idle else None
         if conn is not None:
+            # A proxy may stop forwarding on its established connections while new ones
+            # still work: a reused connection gets half the time left to start its
+            # answer, a new one the rest.
+            first_byte_by = (asyncio.get_running_loop().time() + deadline) / 2
             try:
-                return await self._roundtrip(conn, request)
+                return await self._roundtrip(conn, request, first_byte_by)
+            except TimeoutError:
+                # The other idle connections most likely go the same dead way.
+                self._drop_idle()
             except TransportError:
                 if conn.received:
                     raise
                 # Nothing came back: the server most likely closed the idle connection
                 # as the request went out, so it never saw the request. Retry once.
-        return await self._roundtrip(await self._connect(), request)
+        return await self._roundtrip(await self._connect(), request, None)
 
-    async def _roundtrip(self, conn: _Connection, request: bytes) -> Response:
+    async def _roundtrip(
+        self, conn: _Connection, request: bytes, first_byte_by: float | None
+    ) -> Response:
+        """One exchange on ``conn``; TimeoutError when no byte of the response has
+        arrived by ``first_byte_by`` (loop time; None waits without bound)."""
         try:
-            await conn.send(request)
+            async with asyncio.timeout_at(first_byte_by):
+                await conn.send(request)
+                await conn.wait_response()
             head = await conn.read_head(None)
             body = bytearray()
             while (chunk := await conn.read_chunk(None)) is not None:

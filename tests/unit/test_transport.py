@@ -4,9 +4,12 @@ hand-written bytes: framing, keep-alive, timeouts, TLS, socket options, cancella
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import time
+import tracemalloc
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -22,9 +25,18 @@ from status_reporter.transport import (
     TransportError,
 )
 from tests.unit.transport_pki import SERVER_NAME, Pki, make_pki
-from tests.unit.transport_server import Peer, Server, answer_all, chunked, response, serve
+from tests.unit.transport_server import (
+    Peer,
+    Server,
+    answer_all,
+    chunked,
+    response,
+    send_forever,
+    serve,
+)
 
 UA = "status-reporter-test/1"
+MIB = 1024 * 1024
 
 
 @pytest.fixture
@@ -43,6 +55,11 @@ def client_for(
     return HttpClient(
         server.endpoint(tls, server_hostname), keepalive=keepalive, user_agent=UA, max_body=max_body
     )
+
+
+def default_client(server: Server) -> HttpClient:
+    """A client with the default size limits."""
+    return HttpClient(server.endpoint(), keepalive=None, user_agent=UA)
 
 
 def head_fields(request: bytes) -> dict[str, str]:
@@ -211,6 +228,57 @@ async def test_stale_connection_is_retried_only_once() -> None:
     assert server.accepts == 2
 
 
+async def test_silent_reused_connection_is_dropped_with_the_idle_ones_and_retried() -> None:
+    async def handler(peer: Peer) -> None:
+        # A proxy that stopped forwarding on its established connections.
+        await peer.read_request()
+        await peer.send(response(b"from %d" % peer.index))
+        await silent(peer)
+
+    async with serve(handler) as server, client_for(server) as client:
+        await asyncio.gather(*(client.request("GET", "/", timeout=2) for _ in range(2)))
+        assert len(client._idle) == 2
+        started = time.monotonic()
+        result = await client.request("GET", "/", timeout=2)
+        assert 1 <= time.monotonic() - started < 1.5  # half the time went to the dead one
+        await server.wait_closed_by_client(2)  # the one that went silent and the other idle
+        assert len(client._idle) == 1
+    assert result.body == b"from 2"
+    assert (server.accepts, len(server.requests)) == (3, 4)
+
+
+async def test_silent_reused_and_new_connections_time_out_at_the_timeout() -> None:
+    async def handler(peer: Peer) -> None:
+        if peer.index == 0:
+            await peer.read_request()
+            await peer.send(response(b"first"))
+        await silent(peer)
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout, match=r"within 1 s$"):
+            await client.request("GET", "/", timeout=1)
+        assert 1 <= time.monotonic() - started < 1.3
+        await server.wait_closed_by_client(2)
+    assert (server.accepts, len(server.requests)) == (2, 3)
+
+
+async def test_reused_connection_that_started_answering_is_not_retried() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(response(b"first"))
+        await peer.read_request()
+        await peer.send(b"HTTP/1.1 200 OK\r\n")  # and nothing more
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        with pytest.raises(RequestTimeout):
+            await client.request("GET", "/", timeout=0.4)
+    assert server.accepts == 1
+
+
 async def test_new_connection_closed_without_answer_is_not_retried() -> None:
     async def handler(peer: Peer) -> None:
         await peer.read_request()
@@ -321,9 +389,81 @@ async def test_response_head_over_the_limit_is_an_error() -> None:
         await peer.until_closed()
 
     async with serve(handler) as server, client_for(server) as client:
-        with pytest.raises(TransportError, match=rf"head from .* is larger than {MAX_HEAD} bytes$"):
+        with pytest.raises(
+            TransportError, match=rf"head and trailers from .* exceed {MAX_HEAD} bytes$"
+        ):
             await client.request("GET", "/", timeout=2)
         await server.wait_closed_by_client(1)
+
+
+UNTIL_TRAILERS = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nline1\n\r\n0\r\n"
+# A response's start and what the server then sends over and over.
+ENDLESS = {
+    "trailer-fields": (UNTIL_TRAILERS, b"X-Trailer: %s\r\n" % (b"t" * 50) * 256),
+    "one-trailer-field": (UNTIL_TRAILERS + b"X-Trailer: ", b"t" * 16384),
+    "header-fields": (b"HTTP/1.1 200 OK\r\n", b"X-Header: %s\r\n" % (b"h" * 50) * 256),
+    "informational": (b"", b"HTTP/1.1 100 \r\n\r\n" * 1000),
+}
+TOO_LARGE = rf"^response head and trailers from 127\.0\.0\.1:\d+ exceed {MAX_HEAD} bytes$"
+
+
+async def traced_peak(operation: Awaitable[object]) -> int:
+    """Await ``operation``, which must fail for a head and trailers over MAX_HEAD, and
+    return the peak of the memory allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(TransportError, match=TOO_LARGE):
+            async with asyncio.timeout(2):  # else a regression reads trailers for good
+                await operation
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("shape", ENDLESS)
+async def test_endless_head_or_trailers_fail_fast_in_bounded_memory(shape: str) -> None:
+    async with serve(send_forever(*ENDLESS[shape])) as server, client_for(server) as client:
+        started = time.monotonic()
+        peak = await traced_peak(client.request("GET", "/", timeout=1))
+        assert time.monotonic() - started < 0.5
+    assert peak < 2 * MIB
+
+
+@pytest.mark.parametrize("shape", ["trailer-fields", "one-trailer-field"])
+async def test_endless_trailers_end_a_stream_fast_in_bounded_memory(shape: str) -> None:
+    lines: list[bytes] = []
+    async with (
+        serve(send_forever(*ENDLESS[shape])) as server,
+        client_for(server) as client,
+        client.stream("GET", "/", connect_timeout=2, read_timeout=1) as stream,
+    ):
+        started = time.monotonic()
+        peak = await traced_peak(collect(stream, lines))
+        assert time.monotonic() - started < 0.5
+    assert lines == [b"line1"]
+    assert peak < 2 * MIB
+
+
+async def test_default_body_limit_is_3_mib() -> None:
+    answers = answer_all(response(b"x" * 3 * MIB), response(b"x" * (3 * MIB + 1)))
+    async with serve(answers) as server, default_client(server) as client:
+        assert len((await client.request("GET", "/", timeout=5)).body) == 3 * MIB
+        with pytest.raises(TransportError, match=rf"is larger than {3 * MIB} bytes$"):
+            await client.request("GET", "/", timeout=5)
+
+
+async def test_default_watch_line_limit_is_3_mib() -> None:
+    at_limit = b"a" * 3 * MIB
+    answer = chunked(at_limit + b"\n", b"b" * (3 * MIB + 1))
+    lines: list[bytes] = []
+    async with (
+        serve(answer_all(answer)) as server,
+        default_client(server) as client,
+        client.stream("GET", "/", connect_timeout=2, read_timeout=5) as stream,
+    ):
+        with pytest.raises(TransportError, match=rf"is longer than {3 * MIB} bytes$"):
+            await collect(stream, lines)
+    assert lines == [at_limit]
 
 
 async def test_body_delimited_by_close_is_complete_and_not_reused() -> None:
@@ -615,7 +755,50 @@ async def test_silent_stream_raises_read_timeout() -> None:
             await collect(stream, lines)
         assert 0.2 <= time.monotonic() - started < 0.2 + 0.5
     assert lines == [b"first"]
-    assert str(error.value) == f"no data from 127.0.0.1:{server.port} within 0.2 s"
+    assert str(error.value) == f"no non-blank line from 127.0.0.1:{server.port} within 0.2 s"
+
+
+@pytest.mark.parametrize("trickle", [b"\n", b"x"], ids=["blank-lines", "a-line-that-never-ends"])
+async def test_trickled_bytes_do_not_keep_a_stream_up(trickle: bytes) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(chunked(b"first\n", end=False))
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await asyncio.sleep(0.1)
+                await peer.send(b"1\r\n%s\r\n" % trickle)
+
+    lines: list[bytes] = []
+    async with (
+        serve(handler) as server,
+        client_for(server) as client,
+        client.stream("GET", "/", connect_timeout=2, read_timeout=0.5) as stream,
+    ):
+        started = time.monotonic()
+        with pytest.raises(ReadTimeout, match=r"^no non-blank line from .* within 0\.5 s$"):
+            async with asyncio.timeout(3):  # else a regression keeps the test waiting
+                await collect(stream, lines)
+        assert 0.5 <= time.monotonic() - started < 1
+    assert lines == [b"first"]
+
+
+async def test_stream_with_a_line_within_each_read_timeout_stays_up() -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for n in range(5):
+            await asyncio.sleep(0.3)
+            await peer.send(b'9\r\n{"n":%d}\n\n\r\n' % n)
+        await peer.send(b"0\r\n\r\n")
+        await peer.until_closed()
+
+    async with (
+        serve(handler) as server,
+        client_for(server) as client,
+        client.stream("GET", "/", connect_timeout=2, read_timeout=0.5) as stream,
+    ):
+        lines = [line async for line in stream.lines()]
+    assert lines == [b'{"n":%d}' % n for n in range(5)]
 
 
 async def test_stream_without_response_head_raises_read_timeout() -> None:

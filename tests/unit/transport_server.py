@@ -140,3 +140,17 @@ def answer_all(*responses: bytes) -> Handler:
         peer.server.changed.set()
 
     return handler
+
+
+def send_forever(start: bytes, repeated: bytes) -> Handler:
+    """A handler that answers a request with ``start`` and then ``repeated`` over and
+    over, as fast as the client reads, until the client closes."""
+
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        with contextlib.suppress(ConnectionError):
+            await peer.send(start)
+            while True:
+                await peer.send(repeated)
+
+    return handler
