@@ -209,7 +209,7 @@ def _stalled_pipe() -> tuple[int, int]:
 def test_a_stalled_stdout_never_blocks_the_caller() -> None:
     read_end, write_end = _stalled_pipe()
     with os.fdopen(write_end, "wb", buffering=0) as stream, os.fdopen(read_end, "rb") as reader:
-        logs.configure(stream=stream, background=True)  # type: ignore[arg-type]
+        logs.configure(stream=stream, background=True)
         log = logs.get_logger()
         started = time.monotonic()
         for number in range(logs.BACKLOG_LINES + 100):
