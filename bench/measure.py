@@ -174,8 +174,9 @@ class Results:
 
 
 def worst_case_shapes(size: int) -> dict[str, str]:
-    """Valid result files of exactly ``size`` bytes whose ``details`` hold as many small
-    JSON values as fit: what costs a parser the most memory per byte."""
+    """Valid result files of exactly ``size`` bytes that cost a parser the most memory
+    per byte: ``details`` holding as many small JSON values as fit, one long string,
+    or strings made of escapes."""
     head = json.dumps(SUCCESS, separators=(",", ":"))[:-1] + ',"details":['
     fillers = {
         "empty objects `[{},{},…]`": "{}",
@@ -193,6 +194,18 @@ def worst_case_shapes(size: int) -> dict[str, str]:
     # A message far over its 1024-byte limit, which the reporter cuts.
     padding = size - len(json.dumps({**SUCCESS, "message": ""}))
     shapes["one long message string"] = json.dumps({**SUCCESS, "message": "m" * padding})
+    # Strings of \u escapes: a surrogate pair is what json.dump writes for any emoji; a
+    # lone surrogate is replaced by U+FFFD, which needs a rewritten copy of the file.
+    escapes = {
+        'emoji escapes `"\\ud83d\\ude00…"` in message': ("message", "\\ud83d\\ude00"),
+        'lone surrogate escapes `"\\ud800…"` in details': ("details", "\\ud800"),
+    }
+    for name, (key, escape) in escapes.items():
+        empty = json.dumps({**SUCCESS, key: ""}, separators=(",", ":"))
+        count = max(1, (size - len(empty)) // len(escape))
+        text = empty[:-2] + escape * count + '"}'
+        # Pad to the exact size with spaces, which JSON allows between tokens.
+        shapes[name] = text[:-1] + " " * max(0, size - len(text)) + "}"
     return shapes
 
 

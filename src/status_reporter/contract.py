@@ -7,15 +7,21 @@ rest is pure and turns bytes into a :data:`ResultState`.
 Parsing never builds Python objects for ``details`` or for keys the contract does
 not read: msgspec validates the whole document but keeps ``details`` as a slice of
 the input. A 1 MiB file of ``[[],[],…]`` therefore costs about its own size in
-memory, not the tens of MiB that a full ``json.loads`` would take.
+memory, not the tens of MiB that a full ``json.loads`` would take. Nothing else on
+the way grows with the number of values or escapes in the file either: at most a
+copy of it, the ``reason`` and ``message`` strings, and ``details``.
 """
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import re
 import stat
+import sys
+import threading
+from types import FrameType
 from typing import Final, Literal
 
 import msgspec
@@ -26,6 +32,10 @@ MESSAGE_LIMIT_BYTES: Final = 1024
 DEFAULT_REASON: Final = "NoReasonProvided"
 DEFAULT_MESSAGE: Final = "No message provided"
 DETAILS_LOG_LIMIT_BYTES: Final = 60 * 1024
+# Go's encoding/json refuses a document nested deeper than this (its maxNestingDepth).
+MAX_NESTING_DEPTH: Final = 10_000
+
+_TOO_LARGE: Final = f"file is larger than 1 MiB ({MAX_RESULT_BYTES} bytes)"
 
 # Unicode White_Space: what Go's strings.TrimSpace removes. str.strip() would also
 # remove U+001C..U+001F, which are not white space, and differ from the reference.
@@ -34,12 +44,16 @@ _WHITESPACE: Final = (
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _BOM: Final = b"\xef\xbb\xbf"
-_JSON_WHITESPACE: Final = b" \t\r\n"
+# What bytes.strip() removes, matched without the copy that strip() makes.
+_BLANK: Final = re.compile(rb"[ \t\n\r\v\f]*")
+_VALUE_START: Final = re.compile(rb"[^ \t\r\n]")
+_UTF8_SLICE: Final = 64 * 1024
 
 # A \uXXXX escape of a UTF-16 surrogate (an odd run of backslashes before the "u"),
 # with the low half that may follow a high one. Unpaired halves are replaced by
 # U+FFFD before decoding, as Go's encoding/json does: the escape is valid JSON
-# syntax, and msgspec would refuse it. The replacement keeps every byte offset.
+# syntax, and msgspec would refuse it. "\ufffd" is as long as the escape it replaces,
+# so every byte offset is kept.
 _SURROGATE_ESCAPE: Final = re.compile(
     rb"(?<!\\)((?:\\\\)*)\\u([dD][89abAB][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
     rb"|(?<!\\)((?:\\\\)*)\\u[dD][c-fC-F][0-9a-fA-F]{2}"
@@ -108,20 +122,31 @@ _DECODER: Final = msgspec.json.Decoder(_Document)
 _TEXT: Final = msgspec.json.Decoder(str | None)
 
 
+# The recursion limit is process-wide: one decode at a time raises and restores it.
+_RECURSION_LIMIT_LOCK: Final = threading.Lock()
+
+
 class _Invalid(Exception):
     """Raised inside the parser; becomes a ResultInvalid."""
 
 
-def truncate_utf8(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` bytes of UTF-8 without splitting a character."""
-    encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return text
+def _utf8_cut(encoded: bytes, limit: int) -> int:
+    """Where to cut UTF-8 ``encoded``, longer than ``limit``, so that the head fits."""
     cut = limit
     # Step back over continuation bytes (0b10xxxxxx) to the start of a character.
     while encoded[cut] & 0xC0 == 0x80:
         cut -= 1
-    return encoded[:cut].decode("utf-8")
+    return cut
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` bytes of UTF-8 without splitting a character."""
+    # At most ``limit`` characters fit: encode only those, not the whole text.
+    head = text[:limit]
+    encoded = head.encode("utf-8")
+    if len(encoded) <= limit:
+        return head
+    return encoded[: _utf8_cut(encoded, limit)].decode("utf-8")
 
 
 def trim(text: str) -> str:
@@ -149,52 +174,117 @@ def _text_field(raw: msgspec.Raw | msgspec.UnsetType, key: str, default: str, li
     return truncate_utf8(trimmed, limit)
 
 
-def _replace_surrogate(match: re.Match[bytes]) -> bytes:
-    if match.group(3):
-        return match.group(0)
-    backslashes = match.group(1) if match.group(2) else match.group(4)
-    return backslashes + b"\\ufffd"
+def _check_utf8(data: bytes) -> None:
+    """Raise unless ``data`` is UTF-8.
+
+    Decoded a slice at a time: a str of the whole file can take four times its size
+    (one character beyond U+FFFF makes every character four bytes wide).
+    """
+    view = memoryview(data)
+    start = 0
+    while start < len(view):
+        end = start + _UTF8_SLICE
+        try:
+            # Not final: a character cut by the slice's end is left for the next slice.
+            _, used = codecs.utf_8_decode(view[start:end], "strict", end >= len(view))
+        except UnicodeDecodeError as exc:
+            offset = start + exc.start
+            raise _Invalid(f"file is not valid UTF-8 (invalid byte at offset {offset})") from None
+        start += used
 
 
-def _malformed(exc: msgspec.DecodeError, data: bytes) -> str:
+def _replace_unpaired_surrogates(body: memoryview) -> memoryview | bytearray:
+    r"""``body``, or a copy with each unpaired surrogate escape made ``\ufffd``.
+
+    Pairs need no change, so most bodies are not copied. The copy is overwritten in
+    place: re.sub would build a piece per escape, over 10 MiB for a 1 MiB file of them.
+    """
+    copy: bytearray | None = None
+    for match in _SURROGATE_ESCAPE.finditer(body):
+        if match.group(3) is None:
+            if copy is None:
+                copy = bytearray(body)
+            # The escape's four hex digits end the match.
+            copy[match.end() - 4 : match.end()] = b"fffd"
+    return body if copy is None else copy
+
+
+def _stack_depth() -> int:
+    """How many Python frames the caller runs on, its own included."""
+    depth = 0
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    return depth
+
+
+def _decode_nested(body: memoryview | bytearray) -> _Document:
+    """Decode ``body``, nested up to (about) Go's limit, and no deeper.
+
+    msgspec counts each level of nesting against Python's recursion limit, 1,000 by
+    default, so the limit is raised for this decode only. A level takes msgspec about
+    30 bytes of C stack: 10,000 levels fit in well under 1 MiB of any thread's stack.
+    """
+    with _RECURSION_LIMIT_LOCK:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(_stack_depth() + MAX_NESTING_DEPTH)
+        try:
+            return _DECODER.decode(body)
+        finally:
+            sys.setrecursionlimit(limit)
+
+
+def _top_level_type(body: memoryview | bytearray) -> str:
+    """The JSON type of a document's top-level value."""
+    value = _VALUE_START.search(body)
+    # The decoder refused a value of the wrong type, so one is there.
+    assert value is not None
+    return _json_type(value[0])
+
+
+def _malformed(exc: msgspec.DecodeError, data: bytes, start: int) -> str:
+    """The decoder's error, at its line and column in the body from ``data[start]``."""
     found = _MALFORMED.fullmatch(str(exc))
     if found is None:
         return "invalid JSON: unexpected end of data"
-    offset = int(found.group(2))
-    line = data.count(b"\n", 0, offset) + 1
-    column = offset - data.rfind(b"\n", 0, offset)
+    offset = start + int(found.group(2))
+    line = data.count(b"\n", start, offset) + 1
+    column = offset - max(data.rfind(b"\n", start, offset), start - 1)
     return f"invalid JSON: {found.group(1)} at line {line} column {column}"
 
 
 def _decode(data: bytes) -> _Document:
-    if not data.strip():
-        raise _Invalid("file is empty")
+    # The size first: no check before it costs more for a larger input.
     if len(data) > MAX_RESULT_BYTES:
-        raise _Invalid(f"file is larger than 1 MiB ({MAX_RESULT_BYTES} bytes)")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Invalid(f"file is not valid UTF-8 (invalid byte at offset {exc.start})") from None
+        raise _Invalid(_TOO_LARGE)
+    if _BLANK.fullmatch(data):
+        raise _Invalid("file is empty")
+    _check_utf8(data)
     # A leading byte order mark is tolerated, as RFC 8259 §8.1 allows.
-    body = data[len(_BOM) :] if data.startswith(_BOM) else data
-    if b"\\u" in body:
-        body = _SURROGATE_ESCAPE.sub(_replace_surrogate, body)
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    view = memoryview(data)[start:]
+    body = _replace_unpaired_surrogates(view) if b"\\u" in data else view
     try:
-        return _DECODER.decode(body)
+        return _decode_nested(body)
     except msgspec.ValidationError:
-        kind = _json_type(body.lstrip(_JSON_WHITESPACE))
-        raise _Invalid(f"top level must be a JSON object, got {kind}") from None
+        raise _Invalid(f"top level must be a JSON object, got {_top_level_type(body)}") from None
     except msgspec.DecodeError as exc:
-        raise _Invalid(_malformed(exc, body)) from None
+        # The replacements keep every offset, so the error is found in ``data``.
+        raise _Invalid(_malformed(exc, data, start)) from None
     except RecursionError:
         raise _Invalid("invalid JSON: nested too deeply") from None
 
 
+def _fingerprint(data: bytes) -> int:
+    # Only compared with the fingerprint of the next read, in this process: a keyed
+    # hash of the bytes is enough, and needs no hashing library. read_result reads
+    # no more than these bytes; a longer input would only take longer to hash.
+    return hash(memoryview(data)[: MAX_RESULT_BYTES + 1])
+
+
 def parse_result(data: bytes) -> ResultValid | ResultInvalid:
     """Parse and normalise the bytes of a result file. Never raises."""
-    # Only compared with the fingerprint of the next read, in this process: a keyed
-    # hash of the bytes is enough, and needs no hashing library.
-    fingerprint = hash(data)
     try:
         document = _decode(data)
         status = document.status
@@ -206,7 +296,7 @@ def parse_result(data: bytes) -> ResultValid | ResultInvalid:
         reason = _text_field(document.reason, "reason", DEFAULT_REASON, REASON_LIMIT_BYTES)
         message = _text_field(document.message, "message", DEFAULT_MESSAGE, MESSAGE_LIMIT_BYTES)
     except _Invalid as exc:
-        return ResultInvalid(error=str(exc), fingerprint=fingerprint)
+        return ResultInvalid(error=str(exc), fingerprint=_fingerprint(data))
     details = document.details
     return ResultValid(
         AdapterResult(
@@ -247,8 +337,9 @@ def _os_error(exc: OSError) -> ResultInvalid:
 def read_result(path: str) -> ResultState:
     """Read and parse the result file at ``path`` without following symlinks or blocking.
 
-    A missing file (or a missing directory) is :class:`ResultMissing`. Whatever size
-    ``stat`` reports, at most ``MAX_RESULT_BYTES + 1`` bytes are read.
+    A missing file (or a missing directory) is :class:`ResultMissing`. A file that
+    ``fstat`` finds larger than ``MAX_RESULT_BYTES`` is not read at all; of any other,
+    at most ``MAX_RESULT_BYTES + 1`` bytes are read, as it may have grown since.
     """
     try:
         # lstat first so that devices and FIFOs are never opened at all.
@@ -264,9 +355,15 @@ def read_result(path: str) -> ResultState:
         return _os_error(exc)
     try:
         # Checked again on the descriptor: the path may have been replaced since lstat.
-        invalid = _not_regular(os.fstat(fd).st_mode)
+        info = os.fstat(fd)
+        invalid = _not_regular(info.st_mode)
         if invalid is not None:
             return invalid
+        if info.st_size > MAX_RESULT_BYTES:
+            # Not read, so an adapter that keeps rewriting a large file costs a stat per
+            # look; its size and modification time tell whether it is still changing.
+            fingerprint = hash((info.st_size, info.st_mtime_ns))
+            return ResultInvalid(error=_TOO_LARGE, fingerprint=fingerprint)
         chunks: list[bytes] = []
         remaining = MAX_RESULT_BYTES + 1
         while remaining > 0:
@@ -287,6 +384,7 @@ def render_details(details: bytes, limit: int = DETAILS_LOG_LIMIT_BYTES) -> tupl
 
     Returns the text and whether it was cut, so a log entry stays under 64 KiB.
     """
-    text = details.decode("utf-8")
-    cut = truncate_utf8(text, limit)
-    return cut, cut != text
+    if len(details) <= limit:
+        return details.decode("utf-8"), False
+    # Cut as bytes: a str of the whole value can take four times its size.
+    return details[: _utf8_cut(details, limit)].decode("utf-8"), True

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import stat
+import sys
 import threading
 import time
 import tracemalloc
@@ -50,6 +51,20 @@ def invalid(data: bytes) -> str:
     state = parse_result(data)
     assert isinstance(state, ResultInvalid), state
     return state.error
+
+
+def parse_peak(data: bytes) -> tuple[ResultValid | ResultInvalid, int]:
+    """The state, and the peak of what Python allocated for it (``data`` excluded)."""
+    tracemalloc.start()
+    try:
+        state = parse_result(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return state, peak
+
+
+MIB = 1024 * 1024
 
 
 # --- status -----------------------------------------------------------------
@@ -160,6 +175,7 @@ def test_unpaired_surrogate_escapes_become_replacement_characters(escaped: str, 
     result = valid_bytes(data)
     assert result.reason == text
     assert json.loads(result.details or b"") == [text]
+    assert valid_bytes(b"\xef\xbb\xbf" + data) == result
 
 
 def _unpaired_replaced(text: str) -> str:
@@ -199,6 +215,116 @@ def test_a_large_result_is_parsed_without_building_its_details() -> None:
     assert peak < 3 * MAX_RESULT_BYTES
 
 
+# --- memory: every shape of a 1 MiB file costs a few MiB ---------------------------------
+
+
+def filled(key: str, unit: bytes, tail: bytes = b"") -> bytes:
+    """A valid result of nearly 1 MiB: the string ``key`` is ``unit`` repeated, then ``tail``."""
+    head = b'{"status":"success","' + key.encode() + b'":"'
+    count = (MAX_RESULT_BYTES - len(head) - len(tail) - 2) // len(unit)
+    return head + unit * count + tail + b'"}'
+
+
+def deep(levels: int, *, objects: bool = False) -> bytes:
+    """A result whose ``details`` is nested ``levels`` deep, in arrays or in
+    ``[{"a":…}]`` (an array and an object: two levels a step)."""
+    if objects:
+        nested = b'[{"a":' * (levels // 2) + b"0" + b"}]" * (levels // 2)
+    else:
+        nested = b"[" * levels + b"]" * levels
+    return b'{"status":"success","details":' + nested + b"}"
+
+
+ONE_MIB_SHAPES = {
+    "plain text": lambda: filled("message", b"x"),
+    # What json.dump writes for any emoji: a surrogate pair, which needs no rewrite.
+    "emoji escapes in message": lambda: filled("message", rb"\ud83d\ude00"),
+    "emoji escapes in details": lambda: filled("details", rb"\ud83d\ude00"),
+    "lone surrogate escapes in message": lambda: filled("message", rb"\ud800"),
+    "lone surrogate escapes in details": lambda: filled("details", rb"\udc00"),
+    # One character beyond U+FFFF makes a str of the whole file four bytes a character.
+    "one wide character in details": lambda: filled("details", b"x", "\U0001f600".encode()),
+    "empty objects in details": lambda: (
+        b'{"status":"success","details":[' + b",".join([b"{}"] * 349_500) + b"]}"
+    ),
+    "deep nesting": lambda: deep(MAX_RESULT_BYTES // 2 - 20),
+}
+
+
+@pytest.mark.parametrize("shape", ONE_MIB_SHAPES)
+def test_every_shape_of_a_1_mib_file_costs_a_few_mib(shape: str) -> None:
+    data = ONE_MIB_SHAPES[shape]()
+    assert MAX_RESULT_BYTES - 64 <= len(data) <= MAX_RESULT_BYTES
+    state, peak = parse_peak(data)
+    if shape == "deep nesting":
+        assert isinstance(state, ResultInvalid)
+        assert state.error == "invalid JSON: nested too deeply"
+    else:
+        assert isinstance(state, ResultValid), state
+    # A copy of the file, the message and details at most: 3.1 MiB for lone surrogate
+    # escapes, which re.sub rewrote in 16 MiB (12 MiB for pairs, which need no rewrite).
+    assert peak < 4 * MIB
+
+
+def test_one_wide_character_widens_only_the_message() -> None:
+    # The message is a str four bytes a character (4 MiB); only its head is encoded
+    # again to cut it.
+    data = filled("message", b"x", "\U0001f600".encode())
+    state, peak = parse_peak(data)
+    assert isinstance(state, ResultValid)
+    assert peak < 6 * MIB
+
+
+def test_an_oversized_input_costs_nothing_of_its_size() -> None:
+    # With white space around it, as a file written by echo has: bytes.strip() copies it.
+    state, peak = parse_peak(b"x" * (8 * MAX_RESULT_BYTES) + b"\n")
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "file is larger than 1 MiB (1048576 bytes)"
+    assert peak < MIB
+
+
+@pytest.mark.parametrize(
+    ("encoded", "is_utf8"),
+    [
+        ("€".encode(), True),
+        ("😀".encode(), True),
+        (b"\xed\xb0\x80", False),  # an encoded surrogate
+        (b"\xff", False),
+        (b"\xe2\x82", False),  # cut short
+        (b"\xf0\x9f\x98", False),
+    ],
+)
+def test_utf8_is_checked_across_any_slice_boundary(encoded: bytes, *, is_utf8: bool) -> None:
+    # The check decodes the file a slice at a time: put the character across every
+    # power-of-two boundary (4 KiB to 512 KiB), its own offset being the error's.
+    head = b'{"status":"success","message":"'
+    for offset in (2**k + shift for k in range(12, 20) for shift in range(-4, 2)):
+        data = head + b"a" * (offset - len(head)) + encoded + b'"}'
+        if is_utf8:
+            assert isinstance(parse_result(data), ResultValid)
+        else:
+            assert invalid(data) == f"file is not valid UTF-8 (invalid byte at offset {offset})"
+
+
+# --- nesting: as deep as Go's encoding/json allows --------------------------------------
+
+
+@pytest.mark.parametrize("objects", [False, True], ids=["arrays", "objects-in-arrays"])
+@pytest.mark.parametrize("levels", [1_000, 5_000, 9_990])
+def test_nesting_as_deep_as_go_allows_is_valid(levels: int, *, objects: bool) -> None:
+    data = deep(levels, objects=objects)
+    limit = sys.getrecursionlimit()
+    assert valid_bytes(data).details == data[len(b'{"status":"success","details":') : -1]
+    assert sys.getrecursionlimit() == limit
+
+
+@pytest.mark.parametrize("objects", [False, True], ids=["arrays", "objects-in-arrays"])
+def test_nesting_deeper_than_go_allows_is_invalid(*, objects: bool) -> None:
+    limit = sys.getrecursionlimit()
+    assert invalid(deep(20_000, objects=objects)) == "invalid JSON: nested too deeply"
+    assert sys.getrecursionlimit() == limit
+
+
 def test_keys_are_case_sensitive() -> None:
     result = valid({"status": "success", "Reason": "X", "MESSAGE": "Y"})
     assert (result.reason, result.message) == ("NoReasonProvided", "No message provided")
@@ -214,7 +340,7 @@ def test_render_details_is_bounded() -> None:
 # --- whole-file rules -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", [b"", b" ", b"\n\t\r\n  "])
+@pytest.mark.parametrize("data", [b"", b" ", b"\n\t\r\n  ", b"\v\f"])
 def test_empty_or_whitespace_file(data: bytes) -> None:
     assert invalid(data) == "file is empty"
 
@@ -428,27 +554,55 @@ def test_socket_and_device_are_invalid(tmp_path: Path) -> None:
     assert state.error == "result path is a character device, not a regular file"
 
 
-def test_reads_at_most_one_mebibyte_plus_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "r.json"
-    with path.open("wb") as handle:
-        handle.write(b'{"status":"success"}')
-        handle.truncate(64 * MAX_RESULT_BYTES)  # sparse: 64 MiB by stat
-    read_bytes = 0
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of bytes of each ``os.read`` of the contract module, from now on."""
+    reads: list[int] = []
     real_read = os.read
 
     def counting_read(fd: int, size: int) -> bytes:
-        nonlocal read_bytes
         chunk = real_read(fd, size)
-        read_bytes += len(chunk)
+        reads.append(len(chunk))
         return chunk
 
     monkeypatch.setattr("status_reporter.contract.os.read", counting_read)
+    return reads
+
+
+def test_a_file_larger_than_the_limit_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.json"
+    path.write_bytes(b'{"status":"success"}')
+    os.truncate(path, 100 * MAX_RESULT_BYTES)  # sparse: 100 MiB by stat
+    reads = count_reads(monkeypatch)
+    first = read_result(str(path))
+    assert isinstance(first, ResultInvalid)
+    assert first.error == "file is larger than 1 MiB (1048576 bytes)"
+    assert read_result(str(path)) == first
+    # Whether it is still being written: its size or its modification time changes.
+    os.truncate(path, 101 * MAX_RESULT_BYTES)
+    grown = read_result(str(path))
+    os.utime(path, ns=(0, 1))
+    touched = read_result(str(path))
+    assert isinstance(grown, ResultInvalid)
+    assert isinstance(touched, ResultInvalid)
+    assert len({first.fingerprint, grown.fingerprint, touched.fingerprint}) == 3
+    assert reads == []
+
+
+def test_a_file_that_grows_after_fstat_is_read_to_the_limit_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.json"
+    path.write_bytes(b'{"status":"success"}')
+    small = os.stat(path)
+    os.truncate(path, 64 * MAX_RESULT_BYTES)  # grows between the fstat and the reads
+    monkeypatch.setattr("status_reporter.contract.os.fstat", lambda _: small)
+    reads = count_reads(monkeypatch)
     state = read_result(str(path))
     assert isinstance(state, ResultInvalid)
     assert state.error == "file is larger than 1 MiB (1048576 bytes)"
-    assert read_bytes == MAX_RESULT_BYTES + 1
+    assert sum(reads) == MAX_RESULT_BYTES + 1
 
 
 def test_parent_that_is_a_file(tmp_path: Path) -> None:
@@ -552,15 +706,28 @@ def test_different_problems_have_different_fingerprints(tmp_path: Path) -> None:
         (b'\n\n  {"a": tru}', "invalid JSON: invalid character at line 3 column 10"),
         (b'{"a": tru}\n\n', "invalid JSON: invalid character at line 1 column 8"),
         (b'\n{"a": tru}', "invalid JSON: invalid character at line 2 column 8"),
+        # After a byte order mark, which is not counted.
+        (b'\xef\xbb\xbf{"a": tru}', "invalid JSON: invalid character at line 1 column 8"),
+        (b'\xef\xbb\xbf\n{"a": tru}', "invalid JSON: invalid character at line 2 column 8"),
     ],
 )
 def test_json_errors_name_their_line_and_column(data: bytes, expected: str) -> None:
     assert invalid(data) == expected
 
 
-@pytest.mark.parametrize("space", [b" ", b"\n\t ", b"\r\n"])
+@pytest.mark.parametrize("space", [b" ", b"\n\t ", b"\r\n", b"\xef\xbb\xbf "])
 def test_top_level_type_is_named_after_leading_white_space(space: bytes) -> None:
     assert invalid(space + b"[1]") == "top level must be a JSON object, got array"
+
+
+@given(st.text(), st.integers(min_value=0, max_value=300))
+def test_render_details_cuts_like_truncate_utf8(text: str, limit: int) -> None:
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    cut = truncate_utf8(text, limit)
+    assert render_details(encoded, limit) == (cut, cut != text)
 
 
 @pytest.mark.parametrize(
