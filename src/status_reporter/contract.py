@@ -94,10 +94,13 @@ class ResultInvalid(msgspec.Struct, frozen=True):
 
     ``fingerprint`` identifies what was read, so that a caller can tell whether an
     invalid file is still being written (it changes) or has settled (it does not).
+    ``empty`` is True for a file of nothing but white space: what an adapter that
+    truncates and then writes its file shows for an instant.
     """
 
     error: str
     fingerprint: int
+    empty: bool = False
 
 
 class ResultValid(msgspec.Struct, frozen=True):
@@ -128,6 +131,13 @@ _RECURSION_LIMIT_LOCK: Final = threading.Lock()
 
 class _Invalid(Exception):
     """Raised inside the parser; becomes a ResultInvalid."""
+
+
+class _Empty(_Invalid):
+    """The file holds nothing but white space."""
+
+    def __init__(self) -> None:
+        super().__init__("file is empty")
 
 
 def _utf8_cut(encoded: bytes, limit: int) -> int:
@@ -259,7 +269,7 @@ def _decode(data: bytes) -> _Document:
     if len(data) > MAX_RESULT_BYTES:
         raise _Invalid(_TOO_LARGE)
     if _BLANK.fullmatch(data):
-        raise _Invalid("file is empty")
+        raise _Empty
     _check_utf8(data)
     # A leading byte order mark is tolerated, as RFC 8259 §8.1 allows.
     start = len(_BOM) if data.startswith(_BOM) else 0
@@ -296,7 +306,7 @@ def parse_result(data: bytes) -> ResultValid | ResultInvalid:
         reason = _text_field(document.reason, "reason", DEFAULT_REASON, REASON_LIMIT_BYTES)
         message = _text_field(document.message, "message", DEFAULT_MESSAGE, MESSAGE_LIMIT_BYTES)
     except _Invalid as exc:
-        return ResultInvalid(error=str(exc), fingerprint=_fingerprint(data))
+        return ResultInvalid(str(exc), _fingerprint(data), empty=isinstance(exc, _Empty))
     details = document.details
     return ResultValid(
         AdapterResult(

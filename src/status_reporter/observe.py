@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from status_reporter.contract import ResultInvalid, ResultMissing, ResultState, ResultValid
+from status_reporter.contract import ResultInvalid, ResultMissing, ResultState
 from status_reporter.decision import STOP_WINDOW_SECONDS, AdapterState, Observation, Stop
 
 
@@ -43,17 +43,18 @@ class Observations:
     def record_result(self, state: ResultState, now: float) -> bool:
         """Take a new read of the result file; True when it is new invalid content.
 
-        The settle window of invalid content restarts only when the content changes:
-        a file deleted and written again with the same bytes has not changed.
+        The settle window of invalid content restarts when the content changes. A
+        missing or empty file is a file being (re)written: truncate-then-write and
+        delete-then-recreate show one for an instant, so neither settles on its own,
+        and the window of whatever is read next starts afresh.
         """
         self.result = state
-        if isinstance(state, ResultValid):
-            self._invalid = None
-        elif isinstance(state, ResultInvalid) and (
-            self._invalid is None or self._invalid.fingerprint != state.fingerprint
-        ):
-            self._invalid = _Invalid(state.fingerprint, now)
-            return True
+        if isinstance(state, ResultInvalid) and not state.empty:
+            if self._invalid is None or self._invalid.fingerprint != state.fingerprint:
+                self._invalid = _Invalid(state.fingerprint, now)
+                return True
+            return False
+        self._invalid = None
         return False
 
     def record_adapter(self, state: AdapterState | None) -> bool:

@@ -332,6 +332,22 @@ async def test_reads_back_off_while_every_read_finds_new_invalid_content(
     assert await run.finish(within=MAX_READ_INTERVAL) is ExitCode.RESULT
 
 
+async def test_an_empty_file_never_settles_while_the_adapter_runs(tmp_path: Path) -> None:
+    """Truncate-then-write shows an empty file for an instant: it is never the verdict
+    while the adapter runs; once the adapter has ended, it is."""
+    run = await Run(tmp_path).start()
+    run.write("")
+    await run.clock.advance(20)
+    assert not run.done
+    run.adapter(terminated(exit_code=0, reason="Completed"))
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "InvalidResultFormat",
+        "Failed to parse adapter result: file is empty; adapter exited with code 0",
+    )
+
+
 async def test_invalid_file_after_exit_is_reported_at_once(tmp_path: Path) -> None:
     run = await Run(tmp_path).start()
     run.write("not json")

@@ -31,13 +31,30 @@ def test_changed_content_starts_again() -> None:
     assert obs.snapshot(2.0).invalid_since == 2.0
 
 
-def test_the_same_content_deleted_and_written_again_has_not_changed() -> None:
+def test_a_missing_file_restarts_the_settle_window() -> None:
+    """Delete-then-recreate is a normal way to write: the same bytes read again after
+    the file was missing start a new window."""
     obs = make()
     obs.record_result(invalid(b"{"), now=1.0)
-    obs.record_result(ResultMissing(), now=1.5)
+    assert not obs.record_result(ResultMissing(), now=1.5)
     assert obs.snapshot(1.5).invalid_since is None
-    assert not obs.record_result(invalid(b"{"), now=2.0)
-    assert obs.snapshot(2.0).invalid_since == 1.0
+    assert obs.record_result(invalid(b"{"), now=2.0)
+    assert obs.snapshot(2.0).invalid_since == 2.0
+
+
+def test_an_empty_file_never_settles_and_restarts_the_window() -> None:
+    """Truncate-then-write shows an empty file for an instant: an empty read is not
+    content that settles, and what is read after it starts a new window."""
+    obs = make()
+    obs.record_result(invalid(b"{"), now=1.0)
+    empty = invalid(b" \n")
+    assert empty.empty
+    assert not obs.record_result(empty, now=1.5)
+    assert obs.snapshot(1.5).invalid_since is None
+    assert not obs.record_result(empty, now=9.0)
+    assert obs.snapshot(9.0).invalid_since is None
+    assert obs.record_result(invalid(b"{"), now=9.5)
+    assert obs.snapshot(9.5).invalid_since == 9.5
 
 
 def test_a_valid_result_forgets_invalid_content() -> None:
