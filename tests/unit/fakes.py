@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from status_reporter.models import ContainerState, Running, TerminatedState, WaitingState
+from status_reporter.core.models import ContainerState, Running, TerminatedState, WaitingState
 
 # The fake wall clock starts here (2026-11-26T10:00:00Z) and moves with the monotonic one.
 WALL_START = 1_795_687_200.0

@@ -1,4 +1,4 @@
-"""A stateful in-memory cluster behind the reporter's :class:`~status_reporter.api.Api`.
+"""A stateful in-memory cluster behind the reporter's :class:`~status_reporter.api.protocol.Api`.
 
 It keeps one Job and one Pod the way the API server does for what the reporter
 uses: every change bumps ``resourceVersion``; a status patch merges conditions by
@@ -22,8 +22,8 @@ from typing import Any
 
 import msgspec
 
-from status_reporter.api import ApiError, PodEvent, Unreachable
-from status_reporter.models import (
+from status_reporter.api.protocol import ApiError, PodEvent, Unreachable
+from status_reporter.core.models import (
     Container,
     ContainerState,
     ContainerStatus,

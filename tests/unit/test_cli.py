@@ -159,6 +159,36 @@ def test_configuration_error_with_unreachable_api_still_exits_quickly(tmp_path: 
     assert "Traceback" not in out.stdout + out.stderr
 
 
+@pytest.mark.parametrize("job", ["j", ""])
+def test_an_environment_error_leaves_the_termination_message(tmp_path: Path, job: str) -> None:
+    """The same way as start-up's configuration errors: on the Job when it can be named
+    (here the API refuses: not written), and in the termination message in any case."""
+    last_word = tmp_path / "termination-log"
+    last_word.write_bytes(b"")
+    out = run(
+        env={
+            "JOB_NAME": job,
+            "JOB_NAMESPACE": "n",
+            "POD_NAME": "p",
+            "POLL_INTERVAL_SECONDS": "0",
+            "CONDITION_TYPE": "Validated",
+            "KUBECONFIG": str(_refusing_kubeconfig(tmp_path)),
+            "TERMINATION_MESSAGE_PATH": str(last_word),
+        },
+        timeout=15,
+    )
+    assert out.returncode == 2
+    line = out.stderr.strip()
+    assert line.startswith('invalid configuration: POLL_INTERVAL_SECONDS="0"')
+    assert json.loads(last_word.read_bytes()) == {
+        "type": "Validated",
+        "status": "False",
+        "reason": "ReporterConfigInvalid",
+        "message": line,
+        "written": False,
+    }
+
+
 def _refusing_kubeconfig(tmp_path: Path) -> Path:
     """A kubeconfig for an API server that refuses every connection."""
     kubeconfig = tmp_path / "kubeconfig"

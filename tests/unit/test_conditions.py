@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from status_reporter.conditions import planned_condition, rfc3339, status_patch
-from status_reporter.decision import Condition
-from status_reporter.models import JobCondition
+from status_reporter.core.conditions import planned_condition, rfc3339, status_patch
+from status_reporter.core.decision import Condition
+from status_reporter.core.models import JobCondition
 
 NOW = 1_795_689_000.123456  # 2026-11-26T10:30:00.123456Z
 EARLIER = "2026-11-26T09:00:00Z"

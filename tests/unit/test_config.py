@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from status_reporter.config import (
+from status_reporter.core.config import (
     Config,
     ConfigError,
     LogFormat,
     LogLevel,
     MonitorMode,
-    job_ref,
+    error_report,
     load,
 )
 
@@ -234,13 +234,20 @@ def test_error_shows_undecodable_bytes_as_escapes() -> None:
     str(error).encode("utf-8")
 
 
-def test_job_ref_for_error_reporting() -> None:
-    ref = job_ref(env(POD_NAME="", CONDITION_TYPE=" "))
-    assert ref is not None
-    assert (ref.name, ref.namespace, ref.condition_type) == ("job-a", "ns-a", "Available")
-    assert job_ref(env(CONDITION_TYPE="Ready")).condition_type == "Ready"  # type: ignore[union-attr]
-    assert job_ref({"JOB_NAME": "x"}) is None
-    assert job_ref({"JOB_NAMESPACE": "x", "JOB_NAME": " "}) is None
+def test_where_a_configuration_error_is_reported() -> None:
+    report = error_report(env(POD_NAME="", CONDITION_TYPE=" ", TERMINATION_MESSAGE_PATH="rel"))
+    assert (report.job, report.namespace, report.condition_type, report.termination_path) == (
+        "job-a",
+        "ns-a",
+        "Available",
+        "/dev/termination-log",
+    )
+    assert error_report(env(CONDITION_TYPE="Ready")).condition_type == "Ready"
+    assert error_report(env(TERMINATION_MESSAGE_PATH="/tmp/t")).termination_path == "/tmp/t"
+    # No Job to name: only the termination message is left.
+    assert error_report({"JOB_NAME": "x"}).job == ""
+    assert error_report({"JOB_NAMESPACE": "x", "JOB_NAME": " "}).job == ""
+    assert error_report({"JOB_NAMESPACE": "x"}).job == ""
 
 
 def test_error_fields() -> None:

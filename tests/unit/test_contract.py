@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from status_reporter.contract import (
+from status_reporter.core.contract import (
     MAX_RESULT_BYTES,
     AdapterResult,
     ResultInvalid,
@@ -564,7 +564,7 @@ def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         reads.append(len(chunk))
         return chunk
 
-    monkeypatch.setattr("status_reporter.contract.os.read", counting_read)
+    monkeypatch.setattr("status_reporter.core.contract.os.read", counting_read)
     return reads
 
 
@@ -597,7 +597,7 @@ def test_a_file_that_grows_after_fstat_is_read_to_the_limit_only(
     path.write_bytes(b'{"status":"success"}')
     small = os.stat(path)
     os.truncate(path, 64 * MAX_RESULT_BYTES)  # grows between the fstat and the reads
-    monkeypatch.setattr("status_reporter.contract.os.fstat", lambda _: small)
+    monkeypatch.setattr("status_reporter.core.contract.os.fstat", lambda _: small)
     reads = count_reads(monkeypatch)
     state = read_result(str(path))
     assert isinstance(state, ResultInvalid)
@@ -628,7 +628,7 @@ def test_other_os_errors_are_reported(tmp_path: Path) -> None:
 def swapped_after_lstat(monkeypatch: pytest.MonkeyPatch) -> None:
     """``os.lstat`` says "regular file" whatever is there, as if the path was swapped."""
     regular = os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, 0, 0, 2, 0, 0, 0))
-    monkeypatch.setattr("status_reporter.contract.os.lstat", lambda _: regular)
+    monkeypatch.setattr("status_reporter.core.contract.os.lstat", lambda _: regular)
 
 
 @pytest.mark.usefixtures("swapped_after_lstat")
@@ -663,7 +663,7 @@ def test_a_read_error_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def failing_read(fd: int, size: int) -> bytes:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr("status_reporter.contract.os.read", failing_read)
+    monkeypatch.setattr("status_reporter.core.contract.os.read", failing_read)
     state = read_result(str(path))
     assert isinstance(state, ResultInvalid)
     assert state.error == "cannot read result file: Input/output error"

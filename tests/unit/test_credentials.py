@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from status_reporter import credentials
-from status_reporter.credentials import (
+from status_reporter.api import credentials
+from status_reporter.api.credentials import (
     Credentials,
     CredentialsError,
     ExecAuth,
@@ -28,7 +28,7 @@ from status_reporter.credentials import (
     TokenFileAuth,
     load,
 )
-from status_reporter.transport import HttpClient
+from status_reporter.api.transport import HttpClient
 from tests.unit.transport_pki import CLIENT_NAME, Pki, make_pki
 from tests.unit.transport_server import Peer, answer_all, response, serve
 
@@ -110,8 +110,8 @@ def test_in_cluster_start_up_imports_no_yaml_pathlib_or_urllib(service_account: 
     # Each would cost start-up CPU in every Pod (docs/design.md "Start-up CPU").
     script = (
         "import sys\n"
-        "import status_reporter.app\n"
-        "from status_reporter.credentials import load\n"
+        "import status_reporter.shell.app\n"
+        "from status_reporter.api.credentials import load\n"
         "creds = load(dict(KUBERNETES_SERVICE_HOST='10.0.0.1', KUBERNETES_SERVICE_PORT='443'),"
         " home=sys.argv[1], service_account_dir=sys.argv[2])\n"
         "print(creds.source, *(m in sys.modules for m in ('yaml', 'pathlib', 'urllib.parse')))\n"
@@ -139,7 +139,7 @@ def test_a_json_kubeconfig_is_read_without_yaml(tmp_path: Path) -> None:
     )
     script = (
         "import os, sys\n"
-        "from status_reporter.credentials import load\n"
+        "from status_reporter.api.credentials import load\n"
         "creds = load({'KUBECONFIG': sys.argv[1]}, home=os.path.dirname(sys.argv[1]))\n"
         "print(creds.endpoint.port, 'yaml' in sys.modules)\n"
     )

@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from status_reporter.contract import (
+from status_reporter.core.contract import (
     AdapterResult,
     ResultInvalid,
     ResultMissing,
     ResultState,
     ResultValid,
 )
-from status_reporter.decision import (
+from status_reporter.core.decision import (
     AdapterState,
     Condition,
     Observation,

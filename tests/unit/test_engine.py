@@ -13,20 +13,20 @@ from typing import Any
 
 import pytest
 
-from status_reporter import logs
-from status_reporter.api import ApiError, CredentialsUnavailable, PodEvent, Unreachable
-from status_reporter.conditions import rfc3339
-from status_reporter.config import Config, LogFormat, LogLevel, MonitorMode
-from status_reporter.contract import ResultState, read_result
-from status_reporter.engine import (
-    FORBIDDEN_GRACE_SECONDS,
+from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
+from status_reporter.api.writer import FORBIDDEN_GRACE_SECONDS
+from status_reporter.base import logs
+from status_reporter.core.conditions import rfc3339
+from status_reporter.core.config import Config, LogFormat, LogLevel, MonitorMode
+from status_reporter.core.contract import ResultState, read_result
+from status_reporter.core.models import Container, JobCondition, OwnerReference, Status
+from status_reporter.shell.engine import (
     MAX_READ_INTERVAL,
     MIN_READ_INTERVAL,
     STOP_EXIT_SECONDS,
     ExitCode,
     Reporter,
 )
-from status_reporter.models import Container, JobCondition, OwnerReference, Status
 from tests.unit.fakes import FakeClock, running, settle, terminated, waiting
 from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
 

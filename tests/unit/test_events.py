@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from status_reporter.decision import Condition
-from status_reporter.events import job_event, micro_time
+from status_reporter.core.decision import Condition
+from status_reporter.core.events import job_event, micro_time
 
 
 @pytest.mark.parametrize(

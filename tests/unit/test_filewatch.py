@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from status_reporter import logs
-from status_reporter.filewatch import watch_file
+from status_reporter.base import logs
+from status_reporter.monitors.filewatch import watch_file
 from tests.unit.fakes import FakeClock, settle
 
 

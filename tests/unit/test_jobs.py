@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from status_reporter.conditions import rfc3339
-from status_reporter.jobs import JOB_DEADLINE_MARGIN_SECONDS, effective_wait
-from status_reporter.models import Job, JobSpec, JobStatus
+from status_reporter.core.conditions import rfc3339
+from status_reporter.core.jobs import JOB_DEADLINE_MARGIN_SECONDS, effective_wait
+from status_reporter.core.models import Job, JobSpec, JobStatus
 
 NOW = 1_795_687_200.0
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from status_reporter.api import CredentialsUnavailable, Unreachable
-from status_reporter.credentials import Credentials, CredentialsError
-from status_reporter.kube import HttpApi, decode_event, escape, query_string
-from status_reporter.retry import is_transient
-from status_reporter.transport import Endpoint, HttpClient
+from status_reporter.api.credentials import Credentials, CredentialsError
+from status_reporter.api.kube import HttpApi, decode_event, escape, query_string
+from status_reporter.api.protocol import CredentialsUnavailable, Unreachable
+from status_reporter.api.retry import is_transient
+from status_reporter.api.transport import Endpoint, HttpClient
 from tests.unit.transport_server import answer_all, response, serve
 
 SAMPLES = Path(__file__).parents[1] / "samples" / "watch"

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from status_reporter import __version__, logs
-from status_reporter.config import LogFormat, LogLevel
-from status_reporter.logs import LINE_LIMIT_BYTES, RawJson
+from status_reporter import __version__
+from status_reporter.base import logs
+from status_reporter.base.logs import LINE_LIMIT_BYTES, RawJson
+from status_reporter.core.config import LogFormat, LogLevel
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +131,7 @@ def test_lone_surrogates_render(fmt: LogFormat) -> None:
 def test_lone_surrogates_reach_a_real_stdout() -> None:
     # Through the process's own stdout, whose encoding a StringIO would not exercise.
     script = (
-        "from status_reporter import logs\n"
+        "from status_reporter.base import logs\n"
         "logs.configure()\n"
         "logs.get_logger().info('x\\udcff', field='y\\ud800')\n"
         "print('after', flush=True)\n"
@@ -181,7 +182,7 @@ def test_a_huge_message_is_cut_too() -> None:
 
 def test_identical_lines_are_dropped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr("status_reporter.logs.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("status_reporter.base.logs.time.monotonic", lambda: now[0])
     stream = capture()
     log = logs.get_logger()
     for _ in range(500):

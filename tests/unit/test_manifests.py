@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from status_reporter.config import load
-from status_reporter.engine import STOP_EXIT_SECONDS
+from status_reporter.core.config import load
+from status_reporter.shell.engine import STOP_EXIT_SECONDS
 from tests.harness.cluster import (
     REPORTER,
     AdapterJob,

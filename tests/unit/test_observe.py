@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from status_reporter.contract import ResultInvalid, ResultMissing, ResultValid, parse_result
-from status_reporter.decision import AdapterState, Stop, Terminated
-from status_reporter.observe import Observations
+from status_reporter.core.contract import ResultInvalid, ResultMissing, ResultValid, parse_result
+from status_reporter.core.decision import AdapterState, Stop, Terminated
+from status_reporter.core.observe import Observations
 
 
 def invalid(data: bytes) -> ResultInvalid:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from status_reporter.config import ConfigError
-from status_reporter.decision import AdapterState, Stop, Terminated, Waiting
-from status_reporter.models import (
+from status_reporter.core.config import ConfigError
+from status_reporter.core.decision import AdapterState, Stop, Terminated, Waiting
+from status_reporter.core.models import (
     Container,
     ContainerState,
     ContainerStatus,
@@ -19,7 +19,7 @@ from status_reporter.models import (
     TerminatedState,
     WaitingState,
 )
-from status_reporter.pods import (
+from status_reporter.core.pods import (
     adapter_state,
     deletion,
     find_adapter,

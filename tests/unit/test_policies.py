@@ -10,15 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from status_reporter import logs, termination
-from status_reporter.access import rule_allows
-from status_reporter.api import ApiError, Operation, Operations, Unreachable
-from status_reporter.clock import ticks
-from status_reporter.decision import Condition, Stop
-from status_reporter.models import ObjectMeta, Pod, ResourceRule
-from status_reporter.pods import deletion, unix_time
-from status_reporter.podwatch import WATCH_MAX_SECONDS, keepalive_for, watch_seconds
-from status_reporter.retry import (
+from status_reporter.api.access import rule_allows
+from status_reporter.api.protocol import ApiError, Operation, Operations, Unreachable
+from status_reporter.api.retry import (
     KubeError,
     RetryPolicy,
     backoff,
@@ -26,6 +20,13 @@ from status_reporter.retry import (
     final_error,
     is_transient,
 )
+from status_reporter.base import logs
+from status_reporter.base.clock import ticks
+from status_reporter.core.decision import Condition, Stop
+from status_reporter.core.models import ObjectMeta, Pod, ResourceRule
+from status_reporter.core.pods import deletion, unix_time
+from status_reporter.monitors.podwatch import WATCH_MAX_SECONDS, keepalive_for, watch_seconds
+from status_reporter.shell import termination
 from tests.unit.fakes import FakeClock, settle
 
 OPS = Operations.of("job-a", "pod-a", "ns-a")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from status_reporter.contract import ResultInvalid, ResultValid, parse_result, read_result
+from status_reporter.core.contract import ResultInvalid, ResultValid, parse_result, read_result
 
 ROOT = Path(__file__).parent.parent.parent
 SCHEMA = json.loads((ROOT / "schema" / "adapter-result.schema.json").read_text())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from status_reporter.transport import (
+from status_reporter.api.transport import (
     MAX_HEAD,
     Endpoint,
     HttpClient,

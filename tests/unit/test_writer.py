@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from status_reporter import logs
-from status_reporter.api import ApiError, Operations
-from status_reporter.conditions import rfc3339
-from status_reporter.decision import Condition
-from status_reporter.models import JobCondition
-from status_reporter.retry import KubeError
-from status_reporter.writer import ConditionWriter
+from status_reporter.api.protocol import ApiError, Operations
+from status_reporter.api.retry import KubeError
+from status_reporter.api.writer import ConditionWriter
+from status_reporter.base import logs
+from status_reporter.core.conditions import rfc3339
+from status_reporter.core.decision import Condition
+from status_reporter.core.models import JobCondition
 from tests.unit.fakes import FakeClock
 from tests.unit.memcluster import MemoryCluster
 

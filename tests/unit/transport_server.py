@@ -9,7 +9,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from status_reporter.transport import Endpoint
+from status_reporter.api.transport import Endpoint
 
 
 @dataclass

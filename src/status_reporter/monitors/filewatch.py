@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from status_reporter.clock import Clock, ticks
-from status_reporter.logs import Logger
+from status_reporter.base.clock import Clock, ticks
+from status_reporter.base.logs import Logger
 
 
 async def poll(clock: Clock, interval: float, notify: Callable[[], None]) -> None:

@@ -1,8 +1,9 @@
-"""The Kubernetes REST API over HTTP: :class:`HttpApi` implements :class:`~status_reporter.api.Api`.
+"""The Kubernetes REST API over HTTP: :class:`HttpApi` implements
+:class:`~status_reporter.api.protocol.Api`.
 
-Requests go through :mod:`status_reporter.transport` (HTTP/1.1, TLS) with the
-credentials of :mod:`status_reporter.credentials`; bodies are JSON, decoded into the
-structs of :mod:`status_reporter.models`. After a 401 the credentials are read again
+Requests go through :mod:`status_reporter.api.transport` (HTTP/1.1, TLS) with the
+credentials of :mod:`status_reporter.api.credentials`; bodies are JSON, decoded into the
+structs of :mod:`status_reporter.core.models`. After a 401 the credentials are read again
 once (a rotated service-account token) and the request repeated.
 """
 
@@ -14,9 +15,10 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from status_reporter.api import ApiError, CredentialsUnavailable, PodEvent, Unreachable
-from status_reporter.credentials import Credentials, CredentialsError
-from status_reporter.models import (
+from status_reporter.api.credentials import Credentials, CredentialsError
+from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
+from status_reporter.api.transport import HttpClient, Response, TransportError
+from status_reporter.core.models import (
     Bookmark,
     Job,
     Pod,
@@ -25,7 +27,6 @@ from status_reporter.models import (
     Status,
     WatchEvent,
 )
-from status_reporter.transport import HttpClient, Response, TransportError
 
 _T = TypeVar("_T")
 

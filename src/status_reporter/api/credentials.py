@@ -21,7 +21,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from status_reporter.transport import Endpoint
+from status_reporter.api.transport import Endpoint
 
 # Paths are plain strings: importing pathlib (with urllib.parse) would add about 5 %
 # to the reporter's start-up instructions, for a handful of joins.

@@ -1,7 +1,7 @@
 """What the engine has observed so far, as a small pure object.
 
 The engine feeds it result-file reads, adapter states and stops; :meth:`snapshot`
-turns that into the :class:`~status_reporter.decision.Observation` that the decision
+turns that into the :class:`~status_reporter.core.decision.Observation` that the decision
 table reads. No I/O and no clock: times are passed in.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
-from status_reporter.contract import ResultInvalid, ResultMissing, ResultState
-from status_reporter.decision import STOP_WINDOW_SECONDS, AdapterState, Observation, Stop
+from status_reporter.core.contract import ResultInvalid, ResultMissing, ResultState
+from status_reporter.core.decision import STOP_WINDOW_SECONDS, AdapterState, Observation, Stop
 
 
 class _Invalid(msgspec.Struct, frozen=True):

@@ -94,12 +94,14 @@ class Config(msgspec.Struct, frozen=True):
     termination_message_path: str = DEFAULT_TERMINATION_MESSAGE_PATH
 
 
-class JobRef(msgspec.Struct, frozen=True):
-    """Where a configuration error can still be reported: the Job, when its name is valid."""
+class ErrorReport(msgspec.Struct, frozen=True):
+    """Where a configuration error can still be reported: on the Job when ``job`` (and its
+    namespace) could be named, ``""`` otherwise; and in the termination message."""
 
-    name: str
+    job: str
     namespace: str
     condition_type: str
+    termination_path: str
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -165,22 +167,27 @@ def _condition_type(env: Mapping[str, str]) -> str:
     return raw.strip()
 
 
-def job_ref(env: Mapping[str, str]) -> JobRef | None:
-    """Return the Job to report a configuration error on, or None when it cannot be named.
+def error_report(env: Mapping[str, str]) -> ErrorReport:
+    """Where to report a configuration error, as far as the environment can tell.
 
-    Used only after :func:`load` failed, so every lookup here tolerates bad values:
-    an invalid ``CONDITION_TYPE`` falls back to the default type.
+    Used only after :func:`load` failed, so every lookup here tolerates bad values: an
+    invalid ``CONDITION_TYPE`` or ``TERMINATION_MESSAGE_PATH`` falls back to its
+    default, and a Job that cannot be named (or whose namespace cannot) is ``""``.
     """
     try:
-        name = _required(env, "JOB_NAME")
+        job = _required(env, "JOB_NAME")
         namespace = _required(env, "JOB_NAMESPACE")
     except ConfigError:
-        return None
+        job = namespace = ""
     try:
         condition_type = _condition_type(env)
     except ConfigError:
         condition_type = DEFAULT_CONDITION_TYPE
-    return JobRef(name=name, namespace=namespace, condition_type=condition_type)
+    try:
+        path = _file_path(env, "TERMINATION_MESSAGE_PATH", DEFAULT_TERMINATION_MESSAGE_PATH)
+    except ConfigError:
+        path = DEFAULT_TERMINATION_MESSAGE_PATH
+    return ErrorReport(job, namespace, condition_type, path)
 
 
 def load(env: Mapping[str, str]) -> Config:

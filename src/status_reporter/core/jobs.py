@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from status_reporter.models import Job
-from status_reporter.pods import unix_time
+from status_reporter.core.models import Job
+from status_reporter.core.pods import unix_time
 
 # How long before the Job's own deadline the reporter gives up waiting: enough for the
 # final reads and the write before the Job controller stops the Pod.

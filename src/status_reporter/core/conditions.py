@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from status_reporter.decision import Condition
-from status_reporter.models import JobCondition
+from status_reporter.core.decision import Condition
+from status_reporter.core.models import JobCondition
 
 
 def rfc3339(unix_seconds: float) -> str:

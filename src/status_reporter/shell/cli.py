@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     # collecting garbage among them is wasted start-up CPU. Afterwards they are moved
     # out of the collector's sight, so later collections only scan what runs create.
     gc.disable()
-    from status_reporter import app  # noqa: PLC0415 - imported after the handler on purpose
+    from status_reporter.shell import app  # noqa: PLC0415 - imported after the handler on purpose
 
     gc.freeze()
     gc.enable()
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     # exits at once with the decided code, never as a death by signal.
     for signum in _STOP_SIGNALS:
         signal.signal(signum, lambda _signum, _frame: os._exit(code))
-    from status_reporter import logs  # noqa: PLC0415 - imported by app already
+    from status_reporter.base import logs  # noqa: PLC0415 - imported by app already
 
     if logs.flush(_LOG_FLUSH_SECONDS):
         # (Otherwise the log writer is stuck in a write to stdout, holding its lock.)

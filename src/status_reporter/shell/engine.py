@@ -16,40 +16,32 @@ import enum
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, TypeVar
 
-import msgspec
-
-from status_reporter import termination
-from status_reporter.access import check_access
-from status_reporter.api import Api, Operations
-from status_reporter.clock import Clock
-from status_reporter.config import Config, ConfigError, MonitorMode
-from status_reporter.contract import ResultState, ResultValid, read_result, render_details
-from status_reporter.decision import Condition, Pending, Rule, Stop, Verdict, decide
-from status_reporter.events import job_event
-from status_reporter.filewatch import poll, watch_file
-from status_reporter.jobs import effective_wait
-from status_reporter.logs import Logger, RawJson
-from status_reporter.models import Job, Pod
-from status_reporter.observe import Observations
-from status_reporter.pods import (
-    adapter_state,
-    deletion,
-    find_adapter,
-    has_container,
-    is_native_sidecar,
-    is_older,
-    owner_job,
+from status_reporter.api.protocol import Api, Operations
+from status_reporter.api.retry import KubeError, RetryPolicy, call
+from status_reporter.api.writer import (
+    CONFIG_ERROR_SECONDS,
+    FORBIDDEN_GRACE_SECONDS,
+    ConditionWriter,
+    write_budget,
 )
-from status_reporter.podwatch import PodMonitor
-from status_reporter.retry import KubeError, RetryPolicy, call
-from status_reporter.writer import ConditionWriter
+from status_reporter.base.clock import Clock
+from status_reporter.base.logs import Logger, RawJson
+from status_reporter.base.tasks import cancelled, first_done
+from status_reporter.core.config import Config, ConfigError, MonitorMode
+from status_reporter.core.contract import ResultState, ResultValid, read_result, render_details
+from status_reporter.core.decision import Condition, Pending, Rule, Stop, Verdict, decide
+from status_reporter.core.events import job_event
+from status_reporter.core.jobs import effective_wait
+from status_reporter.core.models import Job, Pod
+from status_reporter.core.observe import Observations
+from status_reporter.core.pods import adapter_state, deletion, is_older
+from status_reporter.monitors.filewatch import poll, watch_file
+from status_reporter.monitors.podwatch import PodMonitor
+from status_reporter.shell import termination
+from status_reporter.shell.startup import Startup, Target, record_config_error
 
 _T = TypeVar("_T")
 
-# Condition types owned by the Job controller (batch/v1 JobConditionType).
-JOB_CONTROLLER_CONDITIONS: Final = frozenset(
-    {"Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"}
-)
 # After a stop: exit within this many seconds (the kubelet's grace period is 30 s by
 # default); the last write attempt gets what is left of it.
 STOP_EXIT_SECONDS: Final = 10.0
@@ -58,18 +50,11 @@ _LAST_ATTEMPT_SECONDS: Final = 4.0
 # Reads of the Pod while a stop waits for the adapter's terminated state.
 _STOP_READ_INTERVAL: Final = 0.5
 _STOP_READ_TIMEOUT: Final = 1.0
-# The permission review is optional: do not wait long for it.
-_REVIEW_SECONDS: Final = 10.0
-# Configuration errors are reported on the Job on a best-effort basis, this fast.
-CONFIG_ERROR_SECONDS: Final = 5.0
+# The last read of the Pod before row 7 (a crash since the last poll is the crash).
+_DEADLINE_READ_SECONDS: Final = 5.0
 # The Event that records the outcome is best effort, and bounded to this.
 EVENT_SECONDS: Final = 2.0
 _EVENT_POLICY: Final = RetryPolicy(initial=0.2, maximum=1.0, request_timeout=EVENT_SECONDS)
-# The write is retried for at least this long (or MAX_WAIT_TIME_SECONDS if longer).
-WRITE_BUDGET_SECONDS: Final = 60.0
-# A 403 on the write, when start-up confirmed the permission, is retried this long: an
-# API server that has just restarted refuses requests until its caches are filled.
-FORBIDDEN_GRACE_SECONDS: Final = 10.0
 # Re-reads caused by file events are at least this far apart, however often the file
 # changes; while every read finds new invalid content (an adapter rewriting it in a
 # loop), the gap doubles up to the maximum, so the cost does not follow the writes.
@@ -84,16 +69,6 @@ class ExitCode(enum.IntEnum):
     ADAPTER_PROBLEM = 1
     CONFIG_INVALID = 2
     WRITE_FAILED = 3
-
-
-class Target(msgspec.Struct, frozen=True):
-    """What start-up learned: the Pod as read, whether it may be watched, and whether the
-    outcome may be recorded as an Event."""
-
-    pod: Pod
-    native_sidecar: bool
-    watch_pods: bool
-    create_events: bool
 
 
 class _Stopped:
@@ -119,8 +94,7 @@ class Reporter:
         self._clock = clock
         self._log = log
         self._read = read
-        # Without JOB_NAME, the Job is learned from the Pod's owner at start-up.
-        self._ops = Operations.of(config.job_name, config.pod_name, config.job_namespace)
+        self._startup = Startup(config, api, clock=clock, log=log)
         self._writer = self._new_writer()
         self._job_uid = ""
         self._obs = Observations(
@@ -176,14 +150,7 @@ class Reporter:
         task = asyncio.ensure_future(work)
         if self._stopped.is_set():
             task.cancel()
-        stopped = asyncio.ensure_future(self._stopped.wait())
-        try:
-            await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not task.done():
-                task.cancel()
-            await asyncio.gather(task, stopped, return_exceptions=True)
+        await first_done(task, asyncio.ensure_future(self._stopped.wait()))
         if task.cancelled():
             return _STOPPED
         return task.result()
@@ -204,7 +171,7 @@ class Reporter:
     async def run(self) -> ExitCode:
         """Run the sidecar until the condition is written (and, as a native sidecar, stopped)."""
         try:
-            started = await self._race(self._start())
+            started = await self._race(self._startup.run(self._obs.deadline))
         except ConfigError as exc:
             self._log.error(str(exc))
             await self._report_config_error(str(exc))
@@ -214,7 +181,9 @@ class Reporter:
             self._report_termination(error=str(exc))
             return ExitCode.WRITE_FAILED
         target = None if isinstance(started, _Stopped) else started
-        if target is None:
+        if target is not None:
+            self._begin(target)
+        else:
             await self._learn_adapter_after_stop()
         verdict = await self._monitor(target)
         self._decided = verdict.condition
@@ -233,38 +202,34 @@ class Reporter:
             return ExitCode.RESULT
         return code
 
+    @property
+    def _ops(self) -> Operations:
+        return self._startup.ops
+
     def _new_writer(self) -> ConditionWriter:
         return ConditionWriter(
             self._api, self._ops, self._config.condition_type, clock=self._clock, log=self._log
         )
 
-    def _bind_job(self, pod: Pod) -> None:
-        """Name the Job: ``JOB_NAME``, or else the Pod's owner (README "Configuration").
-
-        Raises:
-            ConfigError: ``JOB_NAME`` is unset and no Job owns the Pod.
-        """
-        owner = owner_job(pod)
-        configured = self._config.job_name
-        if configured:
-            if owner is not None and owner != configured:
-                self._log.warning(
-                    "JOB_NAME differs from the Job that owns this Pod; using JOB_NAME",
-                    job_name=configured,
-                    owner=owner,
-                )
-            return
-        if owner is None:
-            raise ConfigError(
-                "JOB_NAME",
-                None,
-                f"required: Pod {pod.metadata.name} is not owned by a Job to take the name from",
-            )
-        if owner != self._ops.job:
-            config = self._config
-            self._ops = Operations.of(owner, config.pod_name, config.job_namespace)
-            self._writer = self._new_writer()
-            self._log.info("reporting on the Job that owns this Pod", job=owner)
+    def _begin(self, target: Target) -> None:
+        """Take what start-up learned: the Job to write to, its deadline, the adapter."""
+        config = self._config
+        self._writer = self._new_writer()  # for the Job start-up named
+        self._writer.hold(target.job)
+        if target.patch_confirmed:
+            self._writer.trust_permission(FORBIDDEN_GRACE_SECONDS)
+        self._job_uid = target.job.metadata.uid
+        self._clamp_to_job(target.job)
+        self._adapter_name = target.adapter
+        self._on_pod(target.pod)
+        self._log.info(
+            "monitoring adapter",
+            adapter=target.adapter,
+            results_path=config.results_path,
+            native_sidecar=target.native_sidecar,
+            monitor_mode=str(config.monitor_mode),
+            pod_updates="watch" if target.watch_pods else "poll",
+        )
 
     def _clamp_to_job(self, job: Job) -> None:
         """Let the Job's own deadline shorten the wait, so row 7 lands before it."""
@@ -279,86 +244,17 @@ class Reporter:
                 wait_seconds=wait,
             )
 
-    async def _start(self) -> Target:
-        config = self._config
-        deadline = self._obs.deadline
-        try:
-            pod = await call(
-                self._ops.get_pod,
-                lambda timeout: self._api.get_pod(timeout=timeout),
-                clock=self._clock,
-                deadline=deadline,
-                log=self._log,
-            )
-        except KubeError as exc:
-            if exc.status != 404:
-                raise
-            raise ConfigError(
-                "POD_NAME", config.pod_name, f"no such Pod in namespace {config.job_namespace}"
-            ) from None
-        self._bind_job(pod)
-        # The Job must exist; its copy is what the condition is planned from.
-        job = await self._writer.read_job(deadline)
-        self._job_uid = job.metadata.uid
-        self._clamp_to_job(job)
-        adapter = find_adapter(pod, config.adapter_container_name, config.reporter_container_name)
-        if not has_container(pod, config.reporter_container_name):
-            self._log.warning(
-                "REPORTER_CONTAINER_NAME is not a container of this Pod; "
-                "set it so the reporter is never taken for the adapter",
-                reporter_container=config.reporter_container_name,
-            )
-        if config.condition_type in JOB_CONTROLLER_CONDITIONS:
-            self._log.warning(
-                "CONDITION_TYPE is a condition the Job controller itself manages; "
-                "writing it can change how the Job ends",
-                condition_type=config.condition_type,
-            )
-        access = await check_access(
-            self._api,
-            self._ops,
-            clock=self._clock,
-            deadline=min(deadline, self._clock.now() + _REVIEW_SECONDS),
-            log=self._log,
-        )
-        if access.patch_confirmed:
-            self._writer.trust_permission(FORBIDDEN_GRACE_SECONDS)
-        native = is_native_sidecar(pod, config.reporter_container_name)
-        self._adapter_name = adapter
-        self._on_pod(pod)
-        watch_pods = config.monitor_mode is MonitorMode.AUTO and access.watch_pods
-        self._log.info(
-            "monitoring adapter",
-            adapter=adapter,
-            results_path=config.results_path,
-            native_sidecar=native,
-            monitor_mode=str(config.monitor_mode),
-            pod_updates="watch" if watch_pods else "poll",
-        )
-        return Target(
-            pod=pod,
-            native_sidecar=native,
-            watch_pods=watch_pods,
-            create_events=access.create_events,
-        )
-
     async def _learn_adapter_after_stop(self) -> None:
         """A stop cut start-up short: one quick read of the Pod to find the adapter."""
         timeout = max(0.2, min(_STOP_READ_TIMEOUT, self._stop_deadline() - self._clock.now()))
-        try:
-            pod = await self._api.get_pod(timeout=timeout)
-        except Exception as exc:
-            self._log.debug("no Pod read after the stop", error=str(exc))
+        learned = await self._startup.read_after_stop(timeout)
+        if learned is None:
             return
-        self._native = is_native_sidecar(pod, self._config.reporter_container_name)
-        try:
-            self._bind_job(pod)
-            self._adapter_name = find_adapter(
-                pod, self._config.adapter_container_name, self._config.reporter_container_name
-            )
-        except ConfigError:
-            return
-        self._on_pod(pod)
+        self._writer = self._new_writer()  # the Pod may have named the Job
+        self._native = learned.native_sidecar
+        if learned.adapter is not None:
+            self._adapter_name = learned.adapter
+            self._on_pod(learned.pod)
 
     # --- observations -----------------------------------------------------------------
 
@@ -500,9 +396,7 @@ class Reporter:
         try:
             return await self._decide_loop(target)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancelled(*tasks)
 
     async def _decide_loop(self, target: Target | None) -> Verdict:
         stop_reads: asyncio.Task[None] | None = None
@@ -527,15 +421,14 @@ class Reporter:
                 )
                 await self._wait(Pending(recheck))
         finally:
-            if stop_reads is not None:
-                stop_reads.cancel()
-                await asyncio.gather(stop_reads, return_exceptions=True)
+            await cancelled(stop_reads)
 
     async def _read_pod_at_deadline(self, target: Target | None) -> None:
         if target is None and self._adapter_name is None:
             return
-        limit = self._stop_deadline() if self._stopped.is_set() else self._clock.now() + 5.0
-        timeout = max(0.2, min(5.0, limit - self._clock.now()))
+        now = self._clock.now()
+        limit = self._stop_deadline() if self._stopped.is_set() else now + _DEADLINE_READ_SECONDS
+        timeout = max(0.2, min(_DEADLINE_READ_SECONDS, limit - now))
         await self._pod_monitor(target).read_once(timeout)
 
     async def _read_pod_while_stopping(self, target: Target | None) -> None:
@@ -548,14 +441,8 @@ class Reporter:
             await self._clock.sleep_until(self._clock.now() + _STOP_READ_INTERVAL)
 
     async def _wait(self, pending: Pending) -> None:
-        changed = asyncio.ensure_future(self._changed.wait())
         timer = asyncio.ensure_future(self._clock.sleep_until(pending.recheck_at))
-        try:
-            await asyncio.wait((changed, timer), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (changed, timer):
-                task.cancel()
-            await asyncio.gather(changed, timer, return_exceptions=True)
+        await first_done(asyncio.ensure_future(self._changed.wait()), timer)
         if timer.done() and not timer.cancelled():
             self._read_now = True
 
@@ -582,7 +469,7 @@ class Reporter:
                 condition_message=condition.message,
             )
             return ExitCode.WRITE_FAILED
-        budget = max(WRITE_BUDGET_SECONDS, self._config.max_wait_time_seconds)
+        budget = write_budget(self._config.max_wait_time_seconds)
         try:
             outcome = await self._race(
                 self._writer.write(condition, deadline=self._clock.now() + budget)
@@ -634,18 +521,21 @@ class Reporter:
 
     async def _report_config_error(self, line: str) -> None:
         """Best effort, bounded: record ``ReporterConfigInvalid`` with ``line``."""
-        condition = Condition("False", "ReporterConfigInvalid", line)
-        self._decided = condition
+        self._decided = Condition("False", "ReporterConfigInvalid", line)
         self._code = ExitCode.CONFIG_INVALID
         deadline = self._clock.now() + CONFIG_ERROR_SECONDS
         if self._stopped.is_set():
             deadline = min(deadline, self._stop_deadline())
-        try:
-            outcome = await self._race(self._writer.write(condition, deadline=deadline))
-            self._written = not isinstance(outcome, _Stopped)
-        except KubeError as exc:
-            self._log.warning("could not record the configuration error on the Job", error=str(exc))
-        self._report_termination()
+        # A configuration error may come before the Pod named the Job.
+        writer = self._new_writer() if self._ops.job else None
+        self._written = await record_config_error(
+            writer,
+            line,
+            deadline=deadline,
+            condition_type=self._config.condition_type,
+            termination_path=self._config.termination_message_path,
+            log=self._log,
+        )
 
     def _report_termination(self, error: str | None = None) -> None:
         """Leave the decided condition (or the fatal error) in the termination message."""

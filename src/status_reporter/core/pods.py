@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from status_reporter.config import ConfigError
-from status_reporter.decision import AdapterState, Stop, Terminated, Waiting
-from status_reporter.models import ContainerStatus, Pod
+from status_reporter.core.config import ConfigError
+from status_reporter.core.decision import AdapterState, Stop, Terminated, Waiting
+from status_reporter.core.models import ContainerStatus, Pod
 
 
 def find_adapter(pod: Pod, adapter_name: str, reporter_name: str) -> str:

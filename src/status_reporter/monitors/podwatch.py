@@ -16,12 +16,12 @@ import math
 from collections.abc import Callable
 from typing import Final
 
-from status_reporter.api import Api, ApiError, Operations, PodEvent, Unreachable
-from status_reporter.clock import Clock, ticks
-from status_reporter.logs import Logger
-from status_reporter.models import Pod
-from status_reporter.retry import RetryPolicy, backoff
-from status_reporter.transport import TcpKeepalive
+from status_reporter.api.protocol import Api, ApiError, Operations, PodEvent, Unreachable
+from status_reporter.api.retry import RetryPolicy, backoff
+from status_reporter.api.transport import TcpKeepalive
+from status_reporter.base.clock import Clock, ticks
+from status_reporter.base.logs import Logger
+from status_reporter.core.models import Pod
 
 # The API server sends a watch bookmark about every minute: a longer silence means
 # the connection is dead even though TCP still answers.

@@ -14,9 +14,9 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from status_reporter.api import ApiError, CredentialsUnavailable, Operation, Unreachable
-from status_reporter.clock import Clock
-from status_reporter.logs import Logger
+from status_reporter.api.protocol import ApiError, CredentialsUnavailable, Operation, Unreachable
+from status_reporter.base.clock import Clock
+from status_reporter.base.logs import Logger
 
 _T = TypeVar("_T")
 
@@ -117,13 +117,13 @@ class _Retries:
     def out_of_time(self) -> bool:
         return self.deadline - self.clock.now() < 2 * MIN_ATTEMPT_SECONDS
 
-    def wait(self, attempt: int, exc: BaseException | None) -> float:
+    def wait(self, attempt: int, exc: BaseException) -> float:
         """The wait after failed attempt ``attempt``, cut to leave one more attempt in time."""
         server = exc.retry_after if isinstance(exc, ApiError) else None
         left = self.deadline - self.clock.now() - MIN_ATTEMPT_SECONDS
         return max(0.0, min(backoff(self.policy, attempt, server), left))
 
-    def announce(self, attempt: int, exc: BaseException | None, wait: float) -> None:
+    def announce(self, attempt: int, exc: BaseException, wait: float) -> None:
         self.log.warning(
             "API call failed, retrying",
             operation=self.op.describe(),
@@ -152,47 +152,21 @@ async def call(
 ) -> _T:
     """Run ``attempt(timeout)`` until it succeeds, fails for good or ``deadline`` passes.
 
-    The first attempt runs on its own; tenacity, and its import, are only needed once
-    it has failed, which a normal run never sees.
+    One plain loop, the shape of client-go's ``retry.OnError``: the policy (what is
+    retried, how long to wait, each attempt's timeout) is all in :class:`_Retries`.
 
     Raises:
         KubeError: the last failure, when it is final or no time is left.
     """
     retries = _Retries(op, clock, deadline, log, policy or RetryPolicy())
-    try:
-        return await attempt(retries.timeout())
-    except (ApiError, Unreachable) as exc:
-        if not retries.retryable(exc) or retries.out_of_time():
-            raise final_error(op, exc) from None
-        first_wait = retries.wait(1, exc)
-        retries.announce(1, exc, first_wait)
-        await retries.sleep(first_wait)
-    return await _retry(retries, attempt)
-
-
-async def _retry(retries: _Retries, attempt: Callable[[float], Awaitable[_T]]) -> _T:
-    """Attempts 2 and later, under tenacity (its attempt 1 is the call's attempt 2)."""
-    import tenacity  # noqa: PLC0415 - a call that never fails does not pay for it
-
-    def outcome(state: tenacity.RetryCallState) -> BaseException | None:
-        return state.outcome.exception() if state.outcome else None
-
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        retries.announce(state.attempt_number + 1, outcome(state), state.upcoming_sleep)
-
-    retrying = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception(retries.retryable),
-        wait=lambda state: retries.wait(state.attempt_number + 1, outcome(state)),
-        stop=lambda _: retries.out_of_time(),
-        sleep=retries.sleep,
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-
-    async def bounded_attempt() -> _T:
-        return await attempt(retries.timeout())
-
-    try:
-        return await retrying(bounded_attempt)
-    except (ApiError, Unreachable) as exc:
-        raise final_error(retries.op, exc) from None
+    number = 0
+    while True:
+        number += 1
+        try:
+            return await attempt(retries.timeout())
+        except (ApiError, Unreachable) as exc:
+            if not retries.retryable(exc) or retries.out_of_time():
+                raise final_error(op, exc) from None
+            wait = retries.wait(number, exc)
+            retries.announce(number, exc, wait)
+            await retries.sleep(wait)

@@ -13,7 +13,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from status_reporter.contract import (
+from status_reporter.core.contract import (
     MESSAGE_LIMIT_BYTES,
     ResultInvalid,
     ResultMissing,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import msgspec
 
-from status_reporter.api import Api, Operation, Operations
-from status_reporter.clock import Clock
-from status_reporter.logs import Logger
-from status_reporter.models import ResourceRule
-from status_reporter.retry import KubeError, call, forbidden_hint
+from status_reporter.api.protocol import Api, Operation, Operations
+from status_reporter.api.retry import KubeError, call, forbidden_hint
+from status_reporter.base.clock import Clock
+from status_reporter.base.logs import Logger
+from status_reporter.core.models import ResourceRule
 
 _REVIEW = Operation("create", "authorization.k8s.io", "selfsubjectrulesreviews", "", "")
 

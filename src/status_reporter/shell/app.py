@@ -18,20 +18,28 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from status_reporter import __version__, logs
-from status_reporter.api import Api, Operations
-from status_reporter.clock import LoopClock
-from status_reporter.config import Config, ConfigError, LogFormat, LogLevel, job_ref, load
-from status_reporter.contract import ResultInvalid, ResultMissing, read_result
-from status_reporter.credentials import CredentialsError
-from status_reporter.credentials import load as load_credentials
-from status_reporter.decision import Condition, result_verdict
-from status_reporter.engine import CONFIG_ERROR_SECONDS, ExitCode, Reporter
-from status_reporter.kube import HttpApi
-from status_reporter.podwatch import keepalive_for
-from status_reporter.retry import KubeError
-from status_reporter.transport import HttpClient, TcpKeepalive
-from status_reporter.writer import ConditionWriter
+from status_reporter import __version__
+from status_reporter.api.credentials import CredentialsError
+from status_reporter.api.credentials import load as load_credentials
+from status_reporter.api.kube import HttpApi
+from status_reporter.api.protocol import Api, Operations
+from status_reporter.api.transport import HttpClient, TcpKeepalive
+from status_reporter.api.writer import CONFIG_ERROR_SECONDS, ConditionWriter
+from status_reporter.base import logs
+from status_reporter.base.clock import LoopClock
+from status_reporter.core.config import (
+    Config,
+    ConfigError,
+    LogFormat,
+    LogLevel,
+    error_report,
+    load,
+)
+from status_reporter.core.contract import ResultInvalid, ResultMissing, read_result
+from status_reporter.core.decision import result_verdict
+from status_reporter.monitors.podwatch import keepalive_for
+from status_reporter.shell.engine import ExitCode, Reporter
+from status_reporter.shell.startup import record_config_error
 
 if TYPE_CHECKING:
     import argparse
@@ -109,26 +117,33 @@ async def _close(client: HttpClient) -> None:
 
 
 async def _report_config_error(env: Mapping[str, str], line: str) -> None:
-    ref = job_ref(env)
-    if ref is None:
-        return
-    log = logs.get_logger(job=ref.name, namespace=ref.namespace)
-    pod = (env.get("POD_NAME") or "").strip()
-    try:
-        client, api = _connect(env, pod, ref.namespace, None)
-    except CredentialsError as exc:
-        log.debug("configuration error not recorded on the Job", error=str(exc))
-        return
+    """An invalid environment: on the Job when it can be named, and in the termination
+    message in any case (start-up's configuration errors take the same way)."""
+    report = error_report(env)
+    log = logs.get_logger(job=report.job, namespace=report.namespace)
     clock = LoopClock()
-    ops = Operations.of(ref.name, pod, ref.namespace)
-    writer = ConditionWriter(api, ops, ref.condition_type, clock=clock, log=log)
-    condition = Condition("False", "ReporterConfigInvalid", line)
+    client: HttpClient | None = None
+    writer: ConditionWriter | None = None
+    if report.job:
+        pod = (env.get("POD_NAME") or "").strip()
+        try:
+            client, api = _connect(env, pod, report.namespace, None)
+            ops = Operations.of(report.job, pod, report.namespace)
+            writer = ConditionWriter(api, ops, report.condition_type, clock=clock, log=log)
+        except CredentialsError as exc:
+            log.debug("configuration error not recorded on the Job", error=str(exc))
     try:
-        await writer.write(condition, deadline=clock.now() + CONFIG_ERROR_SECONDS)
-    except KubeError as exc:
-        log.warning("could not record the configuration error on the Job", error=str(exc))
+        await record_config_error(
+            writer,
+            line,
+            deadline=clock.now() + CONFIG_ERROR_SECONDS,
+            condition_type=report.condition_type,
+            termination_path=report.termination_path,
+            log=log,
+        )
     finally:
-        await _close(client)
+        if client is not None:
+            await _close(client)
 
 
 def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:

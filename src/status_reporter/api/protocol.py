@@ -2,7 +2,7 @@
 
 :class:`Api` is everything the reporter asks of the API server for its one Job and
 Pod (the Job is named per call: it may be learned from the Pod).
-:mod:`status_reporter.kube` implements it over HTTP; unit tests use an in-memory
+:mod:`status_reporter.api.kube` implements it over HTTP; unit tests use an in-memory
 cluster. Failures are :class:`ApiError` (the server answered with an
 error status) or :class:`Unreachable` (no answer: refused, reset, timed out).
 """
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from status_reporter.models import Job, Pod, RulesReviewStatus, Status
+from status_reporter.core.models import Job, Pod, RulesReviewStatus, Status
 
 
 class ApiError(Exception):

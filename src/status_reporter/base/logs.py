@@ -26,7 +26,7 @@ from typing import BinaryIO, Final
 import msgspec
 
 from status_reporter import __version__
-from status_reporter.config import LogFormat, LogLevel
+from status_reporter.core.config import LogFormat, LogLevel
 
 COMPONENT: Final = "status-reporter"
 # A rendered line, newline included, stays below 64 KiB.

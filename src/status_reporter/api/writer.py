@@ -8,15 +8,30 @@ is never concluded from an old copy: it is read again first.
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 
-from status_reporter.api import Api, Operations
-from status_reporter.clock import Clock
-from status_reporter.conditions import planned_condition, status_patch
-from status_reporter.decision import Condition
-from status_reporter.logs import Logger
-from status_reporter.models import Job, JobCondition
-from status_reporter.retry import RetryPolicy, call
+from status_reporter.api.protocol import Api, Operations
+from status_reporter.api.retry import RetryPolicy, call
+from status_reporter.base.clock import Clock
+from status_reporter.base.logs import Logger
+from status_reporter.core.conditions import planned_condition, status_patch
+from status_reporter.core.decision import Condition
+from status_reporter.core.models import Job, JobCondition
+
+# The write is retried for at least this long (or MAX_WAIT_TIME_SECONDS if longer).
+WRITE_BUDGET_SECONDS: Final = 60.0
+# A 403 on the write, when start-up confirmed the permission, is retried this long: an
+# API server that has just restarted refuses requests until its caches are filled.
+FORBIDDEN_GRACE_SECONDS: Final = 10.0
+# Configuration errors are reported on the Job on a best-effort basis, this fast.
+CONFIG_ERROR_SECONDS: Final = 5.0
+
+
+def write_budget(max_wait_seconds: int) -> float:
+    """How long the decided condition's write is retried: max(60 s, the wait)."""
+    return max(WRITE_BUDGET_SECONDS, max_wait_seconds)
 
 
 class ConditionWriter:

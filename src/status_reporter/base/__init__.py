@@ -1,0 +1,4 @@
+"""What every layer above uses: the clock, the logs, and running tasks together.
+
+Imports only :mod:`status_reporter.core`.
+"""

@@ -1,0 +1,214 @@
+"""Start-up: the Pod, its Job, the adapter and the permissions, checked before anything
+is watched (README "Configuration" and "RBAC").
+
+The Pod is read first: it names the Job when ``JOB_NAME`` is unset (its controller
+``ownerReference``). The Job must exist, and its copy is what the condition is
+planned from. A missing Pod or adapter container is a configuration error reported
+at once, not after the timeout. When a stop cuts start-up short, one quick read of
+the Pod still tries to learn the adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from status_reporter.api.access import check_access
+from status_reporter.api.protocol import Api, Operations
+from status_reporter.api.retry import KubeError, call
+from status_reporter.api.writer import ConditionWriter
+from status_reporter.base.clock import Clock
+from status_reporter.base.logs import Logger
+from status_reporter.core.config import Config, ConfigError, MonitorMode
+from status_reporter.core.decision import Condition
+from status_reporter.core.models import Job, Pod
+from status_reporter.core.pods import find_adapter, has_container, is_native_sidecar, owner_job
+from status_reporter.shell import termination
+
+# Condition types owned by the Job controller (batch/v1 JobConditionType).
+JOB_CONTROLLER_CONDITIONS: Final = frozenset(
+    {"Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"}
+)
+# The permission review is optional: do not wait long for it.
+REVIEW_SECONDS: Final = 10.0
+
+
+class Target(msgspec.Struct, frozen=True):
+    """What start-up learned: the Pod and the Job as read, the adapter, the sidecar mode,
+    and what the permissions allow."""
+
+    pod: Pod
+    job: Job
+    adapter: str
+    native_sidecar: bool
+    watch_pods: bool
+    create_events: bool
+    patch_confirmed: bool
+
+
+class AfterStop(msgspec.Struct, frozen=True):
+    """What one read of the Pod taught after a stop cut start-up short."""
+
+    pod: Pod
+    native_sidecar: bool
+    adapter: str | None
+
+
+class Startup:
+    """Start-up for one Pod; :attr:`ops` names its Job once that is known."""
+
+    def __init__(self, config: Config, api: Api, *, clock: Clock, log: Logger) -> None:
+        self._config = config
+        self._api = api
+        self._clock = clock
+        self._log = log
+        # Without JOB_NAME the Job is "" until the Pod has named it.
+        self.ops = Operations.of(config.job_name, config.pod_name, config.job_namespace)
+
+    async def run(self, deadline: float) -> Target:
+        """Read the Pod and the Job, find the adapter, review the permissions.
+
+        Raises:
+            ConfigError: no such Pod, no Job to report on, no such adapter container.
+            KubeError: the Job is missing, ``patch`` on its status is not granted, or
+                the API could not be reached before ``deadline``.
+        """
+        config = self._config
+        pod = await self._read_pod(deadline)
+        self._name_job(pod)
+        # The Job must exist; its copy is what the condition is planned from.
+        ops = self.ops
+        job = await call(
+            ops.get_job,
+            lambda timeout: self._api.get_job(ops.job, timeout=timeout),
+            clock=self._clock,
+            deadline=deadline,
+            log=self._log,
+        )
+        adapter = find_adapter(pod, config.adapter_container_name, config.reporter_container_name)
+        self._warn_about(pod)
+        access = await check_access(
+            self._api,
+            ops,
+            clock=self._clock,
+            deadline=min(deadline, self._clock.now() + REVIEW_SECONDS),
+            log=self._log,
+        )
+        return Target(
+            pod=pod,
+            job=job,
+            adapter=adapter,
+            native_sidecar=is_native_sidecar(pod, config.reporter_container_name),
+            watch_pods=config.monitor_mode is MonitorMode.AUTO and access.watch_pods,
+            create_events=access.create_events,
+            patch_confirmed=access.patch_confirmed,
+        )
+
+    async def read_after_stop(self, timeout: float) -> AfterStop | None:
+        """A stop cut start-up short: one quick read of the Pod (None when it fails)."""
+        try:
+            pod = await self._api.get_pod(timeout=timeout)
+        except Exception as exc:
+            self._log.debug("no Pod read after the stop", error=str(exc))
+            return None
+        config = self._config
+        adapter = None
+        try:
+            self._name_job(pod)
+            adapter = find_adapter(
+                pod, config.adapter_container_name, config.reporter_container_name
+            )
+        except ConfigError:
+            pass
+        return AfterStop(pod, is_native_sidecar(pod, config.reporter_container_name), adapter)
+
+    async def _read_pod(self, deadline: float) -> Pod:
+        config = self._config
+        try:
+            return await call(
+                self.ops.get_pod,
+                lambda timeout: self._api.get_pod(timeout=timeout),
+                clock=self._clock,
+                deadline=deadline,
+                log=self._log,
+            )
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+            raise ConfigError(
+                "POD_NAME", config.pod_name, f"no such Pod in namespace {config.job_namespace}"
+            ) from None
+
+    def _name_job(self, pod: Pod) -> None:
+        """Name the Job: ``JOB_NAME``, or else the Pod's owner.
+
+        Raises:
+            ConfigError: ``JOB_NAME`` is unset and no Job owns the Pod.
+        """
+        owner = owner_job(pod)
+        configured = self._config.job_name
+        if configured:
+            if owner is not None and owner != configured:
+                self._log.warning(
+                    "JOB_NAME differs from the Job that owns this Pod; using JOB_NAME",
+                    job_name=configured,
+                    owner=owner,
+                )
+            return
+        if owner is None:
+            raise ConfigError(
+                "JOB_NAME",
+                None,
+                f"required: Pod {pod.metadata.name} is not owned by a Job to take the name from",
+            )
+        if owner != self.ops.job:
+            config = self._config
+            self.ops = Operations.of(owner, config.pod_name, config.job_namespace)
+            self._log.info("reporting on the Job that owns this Pod", job=owner)
+
+    def _warn_about(self, pod: Pod) -> None:
+        config = self._config
+        if not has_container(pod, config.reporter_container_name):
+            self._log.warning(
+                "REPORTER_CONTAINER_NAME is not a container of this Pod; "
+                "set it so the reporter is never taken for the adapter",
+                reporter_container=config.reporter_container_name,
+            )
+        if config.condition_type in JOB_CONTROLLER_CONDITIONS:
+            self._log.warning(
+                "CONDITION_TYPE is a condition the Job controller itself manages; "
+                "writing it can change how the Job ends",
+                condition_type=config.condition_type,
+            )
+
+
+async def record_config_error(
+    writer: ConditionWriter | None,
+    line: str,
+    *,
+    deadline: float,
+    condition_type: str,
+    termination_path: str,
+    log: Logger,
+) -> bool:
+    """Record ``ReporterConfigInvalid`` with ``line`` on the Job, best effort until
+    ``deadline``, and leave it in the termination message; True when it reached the Job.
+
+    The one way a configuration error is reported, whether the environment or start-up
+    found it. Without a writer (no Job can be named) only the termination message is
+    left.
+    """
+    condition = Condition("False", "ReporterConfigInvalid", line)
+    written = False
+    if writer is not None:
+        try:
+            await writer.write(condition, deadline=deadline)
+            written = True
+        except KubeError as exc:
+            log.warning("could not record the configuration error on the Job", error=str(exc))
+    if not termination.write(
+        termination_path, termination.message(condition_type, condition, written)
+    ):
+        log.debug("no termination message file to write", path=termination_path)
+    return written
