@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from status_reporter.core.conditions import planned_condition, rfc3339, status_patch
-from status_reporter.core.decision import Condition
+from status_reporter.core.conditions import Condition, planned_condition, rfc3339, status_patch
 from status_reporter.core.models import JobCondition
 
 NOW = 1_795_689_000.123456  # 2026-11-26T10:30:00.123456Z

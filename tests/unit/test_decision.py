@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from status_reporter.core.conditions import Condition
 from status_reporter.core.contract import (
     AdapterResult,
     ResultInvalid,
@@ -15,7 +16,6 @@ from status_reporter.core.contract import (
 )
 from status_reporter.core.decision import (
     AdapterState,
-    Condition,
     Observation,
     Pending,
     Rule,

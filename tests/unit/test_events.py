@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from status_reporter.core.decision import Condition
+from status_reporter.core.conditions import Condition
 from status_reporter.core.events import job_event, micro_time
 
 

@@ -22,7 +22,8 @@ from status_reporter.api.retry import (
 )
 from status_reporter.base import logs
 from status_reporter.base.clock import ticks
-from status_reporter.core.decision import Condition, Stop
+from status_reporter.core.conditions import Condition
+from status_reporter.core.decision import Stop
 from status_reporter.core.models import ObjectMeta, Pod, ResourceRule
 from status_reporter.core.pods import deletion, unix_time
 from status_reporter.monitors.podwatch import WATCH_MAX_SECONDS, keepalive_for, watch_seconds

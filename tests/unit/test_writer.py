@@ -9,8 +9,7 @@ from status_reporter.api.protocol import ApiError, Operations
 from status_reporter.api.retry import KubeError
 from status_reporter.api.writer import ConditionWriter
 from status_reporter.base import logs
-from status_reporter.core.conditions import rfc3339
-from status_reporter.core.decision import Condition
+from status_reporter.core.conditions import Condition, rfc3339
 from status_reporter.core.models import JobCondition
 from tests.unit.fakes import FakeClock
 from tests.unit.memcluster import MemoryCluster

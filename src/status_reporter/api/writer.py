@@ -16,8 +16,7 @@ from status_reporter.api.protocol import Api, Operations
 from status_reporter.api.retry import RetryPolicy, call
 from status_reporter.base.clock import Clock
 from status_reporter.base.logs import Logger
-from status_reporter.core.conditions import planned_condition, status_patch
-from status_reporter.core.decision import Condition
+from status_reporter.core.conditions import Condition, planned_condition, status_patch
 from status_reporter.core.models import Job, JobCondition
 
 # The write is retried for at least this long (or MAX_WAIT_TIME_SECONDS if longer).

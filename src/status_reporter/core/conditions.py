@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from status_reporter.core.decision import Condition
+import msgspec
+
 from status_reporter.core.models import JobCondition
+
+
+class Condition(msgspec.Struct, frozen=True):
+    """The condition to record on the Job, without its timestamps."""
+
+    status: Literal["True", "False"]
+    reason: str
+    message: str
 
 
 def rfc3339(unix_seconds: float) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Final, Literal
+from typing import Final
 
 import msgspec
 
+from status_reporter.core.conditions import Condition
 from status_reporter.core.contract import (
     MESSAGE_LIMIT_BYTES,
     ResultInvalid,
@@ -106,14 +107,6 @@ class Observation(msgspec.Struct, frozen=True):
     invalid_since: float | None = None
     stop: Stop | None = None
     stop_window: float = STOP_WINDOW_SECONDS
-
-
-class Condition(msgspec.Struct, frozen=True):
-    """The condition to record on the Job, without its timestamps."""
-
-    status: Literal["True", "False"]
-    reason: str
-    message: str
 
 
 class Verdict(msgspec.Struct, frozen=True):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
+from status_reporter.core.conditions import Condition
 from status_reporter.core.contract import truncate_utf8
-from status_reporter.core.decision import Condition
 
 REPORTING_CONTROLLER: Final = "status-reporter"
 ACTION: Final = "ReportResult"

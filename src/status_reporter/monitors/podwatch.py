@@ -21,6 +21,7 @@ from status_reporter.api.retry import RetryPolicy, backoff
 from status_reporter.api.transport import TcpKeepalive
 from status_reporter.base.clock import Clock, ticks
 from status_reporter.base.logs import Logger
+from status_reporter.base.tasks import cancelled
 from status_reporter.core.models import Pod
 
 # The API server sends a watch bookmark about every minute: a longer silence means
@@ -89,18 +90,13 @@ class PodMonitor:
         """One read of the Pod; None when it failed (logged), ``on_gone`` when it is deleted."""
         try:
             pod = await self._api.get_pod(timeout=timeout)
-        except ApiError as exc:
-            if exc.status == 404:
+        except (ApiError, Unreachable) as exc:
+            if isinstance(exc, ApiError) and exc.status == 404:
                 self._on_gone()
             else:
                 self._log.warning(
                     "cannot read the Pod", operation=self._ops.get_pod.describe(), error=str(exc)
                 )
-            return None
-        except Unreachable as exc:
-            self._log.warning(
-                "cannot read the Pod", operation=self._ops.get_pod.describe(), error=str(exc)
-            )
             return None
         self._seen(pod)
         return pod
@@ -133,7 +129,7 @@ class PodMonitor:
                         timeout_seconds=watch_seconds(self._deadline - opened),
                         read_timeout=self._silence_limit(opened),
                     ) as events:
-                        await _cancelled(poller)
+                        await cancelled(poller)
                         poller = None
                         async for event in events:
                             if not self._handle(event):
@@ -142,7 +138,7 @@ class PodMonitor:
                     error = "the API server ended the watch at once"
                 except ApiError as exc:
                     if exc.status in (401, 403):
-                        await _cancelled(poller)
+                        await cancelled(poller)
                         poller = None
                         self._log.debug("cannot watch the Pod, polling it", error=str(exc))
                         await self.poll()
@@ -170,7 +166,7 @@ class PodMonitor:
                     poller = asyncio.create_task(self.poll())
                 await self._clock.sleep_until(self._clock.now() + delay)
         finally:
-            await _cancelled(poller)
+            await cancelled(poller)
 
     def _silence_limit(self, now: float) -> float:
         """How long the watch may stay silent: until a bookmark is overdue, or just past
@@ -193,10 +189,3 @@ class PodMonitor:
             self._on_gone()
             return False
         return True
-
-
-async def _cancelled(task: asyncio.Task[None] | None) -> None:
-    """Cancel ``task`` (if any) and wait for it to end."""
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

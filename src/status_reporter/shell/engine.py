@@ -27,9 +27,10 @@ from status_reporter.api.writer import (
 from status_reporter.base.clock import Clock
 from status_reporter.base.logs import Logger, RawJson
 from status_reporter.base.tasks import cancelled, first_done
+from status_reporter.core.conditions import Condition
 from status_reporter.core.config import Config, ConfigError, MonitorMode
 from status_reporter.core.contract import ResultState, ResultValid, read_result, render_details
-from status_reporter.core.decision import Condition, Pending, Rule, Stop, Verdict, decide
+from status_reporter.core.decision import Pending, Rule, Stop, Verdict, decide
 from status_reporter.core.events import job_event
 from status_reporter.core.jobs import effective_wait
 from status_reporter.core.models import Job, Pod

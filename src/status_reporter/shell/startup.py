@@ -20,8 +20,8 @@ from status_reporter.api.retry import KubeError, call
 from status_reporter.api.writer import ConditionWriter
 from status_reporter.base.clock import Clock
 from status_reporter.base.logs import Logger
+from status_reporter.core.conditions import Condition
 from status_reporter.core.config import Config, ConfigError, MonitorMode
-from status_reporter.core.decision import Condition
 from status_reporter.core.models import Job, Pod
 from status_reporter.core.pods import find_adapter, has_container, is_native_sidecar, owner_job
 from status_reporter.shell import termination

@@ -13,8 +13,8 @@ from typing import Final
 
 import msgspec
 
+from status_reporter.core.conditions import Condition
 from status_reporter.core.contract import truncate_utf8
-from status_reporter.core.decision import Condition
 
 # The kubelet keeps at most 4096 bytes of a termination message.
 LIMIT_BYTES: Final = 4096
