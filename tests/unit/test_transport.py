@@ -24,7 +24,7 @@ from status_reporter.api.transport import (
     TcpKeepalive,
     TransportError,
 )
-from tests.unit.transport_pki import SERVER_NAME, Pki, make_pki
+from tests.unit.transport_pki import SERVER_NAME, Pki
 from tests.unit.transport_server import (
     Peer,
     Server,
@@ -37,11 +37,6 @@ from tests.unit.transport_server import (
 
 UA = "status-reporter-test/1"
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def pki() -> Pki:
-    return make_pki()
 
 
 def client_for(

@@ -10,6 +10,7 @@ import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -127,3 +128,16 @@ def make_pki() -> Pki:
         [x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])],
     )
     return Pki(ca_pem, other_ca_pem, server, _pem(server_key), client, _pem(client_key))
+
+
+def common_name(cert: dict[str, Any]) -> str:
+    """The subject's common name of a certificate as ``ssl`` decodes it."""
+    return "".join(
+        value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"
+    )
+
+
+def ca_names(tls: ssl.SSLContext | None) -> list[str]:
+    """The common names of the CAs a context trusts."""
+    assert tls is not None
+    return [common_name(cert) for cert in tls.get_ca_certs()]
