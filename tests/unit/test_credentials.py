@@ -71,7 +71,9 @@ def test_in_cluster_takes_precedence_over_kubeconfig(service_account: Path) -> N
     assert creds.source == "in-cluster"
 
 
-def test_in_cluster_start_up_imports_no_yaml_pathlib_or_urllib(service_account: Path) -> None:
+def test_in_cluster_start_up_imports_no_kubeconfig_yaml_pathlib_or_urllib(
+    service_account: Path,
+) -> None:
     # Each would cost start-up CPU in every Pod (docs/design.md "Start-up CPU").
     script = (
         "import sys\n"
@@ -79,7 +81,8 @@ def test_in_cluster_start_up_imports_no_yaml_pathlib_or_urllib(service_account: 
         "from status_reporter.api.credentials import load\n"
         "creds = load(dict(KUBERNETES_SERVICE_HOST='10.0.0.1', KUBERNETES_SERVICE_PORT='443'),"
         " home=sys.argv[1], service_account_dir=sys.argv[2])\n"
-        "print(creds.source, *(m in sys.modules for m in ('yaml', 'pathlib', 'urllib.parse')))\n"
+        "loaded = ('status_reporter.api.kubeconfig', 'yaml', 'pathlib', 'urllib.parse')\n"
+        "print(creds.source, *(m in sys.modules for m in loaded))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(service_account.parent), str(service_account)],
@@ -87,7 +90,7 @@ def test_in_cluster_start_up_imports_no_yaml_pathlib_or_urllib(service_account: 
         text=True,
         check=True,
     )
-    assert done.stdout.split() == ["in-cluster", "False", "False", "False"]
+    assert done.stdout.split() == ["in-cluster", "False", "False", "False", "False"]
 
 
 def test_a_json_kubeconfig_is_read_without_yaml(tmp_path: Path) -> None:

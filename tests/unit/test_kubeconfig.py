@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import ssl
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -705,3 +706,16 @@ async def test_exec_expiry_uses_the_clock(tmp_path: Path, plugin: Plugin) -> Non
     now[0] = datetime(2030, 1, 1, tzinfo=UTC)
     await auth.headers()
     assert plugin.runs == 2
+
+
+def test_a_yaml_kubeconfig_without_pyyaml_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)  # PyYAML not installed (the image)
+    path = write(tmp_path / "config", "apiVersion: v1\nkind: Config\n")
+    with pytest.raises(CredentialsError) as error:
+        load_kubeconfig(path)
+    assert str(error.value) == (
+        f"kubeconfig {path} is YAML: reading it needs PyYAML"
+        " (pip install 'status-reporter[kubeconfig]'), or write it as JSON"
+    )
