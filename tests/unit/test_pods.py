@@ -27,6 +27,7 @@ from status_reporter.core.pods import (
     is_native_sidecar,
     is_older,
     owner_job,
+    unix_time,
 )
 
 
@@ -195,3 +196,19 @@ def test_is_older_compares_resource_versions_as_numbers(
     version: str, than: str, older: bool
 ) -> None:
     assert is_older(version, than) is older
+
+
+def test_unix_time() -> None:
+    assert unix_time("2026-11-26T10:00:00Z") == 1_795_687_200.0
+    assert unix_time(None) is None
+    assert unix_time("yesterday") is None
+
+
+def test_deletion_means_a_stop_when_it_was_requested() -> None:
+    meta = ObjectMeta(
+        name="p", deletion_timestamp="2026-11-26T10:00:30Z", deletion_grace_period_seconds=30
+    )
+    # Seen at wall 10:00:10 (monotonic 500): requested at 10:00:00, 10 s ago.
+    stop = deletion(Pod(metadata=meta), now=500.0, wall=1_795_687_210.0)
+    assert stop == Stop(at=490.0, wall=1_795_687_200.0)
+    assert deletion(Pod(), now=500.0, wall=1_795_687_210.0) is None
