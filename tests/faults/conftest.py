@@ -16,6 +16,7 @@ from tests.conftest import start_plane
 from tests.harness.cluster import AdapterJob, create_job, create_namespace
 from tests.harness.controlplane import ControlPlane
 from tests.harness.faultproxy import FaultProxy, remove_chain
+from tests.harness.httpproxy import HttpProxy
 from tests.harness.reporter import ReporterRun, start_reporter
 from tests.integration.helpers import eventually
 
@@ -30,14 +31,16 @@ class Outcome:
     reason: str
     exit_code: int | None
     seconds: float
+    measured: str = ""
 
 
 OUTCOMES: list[Outcome] = []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fault_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A control plane for this module alone: its API server will be made to fail."""
+    """A control plane for the fault suite alone (shared by its modules, never by other
+    suites): its API server will be made to fail."""
     plane = start_plane(tmp_path_factory.mktemp("fault-plane"))
     try:
         yield plane
@@ -71,6 +74,16 @@ def proxy(plane: ControlPlane) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
+def http_proxy(plane: ControlPlane) -> Iterator[HttpProxy]:
+    """A TLS-terminating HTTP proxy in front of the API server (hostile on command)."""
+    proxy = HttpProxy.in_front_of(plane).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
 def make_job(admin: Client, tmp_path: Path) -> Callable[..., AdapterJob]:
     namespace = create_namespace(admin)
 
@@ -92,19 +105,27 @@ Start = Callable[..., ReporterRun]
 
 @pytest.fixture
 def reporter(plane: ControlPlane, tmp_path: Path) -> Iterator[Start]:
-    """Start the reporter for a Job, through the proxy when one is given."""
+    """Start the reporter for a Job, through the proxy when one is given (as ``account``,
+    a ServiceAccount of the Job's namespace)."""
     runs: list[ReporterRun] = []
 
     def start(
         job: AdapterJob,
         env: Mapping[str, str] | None = None,
-        proxy: FaultProxy | None = None,
+        proxy: FaultProxy | HttpProxy | None = None,
         token_file: Path | None = None,
+        account: str = "status-reporter",
     ) -> ReporterRun:
         server = f"https://127.0.0.1:{proxy.port}" if proxy is not None else None
         defaults = {"MAX_WAIT_TIME_SECONDS": "120", "CONTAINER_STATUS_INTERVAL_SECONDS": "3"}
         run = start_reporter(
-            plane, job, tmp_path, {**defaults, **(env or {})}, server=server, token_file=token_file
+            plane,
+            job,
+            tmp_path,
+            {**defaults, **(env or {})},
+            account=account,
+            server=server,
+            token_file=token_file,
         )
         runs.append(run)
         return run
@@ -120,14 +141,25 @@ def monitoring(run: ReporterRun) -> ReporterRun:
     return run
 
 
-def record(case: str, job: AdapterJob, run: ReporterRun, since: float) -> Outcome:
-    """Note what a case ended with (condition reason, exit code, seconds since ``since``)."""
+def exit_figures(run: ReporterRun) -> tuple[float, float]:
+    """The peak memory (MiB, VmHWM) and CPU seconds the reporter logged at exit."""
+    line = next(line for line in run.output.splitlines() if " exiting " in line)
+    figures = dict(part.split("=", 1) for part in line.split() if "=" in part)
+    return float(figures["max_rss_mib"]), float(figures["cpu_seconds"])
+
+
+def record(
+    case: str, job: AdapterJob, run: ReporterRun, since: float, measured: str = ""
+) -> Outcome:
+    """Note what a case ended with (condition reason, exit code, seconds since ``since``,
+    and anything else it measured)."""
     condition = job.condition()
     outcome = Outcome(
         case,
         condition["reason"] if condition else "(none)",
         run.process.returncode,
         round(time.monotonic() - since, 2),
+        measured,
     )
     OUTCOMES.append(outcome)
     return outcome
@@ -138,9 +170,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not OUTCOMES:
         return
     terminalreporter.section("fault cases: condition, exit code, time")
-    terminalreporter.write_line("| case | condition | exit code | time (s) |")
-    terminalreporter.write_line("|---|---|---|---|")
+    terminalreporter.write_line("| case | condition | exit code | time (s) | also measured |")
+    terminalreporter.write_line("|---|---|---|---|---|")
     for outcome in OUTCOMES:
         terminalreporter.write_line(
-            f"| {outcome.case} | {outcome.reason} | {outcome.exit_code} | {outcome.seconds} |"
+            f"| {outcome.case} | {outcome.reason} | {outcome.exit_code} | {outcome.seconds}"
+            f" | {outcome.measured} |"
         )

@@ -1,5 +1,7 @@
 """The reporter under faults, on the real API server: outages, a frozen server, a hostile
-network, stops in every phase, a deleted Pod, revoked credentials and concurrent writers.
+network (a hung proxy among it), stops in every phase (one that also ends the adapter), a
+deleted Pod, revoked credentials, concurrent writers (two reporters on one Job), and
+adapters that truncate or regrow their file in a loop.
 
 Each case asserts the condition on the Job, the exit code, the termination message and
 a time bound, and records what it measured (printed as a table at the end).
@@ -7,15 +9,23 @@ a time bound, and records what it measured (printed as a table at the end).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import json
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from lightkube import Client
-from lightkube.resources.core_v1 import Pod, Secret
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.rbac_v1 import RoleRef, Subject
+from lightkube.resources.core_v1 import Pod, Secret, ServiceAccount
+from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
 from tests.faults.conftest import Start, monitoring, record
 from tests.harness.cluster import (
@@ -28,6 +38,7 @@ from tests.harness.cluster import (
 )
 from tests.harness.controlplane import ControlPlane
 from tests.harness.faultproxy import FaultProxy
+from tests.harness.reporter import ReporterRun
 from tests.integration.helpers import SUCCESS, eventually, summary, verbs
 
 pytestmark = pytest.mark.faults
@@ -35,6 +46,14 @@ pytestmark = pytest.mark.faults
 # kube-apiserver keeps a token's authentication for 10 s: a revoked token works that long.
 TOKEN_CACHE_SECONDS = 11
 CRASH = ("False", "AdapterExitedWithError", "Adapter container exited with code 1: Error")
+CRASH_CONDITION = {
+    "type": "Available",
+    "status": "False",
+    "reason": "AdapterExitedWithError",
+    "message": "Adapter container exited with code 1: Error",
+}
+PASSED = ("True", "ValidationPassed", "GCP environment validated")
+MIB = 1024 * 1024
 
 
 # --- the API server goes away, comes back, hangs -----------------------------------------
@@ -133,6 +152,52 @@ def test_a_half_open_watch_is_detected_and_the_pod_polled(
     assert summary(job.condition()) == CRASH
     # Twice the 3 s interval to notice, then a Pod read on a new connection.
     assert outcome.seconds <= 2 * 3 + 3
+
+
+def logged_at(run: ReporterRun, message: str) -> float:
+    """When the reporter logged its first line holding ``message`` (epoch seconds, by the
+    reporter's own clock)."""
+    line = next(line for line in run.output.splitlines() if message in line)
+    return datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+
+
+def test_a_hung_proxy_then_a_crash(job: AdapterJob, reporter: Start, proxy: FaultProxy) -> None:
+    """A hung L7 proxy: it keeps its established connections open (the watch, and the
+    keep-alive connection pooled since start-up) but forwards nothing on them; new
+    connections work. MAX_WAIT_TIME_SECONDS=60; then the adapter exits 1.
+
+    Required: AdapterExitedWithError, never AdapterTimeout. Nothing polls the Pod while
+    its watch looks up, and a silent watch is given up after min(75 s, time left), so
+    the crash is learned at the deadline, from its last read of the Pod. That read goes
+    to the stalled pooled connection, gets half of its 5 s to start an answer, then goes
+    once more on a new connection: the condition is on the Job at most 3.5 s after the
+    deadline (60 s after start-up; measured 2.5 s). Pins transport's retry of a silent
+    reused connection: without it that read waits its whole 5 s (measured 5.0 s; the
+    crash is then taken from the poll that the watch's own timeout, 1 s past the
+    deadline, starts). Not "well before the deadline": nothing reads the Pod earlier.
+    """
+    run = monitoring(reporter(job, {"MAX_WAIT_TIME_SECONDS": "60"}, proxy=proxy))
+    time.sleep(1)  # the watch is established, the start-up connection idle in the pool
+    before = proxy.accepted
+    proxy.stall_existing()
+    crashed = time.monotonic()
+    job.terminated(1, "Error")
+    assert run.wait(timeout=90) == 1, run.output
+    # Both ends by the reporter's own clock; start-up (before the line) counts as waited.
+    past_deadline = logged_at(run, "condition written") - logged_at(run, "monitoring adapter") - 60
+    outcome = record(
+        "hung proxy (established connections stall), MAX_WAIT 60, adapter exits 1",
+        job,
+        run,
+        crashed,
+        f"condition {past_deadline:.1f} s after the deadline; "
+        f"{proxy.accepted - before} new connections",
+    )
+    assert summary(job.condition()) == CRASH
+    assert run.last_word() == {**CRASH_CONDITION, "written": True}
+    assert "AdapterTimeout" not in run.output
+    assert past_deadline <= 3.5, outcome.measured
+    assert proxy.accepted > before, "the last read never went to a new connection"
 
 
 def test_a_black_hole_at_start_up_and_a_stop(
@@ -241,6 +306,71 @@ def test_native_sidecar_stopped_before_the_adapter_state_is_posted(
     assert outcome.seconds <= 6
 
 
+def stop_at_a_known_second(
+    job: AdapterJob, run: ReporterRun, exit_code: int, later: int = 0
+) -> float:
+    """SIGTERM to the reporter, then the adapter's terminated state as a kubelet posts it
+    for an adapter that exited ``exit_code`` in the stop's own second (plus ``later``).
+
+    Never within 0.3 s of a second's end, so that the reporter handles the signal in the
+    same whole second as the test reads it. Returns when the signal was sent (monotonic).
+    """
+    fraction = time.time() % 1
+    if fraction > 0.7:
+        time.sleep(1.05 - fraction)
+    stopped_wall = time.time()
+    stopped = time.monotonic()
+    run.signal(signal.SIGTERM)
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(stopped_wall) + later))
+    job.set_adapter(
+        {"terminated": {"exitCode": exit_code, "reason": "Error", "finishedAt": finished}}
+    )
+    return stopped
+
+
+@pytest.mark.parametrize("later", [0, 1])
+def test_an_adapter_killed_by_the_same_stop(job: AdapterJob, reporter: Start, later: int) -> None:
+    """A real SIGTERM at T, and the adapter exits 143 on the same stop: its terminated
+    state (reason Error) says finishedAt = T's whole second (or the next one), as a
+    kubelet posts it for an adapter that exits promptly on SIGTERM.
+
+    Required: ReporterInterrupted (rule 8: the stop ended the adapter; its exit is no
+    crash), exit code 1 (classic sidecar), within 10 s of the SIGTERM. Pins
+    decision.killed_by_stop's signal rule: with finishedAt within the 1 s tolerance of
+    the stop, the adapter counted as having ended on its own (AdapterExitedWithError,
+    code 143).
+    """
+    run = monitoring(reporter(job))
+    stopped = stop_at_a_known_second(job, run, 143, later)
+    assert run.wait(timeout=30) == 1, run.output
+    outcome = record(f"SIGTERM, adapter exits 143 at the stop's second +{later}", job, run, stopped)
+    assert summary(job.condition()) == (
+        "False",
+        "ReporterInterrupted",
+        "Status reporter was stopped before the adapter produced a result",
+    )
+    assert run.last_word()["reason"] == "ReporterInterrupted"
+    assert run.last_word()["written"] is True
+    assert outcome.seconds <= 10
+
+
+def test_an_adapter_that_exited_on_its_own_at_the_stop(job: AdapterJob, reporter: Start) -> None:
+    """The converse: a real SIGTERM at T, and the adapter exited 1 on its own, its
+    finishedAt in T's whole second.
+
+    Required: AdapterExitedWithError (rule 5: exit 1 is no signal's code, and the
+    adapter finished within the 1 s tolerance of the stop), exit code 1, within 10 s
+    of the SIGTERM. Pins that the signal rule is about 143/137 only.
+    """
+    run = monitoring(reporter(job))
+    stopped = stop_at_a_known_second(job, run, 1)
+    assert run.wait(timeout=30) == 1, run.output
+    outcome = record("SIGTERM, adapter exited 1 in the stop's second", job, run, stopped)
+    assert summary(job.condition()) == CRASH
+    assert run.last_word() == {**CRASH_CONDITION, "written": True}
+    assert outcome.seconds <= 10
+
+
 def test_the_pod_deleted_while_monitoring(job: AdapterJob, reporter: Start, admin: Client) -> None:
     run = monitoring(reporter(job))
     deleted = time.monotonic()
@@ -328,6 +458,92 @@ def test_sixteen_writers_on_the_job_status(
     assert [v for v in verbs(plane, job) if v.startswith("patch")] == ["patch jobs/status 200"]
 
 
+def another_pod(admin: Client, job: AdapterJob, results_dir: Path) -> AdapterJob:
+    """A second Pod of ``job``'s Job, as the Job controller creates for a retry (same
+    spec, owner and labels; a results volume of its own)."""
+    pod = admin.get(Pod, job.pod, namespace=job.namespace)
+    assert pod.metadata is not None
+    assert pod.spec is not None
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": f"{job.name}-",
+            "namespace": job.namespace,
+            "labels": dict(pod.metadata.labels or {}),
+            "ownerReferences": [ref.to_dict() for ref in pod.metadata.ownerReferences or []],
+        },
+        "spec": pod.spec.to_dict(),
+    }
+    created = admin.create(cast(Pod, Pod.from_dict(body)))
+    assert created.metadata is not None
+    assert created.metadata.name is not None
+    results_dir.mkdir(parents=True, exist_ok=True)
+    return dataclasses.replace(job, pod=created.metadata.name, results_dir=results_dir)
+
+
+def second_account(admin: Client, namespace: str, name: str) -> None:
+    """Another ServiceAccount bound to the reporter's Role: its requests are told apart
+    from the first one's in the audit log."""
+    admin.create(ServiceAccount(metadata=ObjectMeta(name=name)), namespace=namespace)
+    binding = RoleBinding(
+        metadata=ObjectMeta(name=name),
+        roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="Role", name="status-reporter"),
+        subjects=[Subject(kind="ServiceAccount", name=name, namespace=namespace)],
+    )
+    admin.create(binding, namespace=namespace)
+
+
+def test_two_reporters_on_one_job(
+    make_job: Callable[..., AdapterJob],
+    reporter: Start,
+    admin: Client,
+    plane: ControlPlane,
+    tmp_path: Path,
+) -> None:
+    """Two reporters on one Job, both real processes. The Job already carries
+    AdapterExitedWithError from an earlier run. Reporter B runs for the earlier Pod (as
+    a second ServiceAccount, so that the audit log tells the two apart), reporter A for
+    this Pod; both read the Job at start-up. The earlier Pod is then deleted, a stop for
+    B, which records ReporterInterrupted on the same condition type. Then this Pod's
+    adapter exits 1.
+
+    Required: A's copy of the Job shows the very condition it decided, but A reads the
+    Job again before concluding "nothing to write", finds ReporterInterrupted and
+    writes AdapterExitedWithError: the Job ends with it, A's termination message says
+    written: true, and the audit log shows A's `get jobs` twice and one patch. Pins
+    ConditionWriter.write's re-read of a held copy: without it A wrote nothing and the
+    Job kept B's ReporterInterrupted.
+    """
+    earlier = make_job()
+    earlier.running()
+    this = another_pod(admin, earlier, tmp_path / "results-this")
+    this.running()
+    patch_job_condition(admin, earlier, CRASH_CONDITION)
+    second_account(admin, earlier.namespace, "status-reporter-b")
+    run_b = monitoring(reporter(earlier, account="status-reporter-b"))
+    run_a = monitoring(reporter(this))
+    admin.delete(Pod, earlier.pod, namespace=earlier.namespace, grace_period=0)
+    assert run_b.wait(timeout=30) == 1, run_b.output
+    assert (this.condition() or {}).get("reason") == "ReporterInterrupted"
+    crashed = time.monotonic()
+    this.terminated(1, "Error")
+    assert run_a.wait(timeout=30) == 1, run_a.output
+    outcome = record(
+        "two reporters: B writes ReporterInterrupted, then A's adapter exits 1",
+        this,
+        run_a,
+        crashed,
+    )
+    assert summary(this.condition()) == CRASH
+    assert run_a.last_word()["written"] is True
+    assert run_a.last_word()["reason"] == "AdapterExitedWithError"
+    a_calls = verbs(plane, this)  # the status-reporter account: A's requests only
+    assert [v for v in a_calls if v.startswith("get jobs")] == ["get jobs 200"] * 2, a_calls
+    assert [v for v in a_calls if v.startswith("patch")] == ["patch jobs/status 200"], a_calls
+    assert outcome.seconds <= 3
+
+
 def job_time_now() -> str:
     """The wall clock as the kubelet writes times (RFC 3339, whole seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -373,3 +589,126 @@ def test_an_adapter_rewriting_its_file_in_a_loop(job: AdapterJob, reporter: Star
     assert len(noisy) <= 3, len(noisy)
     cpu = float(run.output.rsplit("cpu_seconds=", 1)[1].split()[0])
     print(f"reporter CPU for {count} rewrites in 10 s: {cpu} s")
+
+
+def test_an_adapter_truncating_then_writing_a_valid_result_in_a_loop(
+    job: AdapterJob, reporter: Start
+) -> None:
+    """An adapter that, every 5 ms for 10 s, opens its file with ``open(path, "w")``
+    (truncating it), works out its result, writes a VALID one, closes it and unlinks it.
+    Its file is therefore empty nearly all the time, valid for an instant, then gone;
+    in the end it leaves the valid result in place.
+
+    Required: the valid result is reported (True, ValidationPassed, exit 0), as soon as
+    it is read and at the latest within 2 s of the last write, never
+    "InvalidResultFormat: file is empty". Pins observe.Observations.record_result: an
+    empty (or missing) read is a file being written; it used to keep one settle window
+    running across reads, so an empty file "unchanged" for POLL_INTERVAL_SECONDS was
+    reported invalid while the adapter was still at work.
+    """
+    run = monitoring(reporter(job))
+    text = json.dumps(SUCCESS).encode()
+    stop = threading.Event()
+    cycles = 0
+
+    def adapter() -> None:
+        nonlocal cycles
+        path = job.results_path
+        while not stop.is_set():
+            # open(path, "w") as system calls: no Python between the close and the unlink,
+            # so the valid content is there for microseconds and a read almost never
+            # finds it; the reads find the file empty (or missing), as they can in life.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            time.sleep(0.005)  # the adapter works out its result
+            os.write(fd, text)
+            os.close(fd)
+            os.unlink(path)
+            cycles += 1
+        path.write_bytes(text)  # the last one stays
+
+    writer = threading.Thread(target=adapter)
+    started = time.monotonic()
+    writer.start()
+    try:
+        time.sleep(10)  # not polling meanwhile: the writer never waits for the GIL
+    finally:
+        stop.set()
+        writer.join()
+    last_write = time.time()
+    assert run.wait(timeout=30) == 0, run.output
+    # Negative when a read caught the valid content while the loop still ran.
+    after_last = logged_at(run, "condition written") - last_write
+    outcome = record(
+        "adapter truncates, writes a valid result, unlinks, every 5 ms for 10 s",
+        job,
+        run,
+        started,
+        f"{cycles} cycles; condition {after_last:+.2f} s from the last write",
+    )
+    assert summary(job.condition()) == PASSED
+    assert run.last_word()["written"] is True
+    assert "InvalidResultFormat" not in run.output
+    assert after_last <= 2, outcome.measured
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_adapter_regrowing_its_file_to_100_mib(job: AdapterJob, reporter: Start) -> None:
+    """An adapter that rewrites its file from scratch and regrows it to 100 MiB in 1 MiB
+    writes, then truncates it and starts again, for 15 s while it runs; then it writes
+    a valid result.
+
+    Required: the reporter's CPU over those 15 s stays within 10 % of one core (a file
+    over 1 MiB costs a stat, never a read, and re-reads back off while every read finds
+    new invalid content), nothing is decided while the file keeps changing, and the
+    valid result then wins within 2 s. A guard more than a pin: it measures about 2 %,
+    and the code before the size check (3.7 %) or before the read backoff (5.3 %) stays
+    within the bound too, since this adapter closes its file once per 100 MiB.
+    """
+    run = monitoring(reporter(job))
+    opening = b'{"status": "success", "reason": "Growing", "log": "'
+    chunk = opening + b"x" * (MIB - len(opening))
+    stop = threading.Event()
+    cycles = 0
+
+    def adapter() -> None:
+        nonlocal cycles
+        while not stop.is_set():
+            with job.results_path.open("wb") as handle:  # truncated: from scratch
+                for _ in range(100):
+                    if stop.is_set():
+                        return
+                    handle.write(chunk)
+            cycles += 1
+
+    writer = threading.Thread(target=adapter)
+    cpu_before = cpu_seconds(run.process.pid)
+    started = time.monotonic()
+    writer.start()
+    try:
+        time.sleep(15)
+    finally:
+        stop.set()
+        writer.join()
+    elapsed = time.monotonic() - started
+    cpu = cpu_seconds(run.process.pid) - cpu_before
+    assert run.running, run.output  # nothing decided on a file that never settled
+    written = time.monotonic()
+    job.write_result(SUCCESS)  # truncates the big file: nothing large is left behind
+    assert run.wait(timeout=30) == 0, run.output
+    outcome = record(
+        "adapter regrows its file to 100 MiB in 1 MiB writes for 15 s",
+        job,
+        run,
+        written,
+        f"reporter CPU {cpu:.2f} s in {elapsed:.1f} s ({100 * cpu / elapsed:.1f} %), "
+        f"{cycles} regrowths",
+    )
+    assert summary(job.condition()) == PASSED
+    assert run.last_word()["written"] is True
+    assert cpu <= 0.1 * elapsed, outcome.measured
+    assert outcome.seconds <= 2
