@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from status_reporter.base import logs
-from status_reporter.monitors.filewatch import watch_file
+from status_reporter.monitors.filewatch import EVENT_GAP_SECONDS, watch_file
 from tests.unit.fakes import FakeClock, settle
 
 
@@ -120,3 +120,17 @@ async def test_inotify_unavailable(tmp_path: Path, capsys: pytest.CaptureFixture
         )
         await asyncio.wait_for(watcher, timeout=5)
     assert "inotify unavailable, watching the result file by polling" in capsys.readouterr().out
+
+
+async def test_a_burst_of_writes_costs_one_notification_per_gap(tmp_path: Path) -> None:
+    """Events after one that concerned the file wait in the kernel's queue (which merges
+    identical ones) for EVENT_GAP_SECONDS: the cost does not follow the write rate."""
+    watch = await Watch(tmp_path).start()
+    for index in range(200):
+        watch.path.write_text(str(index))
+    await watch.events()
+    assert watch.calls == 2  # once when the watch is in place, once for the burst
+    await watch.clock.advance(EVENT_GAP_SECONDS)
+    await watch.events()
+    assert watch.calls == 3
+    await watch.stop()

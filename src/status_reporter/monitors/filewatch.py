@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Final
 
 from status_reporter.base.clock import Clock, ticks
 from status_reporter.base.logs import Logger
+
+# After an event that concerns the file, the next ones wait this long in the kernel's
+# queue, which merges identical ones (a file appended to and closed thousands of times
+# a second is one event): the cost does not follow the adapter's write rate.
+EVENT_GAP_SECONDS: Final = 0.025
 
 
 async def poll(clock: Clock, interval: float, notify: Callable[[], None]) -> None:
@@ -64,3 +70,4 @@ async def watch_file(
                 # asyncinotify gives the name as a pathlib.Path, None for the directory.
                 if event.mask & Mask.Q_OVERFLOW or os.fspath(event.name or "") == name:
                     notify()
+                    await clock.sleep_until(clock.now() + EVENT_GAP_SECONDS)
