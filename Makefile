@@ -34,13 +34,13 @@ lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml (needs PyPI)
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix the code
-	$(BIN)/ruff format src tests hack bench
-	$(BIN)/ruff check --fix src tests hack bench
+	$(BIN)/ruff format src tests harness hack bench
+	$(BIN)/ruff check --fix src tests harness hack bench
 
 .PHONY: lint
 lint: $(STAMP) ## ruff lint + format check, mypy --strict
-	$(BIN)/ruff check src tests hack bench
-	$(BIN)/ruff format --check src tests hack bench
+	$(BIN)/ruff check src tests harness hack bench
+	$(BIN)/ruff format --check src tests harness hack bench
 	$(BIN)/mypy
 
 .PHONY: typecheck
@@ -87,7 +87,7 @@ test-cluster: $(STAMP) image-tools ## Real Jobs on a real single-node Kubernetes
 demo-cluster: $(STAMP) image-tools ## Show every scenario as real Jobs on a single-node Kubernetes (root)
 	hack/cluster/install.sh >/dev/null
 	hack/controlplane/build.sh --node >/dev/null
-	STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" $(BIN)/python -m tests.cluster.demo
+	STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" $(BIN)/python -m harness.cluster_demo
 
 .PHONY: mutation
 mutation: $(STAMP) ## Mutation testing of the rules and the write/retry policy (mutmut; about 20 min, not in make test)
@@ -109,7 +109,7 @@ clean: ## Remove the venv, caches and build output
 
 .PHONY: demo
 demo: $(STAMP) controlplane ## Start a local kube-apiserver and show the reporter in five scenarios
-	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m tests.harness.demo
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m harness.demo
 
 # The reporter as the image installs it (runtime requirements, the wheel, the image's
 # interpreter), for the benchmark: rebuilt whenever the sources or the pins change.

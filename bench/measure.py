@@ -23,23 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightkube import Client
-from tests.harness.cluster import (
+from harness.cluster import (
     REFERENCE_ROLE,
     AdapterJob,
     create_job,
     create_namespace,
     service_account_token,
 )
-from tests.harness.controlplane import ControlPlane
-from tests.harness.observe import (
+from harness.controlplane import ControlPlane
+from harness.observe import (
     AuditTail,
     ConditionWatcher,
     parse_time,
     reporter_user,
     request_key,
 )
-from tests.harness.reporter import SCRIPT, ReporterRun, start_reporter
+from harness.reporter import SCRIPT, ReporterRun, start_reporter
+from lightkube import Client
 
 SUCCESS = {"status": "success", "reason": "BenchmarkDone", "message": "measured"}
 

@@ -17,7 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.harness.records import RealPodMemory
+from harness.records import RealPodMemory
 
 from bench.measure import (
     AT_ONCE,

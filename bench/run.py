@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.harness.controlplane import ROOT, ControlPlane, binaries
-from tests.harness.records import checkout_commit, real_pod_memory
-from tests.harness.reporter import SCRIPT
+from harness.controlplane import ROOT, ControlPlane, binaries
+from harness.records import checkout_commit, real_pod_memory
+from harness.reporter import SCRIPT
 
 from bench.measure import SMOKE, STAGGER, Results, Settings, run_all
 from bench.reference import REQUEST_PATTERN

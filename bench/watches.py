@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.cluster import create_job, create_namespace, service_account_token
+from harness.controlplane import ControlPlane
 from lightkube.resources.core_v1 import Pod
-from tests.harness.cluster import create_job, create_namespace, service_account_token
-from tests.harness.controlplane import ControlPlane
 
 from bench.measure import Settings
 

@@ -8,21 +8,11 @@ per session, started only when an integration or e2e test asks for it.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from pathlib import Path
 
 import pytest
+from harness.controlplane import ControlPlane
+from harness.required import ALLOW_SKIPS, skips_allowed, start_plane
 from lightkube import Client
-
-from tests.harness.controlplane import ControlPlane, ControlPlaneUnavailable, binaries
-from tests.harness.required import ALLOW_SKIPS, skips_allowed, unavailable
-
-
-def start_plane(workdir: Path) -> ControlPlane:
-    """Start a control plane; without one, the tests that need it are skipped (loudly)."""
-    try:
-        return ControlPlane.start(binaries(), workdir)
-    except ControlPlaneUnavailable as exc:
-        unavailable("local control plane", str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from harness.containers import reporter_image as build_reporter_image
+from harness.controlplane import ROOT
+from harness.node import REPORT, Node, NodeUnavailable, report, unavailable_reason
+from harness.required import unavailable
 from lightkube import Client
-
-from tests.cluster.node import REPORT, Node, NodeUnavailable, report, unavailable_reason
-from tests.harness.containers import reporter_image as build_reporter_image
-from tests.harness.controlplane import ROOT
-from tests.harness.required import unavailable
 
 _WHAT = "single-node cluster"
 

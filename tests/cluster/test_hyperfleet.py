@@ -1,5 +1,5 @@
 """HyperFleet's own dummy-validator Job on the real node, for every ``SIMULATE_RESULT``,
-checked the way HyperFleet's adapter reads it (``tests/cluster/consumer.py``).
+checked the way HyperFleet's adapter reads it (``harness/consumer.py``).
 
 The Role is the one the adapter creates (the reference Role: no ``watch``, no
 Events), the sidecar keeps its environment and its 128Mi / 200m CPU limits.
@@ -13,15 +13,14 @@ from typing import Any, cast
 
 import pytest
 import yaml
+from harness import consumer
+from harness.node import Node, report
+from harness.scenarios import wait_root_ca
 from lightkube import Client
 from lightkube.codecs import load_all_yaml
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace
-
-from tests.cluster import consumer
-from tests.cluster.node import Node, report
-from tests.cluster.scenarios import wait_root_ca
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 

@@ -22,11 +22,10 @@ from typing import Any
 
 import pytest
 import yaml
-from lightkube import Client
-from lightkube.resources.batch_v1 import Job
-
-from tests.cluster.node import Node, report
-from tests.cluster.scenarios import (
+from harness.controlplane import ROOT
+from harness.node import Node, report
+from harness.records import record_real_pod_memory
+from harness.scenarios import (
     CONDITION,
     CRASH_MESSAGE,
     INSPECT,
@@ -46,8 +45,8 @@ from tests.cluster.scenarios import (
     table,
     wait_running,
 )
-from tests.harness.controlplane import ROOT
-from tests.harness.records import record_real_pod_memory
+from lightkube import Client
+from lightkube.resources.batch_v1 import Job
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 

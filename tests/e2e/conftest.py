@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tests.harness.containers import Engine, EngineUnavailable
-from tests.harness.containers import reporter_image as build_reporter_image
-from tests.harness.controlplane import ROOT
-from tests.harness.required import unavailable
+from harness.containers import Engine, EngineUnavailable
+from harness.containers import reporter_image as build_reporter_image
+from harness.controlplane import ROOT
+from harness.required import unavailable
 
 
 @pytest.fixture(scope="session")

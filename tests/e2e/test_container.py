@@ -12,9 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from lightkube import Client
-
-from tests.harness.cluster import (
+from harness.cluster import (
     AdapterJob,
     create_job_from_manifest,
     create_namespace,
@@ -23,8 +21,9 @@ from tests.harness.cluster import (
     reporter_env,
     service_account_token,
 )
-from tests.harness.containers import Engine, kubelet_state
-from tests.harness.controlplane import ROOT, ControlPlane
+from harness.containers import Engine, kubelet_state
+from harness.controlplane import ROOT, ControlPlane
+from lightkube import Client
 
 pytestmark = pytest.mark.e2e
 

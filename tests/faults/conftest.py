@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from harness.checks import eventually
+from harness.cluster import AdapterJob, create_job, create_namespace
+from harness.controlplane import ControlPlane
+from harness.faultproxy import FaultProxy, remove_chain
+from harness.httpproxy import HttpProxy
+from harness.reporter import ReporterRun, start_reporter
+from harness.required import start_plane
 from lightkube import Client
-
-from tests.conftest import start_plane
-from tests.harness.cluster import AdapterJob, create_job, create_namespace
-from tests.harness.controlplane import ControlPlane
-from tests.harness.faultproxy import FaultProxy, remove_chain
-from tests.harness.httpproxy import HttpProxy
-from tests.harness.reporter import ReporterRun, start_reporter
-from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.faults
 

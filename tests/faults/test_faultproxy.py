@@ -9,9 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
-from tests.harness.faultproxy import FaultProxy
-from tests.integration.helpers import eventually
+from harness.checks import eventually
+from harness.faultproxy import FaultProxy
 
 
 @pytest.fixture

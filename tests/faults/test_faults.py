@@ -21,14 +21,8 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from lightkube import Client
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.models.rbac_v1 import RoleRef, Subject
-from lightkube.resources.core_v1 import Pod, Secret, ServiceAccount
-from lightkube.resources.rbac_authorization_v1 import RoleBinding
-
-from tests.faults.conftest import Start, monitoring, record
-from tests.harness.cluster import (
+from harness.checks import SUCCESS, eventually, summary, verbs
+from harness.cluster import (
     REFERENCE_ROLE,
     AdapterJob,
     create_job,
@@ -36,10 +30,16 @@ from tests.harness.cluster import (
     patch_job_condition,
     service_account_token,
 )
-from tests.harness.controlplane import ControlPlane
-from tests.harness.faultproxy import FaultProxy
-from tests.harness.reporter import ReporterRun
-from tests.integration.helpers import SUCCESS, eventually, summary, verbs
+from harness.controlplane import ControlPlane
+from harness.faultproxy import FaultProxy
+from harness.reporter import ReporterRun
+from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.rbac_v1 import RoleRef, Subject
+from lightkube.resources.core_v1 import Pod, Secret, ServiceAccount
+from lightkube.resources.rbac_authorization_v1 import RoleBinding
+
+from tests.faults.conftest import Start, monitoring, record
 
 pytestmark = pytest.mark.faults
 

@@ -2,7 +2,7 @@
 as soon as it opens, trailer fields that never end, a Pod of 16 MiB.
 
 These are faults of HTTP, not of TCP: the reporter speaks TLS, so they come from a
-TLS-terminating proxy (:mod:`tests.harness.httpproxy`) that forwards everything else to
+TLS-terminating proxy (:mod:`harness.httpproxy`) that forwards everything else to
 the real kube-apiserver. Each case asserts the condition on the Job, the exit code,
 the termination message and a time bound, and records what it measured.
 """
@@ -14,14 +14,14 @@ import time
 from typing import Any
 
 import pytest
+from harness.checks import SUCCESS, eventually, summary, verbs
+from harness.cluster import AdapterJob
+from harness.controlplane import ControlPlane
+from harness.httpproxy import Chunked, HttpProxy, Sized, pod_get, pod_watch
 from lightkube import Client
 from lightkube.resources.core_v1 import Pod
 
 from tests.faults.conftest import Start, exit_figures, monitoring, record
-from tests.harness.cluster import AdapterJob
-from tests.harness.controlplane import ControlPlane
-from tests.harness.httpproxy import Chunked, HttpProxy, Sized, pod_get, pod_watch
-from tests.integration.helpers import SUCCESS, eventually, summary, verbs
 
 pytestmark = pytest.mark.faults
 

@@ -10,10 +10,9 @@ import time
 import urllib.request
 
 import pytest
-
-from tests.harness.controlplane import ControlPlane
-from tests.harness.httpproxy import Chunked, HttpProxy, Request
-from tests.integration.helpers import eventually
+from harness.checks import eventually
+from harness.controlplane import ControlPlane
+from harness.httpproxy import Chunked, HttpProxy, Request
 
 pytestmark = pytest.mark.faults
 

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.cluster import AdapterJob, create_job, create_namespace
+from harness.controlplane import ControlPlane
+from harness.reporter import ReporterRun, start_reporter
 from lightkube import Client
-
-from tests.harness.cluster import AdapterJob, create_job, create_namespace
-from tests.harness.controlplane import ControlPlane
-from tests.harness.reporter import ReporterRun, start_reporter
 
 
 @pytest.fixture

@@ -12,12 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube import Client
-from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Event as CoreEvent
-from lightkube.types import CascadeType, PatchType
-
-from tests.harness.cluster import (
+from harness.checks import FAILURE, SUCCESS, eventually, summary, verbs
+from harness.cluster import (
     REFERENCE_ROLE,
     AdapterJob,
     create_job,
@@ -25,9 +21,12 @@ from tests.harness.cluster import (
     now,
     patch_job_condition,
 )
-from tests.harness.controlplane import ControlPlane
-from tests.harness.reporter import ReporterRun, start_reporter
-from tests.integration.helpers import FAILURE, SUCCESS, eventually, summary, verbs
+from harness.controlplane import ControlPlane
+from harness.reporter import ReporterRun, start_reporter
+from lightkube import Client
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Event as CoreEvent
+from lightkube.types import CascadeType, PatchType
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,8 @@ from bench.measure import (
     reference_unavailable,
 )
 from bench.run import LoadSampler, collect, write_report
-
-from tests.harness.controlplane import ControlPlane, binaries
-from tests.harness.reporter import SCRIPT
+from harness.controlplane import ControlPlane, binaries
+from harness.reporter import SCRIPT
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-
-from tests.harness.cluster import AdapterJob
-from tests.harness.controlplane import ControlPlane
-from tests.harness.reporter import ReporterRun
-from tests.integration.helpers import FAILURE, SUCCESS, eventually, summary, verbs
+from harness.checks import FAILURE, SUCCESS, eventually, summary, verbs
+from harness.cluster import AdapterJob
+from harness.controlplane import ControlPlane
+from harness.reporter import ReporterRun
 
 pytestmark = pytest.mark.integration
 

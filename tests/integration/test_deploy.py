@@ -11,22 +11,23 @@ from typing import Any, cast
 
 import pytest
 import yaml
+from harness.cluster import (
+    DEPLOY,
+    EXAMPLES,
+    create_job_from_manifest,
+    create_namespace,
+    kustomization,
+    load_manifest,
+    renamed,
+    reporter_env,
+)
+from harness.controlplane import ControlPlane
+from harness.reporter import start_reporter
 from lightkube import Client
 from lightkube.codecs import load_all_yaml
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace
-
-from tests.harness.cluster import (
-    create_job_from_manifest,
-    create_namespace,
-    load_manifest,
-    renamed,
-    reporter_env,
-)
-from tests.harness.controlplane import ControlPlane
-from tests.harness.reporter import start_reporter
-from tests.unit.test_manifests import DEPLOY, EXAMPLES, kustomization
 
 pytestmark = pytest.mark.integration
 

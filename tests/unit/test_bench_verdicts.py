@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from bench.report import RSS_REAL_POD_MIB, real_pod_verdict
-
-from tests.harness.records import RealPodMemory
+from harness.records import RealPodMemory
 
 
 def record(mib: float, commit: str = "abc1234") -> RealPodMemory:

@@ -7,21 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-
-from status_reporter.core.config import load
-from status_reporter.shell.engine import STOP_EXIT_SECONDS
-from tests.harness.cluster import (
+from harness.cluster import (
+    DEPLOY,
+    EXAMPLES,
     REPORTER,
     AdapterJob,
+    kustomization,
     load_manifest,
     reporter_container,
     reporter_env,
 )
-from tests.harness.controlplane import ROOT
+from harness.controlplane import ROOT
 
-DEPLOY = ROOT / "deploy"
-EXAMPLES = sorted((DEPLOY / "examples").glob("*-job.yaml"))
+from status_reporter.core.config import load
+from status_reporter.shell.engine import STOP_EXIT_SECONDS
+
 # The variables of the README's configuration table.
 DOCUMENTED_VARIABLES = {
     "JOB_NAME", "JOB_NAMESPACE", "POD_NAME", "RESULTS_PATH", "POLL_INTERVAL_SECONDS",
@@ -30,11 +30,6 @@ DOCUMENTED_VARIABLES = {
     "TERMINATION_MESSAGE_PATH",
 }  # fmt: skip
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-def kustomization(directory: Path) -> list[Path]:
-    document = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    return [directory / entry for entry in document["resources"]]
 
 
 def test_kustomizations_list_every_manifest() -> None:

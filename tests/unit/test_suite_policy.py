@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.harness.controlplane import ROOT
+from harness.controlplane import ROOT
 
 SKIPPING = """
-from tests.harness.required import unavailable
+from harness.required import unavailable
 
 def test_needs_a_container_engine():
     unavailable("container engine", "none works here")

@@ -16,7 +16,7 @@ from typing import Any
 from lightkube import ALL_NS, Client
 from lightkube.resources.batch_v1 import Job
 
-from tests.harness.controlplane import ControlPlane
+from harness.controlplane import ControlPlane
 
 
 class ConditionWatcher:

@@ -1,4 +1,4 @@
-"""make demo-cluster (``python -m tests.cluster.demo``): the reporter in real Jobs on a
+"""make demo-cluster (``python -m harness.cluster_demo``): the reporter in real Jobs on a
 real single-node Kubernetes.
 
 Starts the node of hack/cluster (etcd, kube-apiserver, kube-controller-manager,
@@ -15,10 +15,10 @@ from __future__ import annotations
 import sys
 import time
 
-from tests.cluster.node import Node, unavailable_reason
-from tests.cluster.scenarios import launch_all, table
-from tests.harness.containers import reporter_image
-from tests.harness.controlplane import ROOT
+from harness.containers import reporter_image
+from harness.controlplane import ROOT
+from harness.node import Node, unavailable_reason
+from harness.scenarios import launch_all, table
 
 
 def main() -> int:

@@ -32,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from lightkube import Client, KubeConfig
 from lightkube.config.models import Cluster, User
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = ROOT / "hack" / "controlplane" / "build.sh"
 ADMIN_USER = "harness-admin"
 _PR_SET_PDEATHSIG = 1

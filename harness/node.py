@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from lightkube import Client, KubeConfig
 
-from tests.harness.controlplane import ROOT
+from harness.controlplane import ROOT
 
 CLUSTER_SCRIPTS = ROOT / "hack" / "cluster"
 MEMORY_CGROUPS = Path("/sys/fs/cgroup/memory/kubepods")

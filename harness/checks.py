@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from tests.harness.cluster import AdapterJob
-from tests.harness.controlplane import ControlPlane
+from harness.cluster import AdapterJob
+from harness.controlplane import ControlPlane
 
 _T = TypeVar("_T")
 

@@ -8,7 +8,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 
-from tests.harness.controlplane import ROOT
+from harness.controlplane import ROOT
 
 REAL_POD_MEMORY = ROOT / "bench-results" / "real-pod-memory.json"
 

@@ -1,7 +1,7 @@
 """A TLS-terminating HTTP/1.1 proxy in front of kube-apiserver that answers chosen
 requests with hostile responses.
 
-The TCP fault proxy (:mod:`tests.harness.faultproxy`) can only break connections: the
+The TCP fault proxy (:mod:`harness.faultproxy`) can only break connections: the
 reporter speaks TLS to the API server, so what a server *says* can only be changed by a
 peer that holds a certificate the reporter trusts. This proxy presents the API server's
 own serving certificate (signed by the harness CA, valid for 127.0.0.1), forwards every
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.harness.controlplane import ControlPlane
+from harness.controlplane import ControlPlane
 
 # The pieces hostile bodies are sent in, and the size of one batch of trailer fields.
 _PIECE = 1024 * 1024

@@ -1,4 +1,4 @@
-"""make demo (``python -m tests.harness.demo``): the reporter against a real local
+"""make demo (``python -m harness.demo``): the reporter against a real local
 kube-apiserver, scenario by scenario.
 
 Starts etcd + kube-apiserver, applies deploy/base (ServiceAccount, Role,
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.harness.cluster import (
+from harness.cluster import (
     AdapterJob,
     create_job_from_manifest,
     create_namespace,
@@ -26,8 +26,8 @@ from tests.harness.cluster import (
     renamed,
     reporter_env,
 )
-from tests.harness.controlplane import ROOT, ControlPlane, binaries
-from tests.harness.reporter import start_reporter
+from harness.controlplane import ROOT, ControlPlane, binaries
+from harness.reporter import start_reporter
 
 EXAMPLE = ROOT / "deploy" / "examples" / "classic-sidecar-job.yaml"
 

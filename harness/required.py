@@ -9,9 +9,12 @@ skipped the container or cluster tests would prove less than the README claims.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from harness.controlplane import ControlPlane, ControlPlaneUnavailable, binaries
 
 ALLOW_SKIPS = "ALLOW_SKIPS"
 
@@ -24,3 +27,11 @@ def skips_allowed() -> bool:
 def unavailable(what: str, reason: str) -> NoReturn:
     """Skip the test that needs ``what`` (say "the control plane"), naming the reason."""
     pytest.skip(f"NO {what.upper()}: tests that need it are skipped: {reason}")
+
+
+def start_plane(workdir: Path) -> ControlPlane:
+    """Start a control plane; without one, the tests that need it are skipped (loudly)."""
+    try:
+        return ControlPlane.start(binaries(), workdir)
+    except ControlPlaneUnavailable as exc:
+        unavailable("local control plane", str(exc))

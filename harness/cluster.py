@@ -25,9 +25,11 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace, Pod, Secret, ServiceAccount
 from lightkube.types import PatchType
 
-from tests.harness.controlplane import ROOT
+from harness.controlplane import ROOT
 
-DEPLOY_BASE = ROOT / "deploy" / "base"
+DEPLOY = ROOT / "deploy"
+DEPLOY_BASE = DEPLOY / "base"
+EXAMPLES = sorted((DEPLOY / "examples").glob("*-job.yaml"))
 REPORTER = "status-reporter"
 NODE = "harness-node"
 
@@ -245,6 +247,12 @@ def patch_job_condition(client: Client, job: AdapterJob, condition: Mapping[str,
         namespace=job.namespace,
         patch_type=PatchType.STRATEGIC,
     )
+
+
+def kustomization(directory: Path) -> list[Path]:
+    """The resources a kustomization in ``directory`` lists."""
+    document = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    return [directory / entry for entry in document["resources"]]
 
 
 def load_manifest(path: Path) -> dict[str, Any]:

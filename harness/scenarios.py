@@ -24,9 +24,9 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod
 
-from tests.cluster.node import Node
-from tests.harness.cluster import REFERENCE_ROLE, deploy_objects
-from tests.harness.controlplane import ROOT
+from harness.cluster import REFERENCE_ROLE, deploy_objects
+from harness.controlplane import ROOT
+from harness.node import Node
 
 EXAMPLES = {
     "classic": ROOT / "deploy" / "examples" / "classic-sidecar-job.yaml",
@@ -532,7 +532,7 @@ def pod_of(client: Client, namespace: str, job: str) -> Pod | None:
 
 
 def container_ids(pod: Pod) -> dict[str, str]:
-    """containerd IDs of the Pod's running containers, by container name."""
+    """Containerd IDs of the Pod's running containers, by container name."""
     assert pod.status is not None
     statuses = [*(pod.status.initContainerStatuses or []), *(pod.status.containerStatuses or [])]
     return {

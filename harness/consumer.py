@@ -1,6 +1,6 @@
 """HyperFleet's dummy-validator Job and the way its adapter reads the outcome.
 
-The fixtures in ``tests/cluster/hyperfleet`` are the adapter's own files (origin in
+The fixtures in ``harness/hyperfleet`` are the adapter's own files (origin in
 its README). :func:`objects` renders them as the adapter would, changed only where
 the loopback node needs it; :func:`consumer_view` is the adapter's CEL expression
 for the ``Available`` status it reports upstream.
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tests.cluster.node import Node
+from harness.node import Node
 
 FIXTURES = Path(__file__).with_name("hyperfleet")
 JOB_TEMPLATE = FIXTURES / "validation-dummy-job-adapter-task.yaml"

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.harness.cluster import AdapterJob, service_account_token
-from tests.harness.controlplane import ControlPlane
+from harness.cluster import AdapterJob, service_account_token
+from harness.controlplane import ControlPlane
 
 SCRIPT = Path(sys.executable).with_name("status-reporter")
 
