@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -59,3 +61,15 @@ def verbs(plane: ControlPlane, job: AdapterJob) -> list[str]:
             resource += "/" + ref["subresource"]
         out.append(f"{event['verb']} {resource} {event.get('responseStatus', {}).get('code')}")
     return out
+
+
+def stalled_pipe() -> tuple[int, int]:
+    """A pipe whose buffer is already full: a blocking write to it waits until the read
+    end is read (a log collector that stopped reading the reporter's stdout)."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"x" * 65536)
+    os.set_blocking(write_end, True)
+    return read_end, write_end

@@ -3,7 +3,6 @@ lifecycle, and what the server accepts in a condition."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.checks import FAILURE, SUCCESS, eventually, summary, verbs
+from harness.checks import FAILURE, SUCCESS, eventually, stalled_pipe, summary, verbs
 from harness.cluster import (
     REFERENCE_ROLE,
     AdapterJob,
@@ -137,17 +136,6 @@ def test_a_watch_outlives_the_api_servers_bookmarks(
 # --- logging never delays the write ------------------------------------------------------
 
 
-def _stalled_pipe() -> tuple[int, int]:
-    """A pipe whose buffer is already full: nothing written to it leaves until read."""
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            os.write(write_end, b"x" * 65536)
-    os.set_blocking(write_end, True)
-    return read_end, write_end
-
-
 @pytest.mark.parametrize("stop", [False, True])
 def test_a_stalled_stdout_never_delays_the_write_nor_the_exit_code(
     job: AdapterJob, plane: ControlPlane, tmp_path: Path, stop: bool
@@ -157,7 +145,7 @@ def test_a_stalled_stdout_never_delays_the_write_nor_the_exit_code(
     lines wait for the pipe."""
     job.running()
     job.write_result(SUCCESS)
-    read_end, write_end = _stalled_pipe()
+    read_end, write_end = stalled_pipe()
     try:
         started = time.monotonic()
         run = start_reporter(plane, job, tmp_path, stdout=write_end)

@@ -3,7 +3,6 @@ never fail, flood or let adapter text forge lines."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -16,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from harness.checks import stalled_pipe
 
 from status_reporter import __version__
 from status_reporter.base import logs
@@ -196,19 +196,8 @@ def test_identical_lines_are_dropped_and_counted(monkeypatch: pytest.MonkeyPatch
     assert out[2].endswith('error="invalid JSON" repeated=499')
 
 
-def _stalled_pipe() -> tuple[int, int]:
-    """A pipe whose buffer is already full: a blocking write to it waits for a reader."""
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    with contextlib.suppress(BlockingIOError):
-        while True:
-            os.write(write_end, b"x" * 65536)
-    os.set_blocking(write_end, True)
-    return read_end, write_end
-
-
 def test_a_stalled_stdout_never_blocks_the_caller() -> None:
-    read_end, write_end = _stalled_pipe()
+    read_end, write_end = stalled_pipe()
     with os.fdopen(write_end, "wb", buffering=0) as stream, os.fdopen(read_end, "rb") as reader:
         logs.configure(stream=stream, background=True)
         log = logs.get_logger()
