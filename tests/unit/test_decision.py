@@ -342,6 +342,15 @@ def test_an_exit_on_its_own_before_the_stop_is_reported(code: int, before: float
     assert outcome.rule is Rule.EXITED_WITH_ERROR
 
 
+def test_an_oom_kill_in_the_stops_second_is_still_the_oom_kill() -> None:
+    """The OOM killer's 137 says OOMKilled: the kernel ended the adapter, not the stop
+    (seen on a real node: a native sidecar's stop came in the same second)."""
+    finished = math.floor(WALL + 10.6)
+    oom = AdapterState(terminated=Terminated(137, "OOMKilled", "", finished), ever_ran=True)
+    outcome = verdict(adapter=oom, now=11.0, stopped_ago=0.4)
+    assert outcome.rule is Rule.OOM_KILLED
+
+
 def test_an_adapter_ended_by_the_stop_leaves_an_invalid_file_unsettled() -> None:
     outcome = verdict(result=INVALID, invalid_since=9.5, adapter=_ended(1.5), stopped_ago=1.0)
     assert outcome.rule is Rule.INTERRUPTED

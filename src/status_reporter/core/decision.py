@@ -23,6 +23,7 @@ from status_reporter.core.contract import (
     truncate_utf8,
 )
 
+OOM_REASON: Final = "OOMKilled"
 OOM_MESSAGE: Final = "Adapter container was killed due to out of memory (OOMKilled)"
 INTERRUPTED_MESSAGE: Final = "Status reporter was stopped before the adapter produced a result"
 
@@ -194,7 +195,9 @@ def killed_by_stop(terminated: Terminated, stop: Stop | None) -> bool:
     if terminated.finished_at > stop.wall + STOP_TOLERANCE_SECONDS:
         return True
     in_the_stops_second = terminated.finished_at >= math.floor(stop.wall)
-    return terminated.exit_code in SIGNAL_EXIT_CODES and in_the_stops_second
+    # The kernel's OOM killer also exits with 137, but reports itself: not the stop.
+    by_a_signal = terminated.exit_code in SIGNAL_EXIT_CODES and terminated.reason != OOM_REASON
+    return by_a_signal and in_the_stops_second
 
 
 def decide(obs: Observation) -> Verdict | Pending:
@@ -211,7 +214,7 @@ def decide(obs: Observation) -> Verdict | Pending:
     killed = terminated is not None and killed_by_stop(terminated, obs.stop)
     if killed:
         terminated = None
-    if terminated is not None and terminated.reason == "OOMKilled":
+    if terminated is not None and terminated.reason == OOM_REASON:
         return _false(Rule.OOM_KILLED, "AdapterOOMKilled", OOM_MESSAGE)
     settle_at: float | None = None
     if isinstance(result, ResultInvalid):
