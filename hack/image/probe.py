@@ -89,95 +89,106 @@ def _child_lazy(workdir: str) -> int:
     import traceback
     import warnings
 
-    from status_reporter.api import credentials
-    from status_reporter.api.transport import Endpoint, HttpClient, TransportError
-
     for name in CODECS:
         codecs.lookup(name)
     assert "kubernetes.default.svc".encode("idna") == b"kubernetes.default.svc"
     # The TLS policy is Python's own (security level 2), whatever OpenSSL's configuration
     # file says: the image has none.
-    context = ssl.create_default_context()
-    assert context.security_level >= 2, context.security_level
+    assert ssl.create_default_context().security_level >= 2
 
-    async def tls_handshake() -> None:
-        """The reporter's client against a server that hangs up: start_tls with a
-        server name, the error mapped to a TransportError."""
-
-        async def hang_up(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.close()
-
-        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        endpoint = Endpoint("127.0.0.1", port, context, "kubernetes")
-        async with server, HttpClient(endpoint, keepalive=None, user_agent="probe") as client:
-            try:
-                await client.request("GET", "/version", timeout=5)
-            except TransportError:
-                pass
-            else:
-                raise AssertionError("a TLS handshake with a server that hung up succeeded")
-
-    async def loop_paths() -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.getaddrinfo("kubernetes.default.svc.cluster.local", 443)
-        except OSError:
-            pass  # no resolver here: the executor and the codec were still used
-        assert await loop.run_in_executor(None, os.getpid) == os.getpid()
-        assert await asyncio.to_thread(os.getpid) == os.getpid()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "print('child')", stdout=asyncio.subprocess.PIPE
-        )
-        out, _ = await process.communicate()
-        assert out.strip() == b"child", out
-        # The loop's own exception handler: logging, with a formatted traceback.
-        try:
-            raise ValueError("probe")
-        except ValueError as exc:
-            with _StderrCaptured() as captured:
-                loop.call_exception_handler({"message": "probe", "exception": exc})
-        assert 'raise ValueError("probe")' in captured.getvalue(), captured.getvalue()
-
-    async def inotify() -> None:
-        from asyncinotify import Inotify, Mask
-
-        with Inotify() as watcher:
-            watcher.add_watch(workdir, Mask.CLOSE_WRITE | Mask.MOVED_TO)
-            with open(os.path.join(workdir, "probe.tmp"), "w") as file:
-                file.write("{}")
-            os.rename(os.path.join(workdir, "probe.tmp"), os.path.join(workdir, "probe.json"))
-            event = await asyncio.wait_for(watcher.get(), 5)
-            assert event.name is not None
-
-    asyncio.run(tls_handshake())
-    asyncio.run(loop_paths())
-    asyncio.run(inotify())
+    asyncio.run(_tls_handshake())
+    asyncio.run(_loop_paths())
+    asyncio.run(_inotify(workdir))
 
     try:
         raise RuntimeError("probe")
     except RuntimeError as exc:
-        assert "raise RuntimeError" in "".join(traceback.format_exception(exc))
+        formatted = "".join(traceback.format_exception(exc))
+    assert "raise RuntimeError" in formatted, formatted
     with _StderrCaptured() as captured:
         warnings.warn("probe", RuntimeWarning, stacklevel=1)
     assert "RuntimeWarning: probe" in captured.getvalue(), captured.getvalue()
+    _credentials(workdir)
+    return 0
 
-    # Credentials: in-cluster files (the CA is not a certificate: refused), then the
-    # kubeconfigs (see KUBECONFIGS).
+
+async def _tls_handshake() -> None:
+    """The reporter's client against a server that hangs up: start_tls with a server
+    name, the error mapped to a TransportError."""
+    import asyncio
+    import ssl
+
+    from status_reporter.api.transport import Endpoint, HttpClient, TransportError
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = Endpoint("127.0.0.1", port, ssl.create_default_context(), "kubernetes")
+    async with server, HttpClient(endpoint, keepalive=None, user_agent="probe") as client:
+        try:
+            await client.request("GET", "/version", timeout=5)
+        except TransportError:
+            return
+    raise AssertionError("a TLS handshake with a server that hung up succeeded")
+
+
+async def _loop_paths() -> None:
+    """A name lookup and a function through the loop's executor, a thread, an asyncio
+    child process, the loop's exception handler (logging a formatted traceback)."""
+    import asyncio
+    import contextlib
+
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(OSError):  # no resolver here: the executor and codec still ran
+        await loop.getaddrinfo("kubernetes.default.svc.cluster.local", 443)
+    assert await loop.run_in_executor(None, os.getpid) == os.getpid()
+    assert await asyncio.to_thread(os.getpid) == os.getpid()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "print('child')", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert out.strip() == b"child", out
+    try:
+        raise ValueError("probe")
+    except ValueError as exc:
+        with _StderrCaptured() as captured:
+            loop.call_exception_handler({"message": "probe", "exception": exc})
+    assert 'raise ValueError("probe")' in captured.getvalue(), captured.getvalue()
+
+
+async def _inotify(workdir: str) -> None:
+    import asyncio
+
+    from asyncinotify import Inotify, Mask
+
+    with Inotify() as watcher:
+        watcher.add_watch(workdir, Mask.CLOSE_WRITE | Mask.MOVED_TO)
+        _write_result(os.path.join(workdir, "probe.json"))
+        event = await asyncio.wait_for(watcher.get(), 5)
+        assert event.name is not None
+
+
+def _credentials(workdir: str) -> None:
+    """In-cluster files (the CA is not a certificate: refused), then the kubeconfigs of
+    KUBECONFIGS."""
+    import contextlib
+
+    from status_reporter.api import credentials
+
     account = os.path.join(workdir, "serviceaccount")
     env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
     try:
         credentials.load(env, home=workdir, service_account_dir=account)
     except credentials.CredentialsError as exc:
-        assert "no valid PEM certificate" in str(exc), exc
+        error = str(exc)
     else:
         raise AssertionError("in-cluster credentials with an invalid CA loaded")
+    assert "no valid PEM certificate" in error, error
     for name in KUBECONFIGS:
-        try:
+        with contextlib.suppress(credentials.CredentialsError):
             credentials.load({"KUBECONFIG": os.path.join(workdir, name)}, home=workdir)
-        except credentials.CredentialsError:
-            pass
-    return 0
 
 
 class _StderrCaptured:
@@ -211,7 +222,6 @@ def _child_cli(argv: list[str]) -> int:
         cli.main(argv)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 1
-    return 0
 
 
 def child(kind: str, args: list[str]) -> None:
@@ -538,7 +548,8 @@ class FakeApi:
                 data = _json(answer).encode()
                 writer.write(
                     f"HTTP/1.1 {status} Probe\r\nContent-Type: application/json\r\n"
-                    f"Retry-After: 0\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
+                    f"Retry-After: 0\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                    + data
                 )
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
@@ -597,7 +608,7 @@ def sidecar_runs(
             "status": {"token": "probe"},
         }
     )
-    exec_user = {
+    exec_user: dict[str, object] = {
         "exec": {
             "apiVersion": "client.authentication.k8s.io/v1",
             "command": sys.executable,
@@ -614,7 +625,7 @@ def sidecar_runs(
             with open(results, "w") as file:
                 file.write('{"status": "success", "reason": "Probed", "message": "at once"}')
         api = FakeApi(adapter, refuse_first_patch=number == 0)
-        user = exec_user if number == 1 else {"token": "probe"}
+        user: dict[str, object] = exec_user if number == 1 else {"token": "probe"}
         kubeconfig = os.path.join(directory, "kubeconfig.json")
         with open(kubeconfig, "w") as file:
             file.write(_kubeconfig(api.url, user))
@@ -693,7 +704,7 @@ def main(argv: list[str]) -> int:
     failures: list[str] = []
     workdir = tempfile.mkdtemp(prefix="status-reporter-probe-", dir=tmp)
     try:
-        os.chmod(workdir, 0o755)
+        os.chmod(workdir, 0o755)  # noqa: S103 - the children may run as another user
         base_env = {
             "PATH": "/nonexistent",
             "HOME": workdir,
@@ -739,9 +750,9 @@ def main(argv: list[str]) -> int:
     if trace:
         import msgspec
 
-        modules = {name: file or None for name, file in sorted(loaded.items())}
+        traced: dict[str, str | None] = {n: f or None for n, f in sorted(loaded.items())}
         with open(trace, "wb") as out:
-            out.write(msgspec.json.format(msgspec.json.encode({"modules": modules}), indent=1))
+            out.write(msgspec.json.format(msgspec.json.encode({"modules": traced}), indent=1))
     return 1 if failures else 0
 
 

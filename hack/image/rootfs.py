@@ -49,7 +49,10 @@ STDLIB = Path(os.__file__).parent  # /usr/lib/python3.11
 EXCLUDED = frozenset({"bz2", "_bz2", "lzma", "_lzma", "_compression", "_uuid", "sitecustomize"})
 DPKG = Path("/var/lib/dpkg")
 NONROOT = 65532
-PASSWD = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+USERS = (
+    "root:x:0:0:root:/root:/sbin/nologin\n"
+    "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+)
 GROUP = "root:x:0:\nnonroot:x:65532:\n"
 # Host names from /etc/hosts first, then DNS (glibc's built-in modules; no libnss_*).
 NSSWITCH = "passwd: files\ngroup: files\nhosts: files dns\n"
@@ -246,7 +249,7 @@ def copy_venv(tree: Tree, venv: Path, site_packages: Path) -> None:
 def compile_sources(tree: Tree) -> None:
     """Bytecode for every module source, beside it in __pycache__, as unchecked-hash
     .pyc files: valid whatever the timestamps, never checked against the source."""
-    for path in sorted(list(tree.files)):
+    for path in sorted(tree.files):
         if not path.endswith(".py") or tree.target(path).is_symlink():
             continue
         source = Path(path)
@@ -343,7 +346,7 @@ def main() -> None:
             if copyright_file.exists():
                 tree.add(str(copyright_file))
             tree.write(f"/var/lib/dpkg/status.d/{name}", package.paragraph + "\n")
-        tree.write("/etc/passwd", PASSWD)
+        tree.write("/etc/passwd", USERS)
         tree.write("/etc/group", GROUP)
         tree.write("/etc/nsswitch.conf", NSSWITCH)
         for directory in ("home/nonroot", "tmp"):

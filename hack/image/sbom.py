@@ -14,6 +14,7 @@ document accounts for every file of the image, which the container tests check.
 from __future__ import annotations
 
 import argparse
+import email.message
 import email.parser
 import hashlib
 import json
@@ -45,7 +46,7 @@ def debian_licenses(copyright_file: Path) -> list[dict[str, Any]]:
     return [{"license": {"name": name}} for name in names]
 
 
-def python_licenses(metadata: Any) -> list[dict[str, Any]]:
+def python_licenses(metadata: email.message.Message) -> list[dict[str, Any]]:
     expression = metadata.get("License-Expression")
     if expression:
         return [{"expression": expression}]
