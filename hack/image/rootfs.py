@@ -111,7 +111,9 @@ class Tree:
             return
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(current, destination)
-        executable = current.stat().st_mode & stat.S_IXUSR
+        # Executable: the programs and libraries that are (ELF); not a module's source
+        # that happens to start with #! (base64.py, platform.py).
+        executable = current.stat().st_mode & stat.S_IXUSR and is_elf(current)
         destination.chmod(0o755 if executable else 0o644)
         self.files[str(current)] = origin or self.owner(str(current))
 
