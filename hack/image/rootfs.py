@@ -40,6 +40,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 STDLIB = Path(os.__file__).parent  # /usr/lib/python3.11
 # Modules the standard library imports inside ``try: ... except ImportError`` and the
@@ -58,7 +59,7 @@ GROUP = "root:x:0:\nnonroot:x:65532:\n"
 NSSWITCH = "passwd: files\ngroup: files\nhosts: files dns\n"
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"rootfs: {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -74,6 +75,10 @@ class Package:
     @property
     def version(self) -> str:
         return self.fields["Version"]
+
+    @property
+    def source(self) -> str:
+        return self.fields.get("Source", self.name).split(" ")[0]
 
 
 @dataclass
@@ -288,6 +293,31 @@ def check_pins(lock: Path, used: dict[str, Package]) -> None:
         )
 
 
+def copyright_of(name: str, used: dict[str, Package]) -> Path:
+    """The package's copyright file; where a slimmed base removed the package's doc
+    directory (Debian makes it a link to a package of the same source), that one's."""
+    own = Path("/usr/share/doc") / name / "copyright"
+    if own.exists():
+        return own
+    source = used[name].source
+    for other, package in used.items():
+        candidate = Path("/usr/share/doc") / other / "copyright"
+        if other != name and package.source == source and candidate.exists():
+            return candidate
+    fail(f"{name}: no copyright file (/usr/share/doc/{name}/copyright)")
+
+
+def add_copyright(tree: Tree, name: str, used: dict[str, Package]) -> None:
+    copyright_file = copyright_of(name, used)
+    if copyright_file.parent.name == name:
+        tree.add(str(copyright_file))
+    else:  # as Debian ships it: /usr/share/doc/<package> -> <package of the same source>
+        link = f"/usr/share/doc/{name}"
+        tree.target(link).parent.mkdir(parents=True, exist_ok=True)
+        tree.target(link).symlink_to(copyright_file.parent.name)
+        tree.files[link] = tree.owner(link)
+
+
 def normalise(out: Path, epoch: int) -> None:
     """Directories 0755 (/tmp 1777), owner root (nonroot's home its own), one timestamp."""
     for directory, subdirs, files in os.walk(out):
@@ -344,9 +374,7 @@ def main() -> None:
         used = {name: packages[name] for name in sorted(names)}
         check_pins(options.lock, used)
         for name, package in used.items():
-            copyright_file = Path("/usr/share/doc") / name / "copyright"
-            if copyright_file.exists():
-                tree.add(str(copyright_file))
+            add_copyright(tree, name, used)
             tree.write(f"/var/lib/dpkg/status.d/{name}", package.paragraph + "\n")
         tree.write("/etc/passwd", USERS)
         tree.write("/etc/group", GROUP)
@@ -365,8 +393,8 @@ def main() -> None:
             name: {
                 "version": package.version,
                 "architecture": package.fields.get("Architecture", ""),
-                "source": package.fields.get("Source", name).split(" ")[0],
-                "copyright": f"/usr/share/doc/{name}/copyright",
+                "source": package.source,
+                "copyright": str(copyright_of(name, used)),
             }
             for name, package in used.items()
         },
