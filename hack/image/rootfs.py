@@ -327,11 +327,12 @@ def normalise(out: Path, epoch: int) -> None:
                 path.chmod(0o755)
         for name in [*subdirs, *files]:
             os.utime(Path(directory) / name, (epoch, epoch), follow_symlinks=False)
-    (out / "tmp").chmod(0o1777)
     for directory, subdirs, files in os.walk(out):
         for name in [*subdirs, *files]:
             os.lchown(Path(directory) / name, 0, 0)
-    os.chown(out / "home" / "nonroot", NONROOT, NONROOT)
+    if (out / "tmp").exists():  # not with --venv-only: the base has its own
+        (out / "tmp").chmod(0o1777)
+        os.chown(out / "home" / "nonroot", NONROOT, NONROOT)
     os.utime(out, (epoch, epoch))
 
 
