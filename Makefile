@@ -72,6 +72,10 @@ image-tools: ## Install debootstrap, and podman unless a container engine alread
 image: image-tools ## Build the container image (local Debian base when no registry is reachable)
 	hack/image/build.sh
 
+.PHONY: image-lock
+image-lock: image-tools ## Re-pin the image's Debian packages (hack/image/debian.lock) at the mirror's versions
+	hack/image/lock.sh
+
 .PHONY: test-e2e
 test-e2e: $(STAMP) controlplane image-tools ## Container end-to-end tests: adapter + reporter containers
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" \

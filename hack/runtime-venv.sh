@@ -2,26 +2,35 @@
 # Builds a virtualenv holding status-reporter exactly as the container image installs
 # it (see Dockerfile): the hash-pinned runtime requirements, the wheel built from
 # src/ without dependencies, then pip and setuptools removed. The interpreter is the
-# image's: RUNTIME_PYTHON, by default Debian's /usr/bin/python3 (the python3 of the
-# offline base image, hack/image).
+# image's: RUNTIME_PYTHON, by default Debian's /usr/bin/python3.11, the program the
+# runtime image copies. Here it runs with its full standard library (the image holds the
+# part the reporter loads, docs/design.md "The runtime image"), and the host's Debian
+# revision may differ from the one hack/image/debian.lock pins: a warning says so.
 #
 # Usage: hack/runtime-venv.sh DIR    (rebuilds DIR from scratch; prints DIR/bin/status-reporter)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 target="${1:?usage: hack/runtime-venv.sh DIR}"
-python="${RUNTIME_PYTHON:-/usr/bin/python3}"
+python="${RUNTIME_PYTHON:-/usr/bin/python3.11}"
 builder="$root/.venv/bin/pip"  # has the pinned build backend (make install)
 
 if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
     if [[ "$python" == /usr/bin/python3* ]] && command -v apt-get >/dev/null; then
-        echo "installing Debian's python3 and python3-venv" >&2
+        echo "installing Debian's python3.11 and python3.11-venv" >&2
         apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11 python3.11-venv >&2
     else
         echo "error: $python cannot create a virtualenv (set RUNTIME_PYTHON)" >&2
         exit 1
     fi
+fi
+
+if [[ "$python" == /usr/bin/python3.11 ]] && command -v dpkg-query >/dev/null; then
+    pinned="$(awk '$1 == "python3.11-minimal" { print $2 }' "$root/hack/image/debian.lock")"
+    here="$(dpkg-query -W -f='${Version}' python3.11-minimal 2>/dev/null || true)"
+    [[ "$here" == "$pinned" ]] ||
+        echo "note: python3.11-minimal here is ${here:-absent}; the image pins $pinned" >&2
 fi
 
 wheels="$(mktemp -d)"

@@ -3,9 +3,11 @@ works here (``hack/image/engine.sh``: podman, or docker with a daemon), as a kub
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,52 @@ def reporter_image(root: Path) -> tuple[str | None, str]:
     if out.returncode != 0:
         return None, f"the image could not be built:\n{out.stderr[-2000:]}"
     return out.stdout.strip().splitlines()[-1], ""
+
+
+def adapter_image(root: Path) -> tuple[str | None, str]:
+    """The test adapters' image: busybox and its applets (``hack/cluster/images.sh
+    adapter``), as the reporter image has no shell; (name, "") or (None, why not)."""
+    out = subprocess.run(
+        [str(root / "hack" / "cluster" / "images.sh"), "adapter"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0 or not out.stdout.strip():
+        return None, f"the adapter image could not be built:\n{out.stderr[-2000:]}"
+    return out.stdout.strip().splitlines()[-1], ""
+
+
+def exported_files(engine: Engine, image: str) -> dict[str, tarfile.TarInfo]:
+    """The image's file system, as ``export`` of a created (never started) container
+    gives it: path (absolute) -> its tar entry, directories included."""
+    container = engine("create", image).strip()
+    try:
+        out = subprocess.run(
+            [*engine.command, "export", container], capture_output=True, check=True, timeout=120
+        )
+    finally:
+        engine.remove(container)
+    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as archive:
+        return {"/" + m.name.removeprefix("./").rstrip("/"): m for m in archive.getmembers()}
+
+
+def exported_text(engine: Engine, image: str, path: str) -> str:
+    """One file of the image, read without running it (``cp`` out of a created container)."""
+    container = engine("create", image).strip()
+    try:
+        out = subprocess.run(
+            [*engine.command, "cp", f"{container}:{path}", "-"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+    finally:
+        engine.remove(container)
+    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as archive:
+        member = archive.extractfile(os.path.basename(path))
+        assert member is not None, path
+        return member.read().decode()
 
 
 def kubelet_state(inspected: dict[str, Any]) -> dict[str, Any]:

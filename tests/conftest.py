@@ -1,7 +1,7 @@
 """Suite-wide rules and fixtures.
 
 A skipped test fails the run, in CI and locally alike, unless ``ALLOW_SKIPS=1``
-asks for a partial run (``tests/harness/required.py``). The control plane is one
+asks for a partial run (``harness/required.py``). The control plane is one
 per session, started only when an integration or e2e test asks for it.
 """
 

@@ -2,7 +2,8 @@
 # Build the two tiny images the cluster needs, into the container engine's store
 # (hack/image/engine.sh), unless present.
 #
-#   hack/cluster/images.sh     # stdout: the pause image, then the adapter image
+#   hack/cluster/images.sh            # stdout: the pause image, then the adapter image
+#   hack/cluster/images.sh adapter    # stdout: the adapter image only (tests/e2e uses it)
 #
 # pause:   the static program of ./pause (Go, no dependencies) as the only file;
 #          containerd runs it as every Pod's sandbox.
@@ -17,7 +18,7 @@ read -r -a engine < <("$here/../image/engine.sh") || die "no working container e
 pause_tag="$(cat "$here/pause/go.mod" "$here/pause/main.go" | sha256sum | cut -c1-12)"
 pause_image="localhost/status-reporter-cluster-pause:$pause_tag"
 busybox=/bin/busybox
-[[ -x $busybox ]] || die "$busybox missing: run hack/cluster/install.sh"
+[[ -x $busybox ]] || die "$busybox missing: run hack/image/install-tools.sh (or hack/cluster/install.sh)"
 adapter_tag="$(sha256sum "$busybox" | cut -c1-12)"
 adapter_image="localhost/status-reporter-cluster-adapter:$adapter_tag"
 
@@ -26,7 +27,8 @@ trap 'rm -rf "$work"' EXIT
 
 exists() { "${engine[@]}" image inspect "$1" >/dev/null 2>&1; }
 
-if ! exists "$pause_image"; then
+only="${1:-}"
+if [[ "$only" != adapter ]] && ! exists "$pause_image"; then
 	log "building $pause_image"
 	mkdir "$work/pause"
 	(cd "$here/pause" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$work/pause/pause" .)
@@ -48,4 +50,8 @@ if ! exists "$adapter_image"; then
 	tar -C "$root" --owner=0 --group=0 -cf "$work/adapter.tar" .
 	"${engine[@]}" import --change 'CMD ["/bin/sh"]' "$work/adapter.tar" "$adapter_image" >/dev/null
 fi
-printf '%s\n' "$pause_image" "$adapter_image"
+if [[ "$only" == adapter ]]; then
+	printf '%s\n' "$adapter_image"
+else
+	printf '%s\n' "$pause_image" "$adapter_image"
+fi

@@ -4,45 +4,54 @@
 #
 #   hack/image/build.sh          # stdout: the image name, e.g. localhost/status-reporter:0.1.0
 #
-# Base image, in order: $BASE_IMAGE if set; the public python:3.11-slim base when it
-# is present or can be pulled; otherwise (no registry reachable) the local Debian
-# base from hack/image/build-base-image.sh (debootstrap, imported into the engine).
+# The runtime image is assembled FROM scratch (Dockerfile): BASE_IMAGE=<a distroless
+# Python base> puts the virtualenv on that base instead. The build stage's Debian, in
+# order: $BUILD_IMAGE if set; the public debian:bookworm-slim when it is present or can
+# be pulled; otherwise (no registry reachable) the local build base of
+# hack/image/build-base-image.sh (debootstrap, imported into the engine).
+#
+# Also writes the image's SBOM next to it: build/sbom.cdx.json (its path on stderr).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 log() { printf 'image: %s\n' "$*" >&2; }
 
-public_base="docker.io/library/python:3.11-slim-bookworm"
+public_build="docker.io/library/debian:bookworm-slim"
 version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' src/status_reporter/__init__.py)"
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-[[ -z "$(git status --porcelain -- src pyproject.toml requirements Dockerfile 2>/dev/null)" ]] || revision="${revision}-dirty"
+[[ -z "$(git status --porcelain -- src pyproject.toml requirements Dockerfile hack/image LICENSE 2>/dev/null)" ]] ||
+	revision="${revision}-dirty"
+# Timestamps in the image (files, the SBOM, org.opencontainers.image.created): the commit's.
+epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
+created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
 image="${IMAGE:-localhost/status-reporter:${version}}"
+sbom="${SBOM:-build/sbom.cdx.json}"
 
 read -r -a engine < <(hack/image/engine.sh) || exit 1
 build_flags=(--network host)
 if [[ "${engine[0]}" == */podman.sh ]]; then
-	# RUN steps use the host network: no bridge, no private-range addresses.
-	build_flags+=(--layers=false)
+	# No intermediate images; every file time and the image's own clamped to the commit's.
+	build_flags+=(--layers=false --timestamp "$epoch")
 	# A TLS-intercepting proxy's CA lives in the host bundle: lend it to RUN steps
 	# (a build volume, never part of a layer).
 	[[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
 		build_flags+=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
 fi
 
-base="${BASE_IMAGE:-}"
+base="${BASE_IMAGE:-scratch}"
+# FROM scratch, the image is one layer: all of it is ours.
+[[ "${engine[0]}" == */podman.sh && "$base" == scratch ]] && build_flags+=(--squash-all)
 build_base="${BUILD_IMAGE:-}"
-if [[ -z "$base" ]]; then
-	if "${engine[@]}" image inspect "$public_base" >/dev/null 2>&1 ||
-		timeout 120 "${engine[@]}" pull -q "$public_base" >/dev/null 2>&1; then
-		base="$public_base"
+if [[ -z "$build_base" ]]; then
+	if "${engine[@]}" image inspect "$public_build" >/dev/null 2>&1 ||
+		timeout 120 "${engine[@]}" pull -q "$public_build" >/dev/null 2>&1; then
+		build_base="$public_build"
 	else
-		log "cannot pull $public_base; using the local Debian base"
+		log "cannot pull $public_build; using the local Debian build base"
 		mapfile -t local_bases < <(PODMAN="${engine[*]}" hack/image/build-base-image.sh)
 		((${#local_bases[@]} == 2)) || exit 1
-		base="${local_bases[0]}"
 		build_base="${local_bases[1]}"
 	fi
 fi
-build_base="${build_base:-$base}"
 
 log "building $image (base $base, build base $build_base, revision $revision)"
 "${engine[@]}" build "${build_flags[@]}" \
@@ -50,7 +59,16 @@ log "building $image (base $base, build base $build_base, revision $revision)"
 	--build-arg "BUILD_IMAGE=$build_base" \
 	--build-arg "VERSION=$version" \
 	--build-arg "REVISION=$revision" \
+	--build-arg "SOURCE_DATE_EPOCH=$epoch" \
+	--build-arg "CREATED=$created" \
 	-t "$image" -f Dockerfile . >&2
 # The previous build of the same tag is left untagged: remove such leftovers, ours only.
 "${engine[@]}" image prune -f --filter "label=org.opencontainers.image.title=status-reporter" >/dev/null 2>&1 || true
+
+# The SBOM, next to the image: copied out of a created (never started) container.
+mkdir -p "$(dirname "$sbom")"
+container="$("${engine[@]}" create "$image")"
+"${engine[@]}" cp "$container:/usr/share/doc/status-reporter/sbom.cdx.json" "$sbom" >&2
+"${engine[@]}" rm "$container" >/dev/null
+log "SBOM: $sbom"
 echo "$image"

@@ -9,6 +9,8 @@
 #
 # Always installs what the local base image needs (hack/image/build-base-image.sh):
 #   debootstrap debian-archive-keyring wget ca-certificates
+# and busybox-static, the test adapters' image (hack/cluster/images.sh adapter: the
+# reporter image has no shell to play an adapter with).
 # When no container engine works here (hack/image/engine.sh: a `docker` client
 # without a daemon does not count), also installs podman and what it needs:
 #   podman runc conmon              engine + OCI runtime (we use runc, not crun)
@@ -47,6 +49,7 @@ BASE_PACKAGES=(
     debian-archive-keyring
     wget
     ca-certificates
+    busybox-static
 )
 PODMAN_PACKAGES=(
     podman

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from harness.containers import Engine, EngineUnavailable
+from harness.containers import adapter_image as build_adapter_image
 from harness.containers import reporter_image as build_reporter_image
 from harness.controlplane import ROOT
 from harness.required import unavailable
@@ -26,6 +27,15 @@ def image(engine: Engine) -> str:
     name, why = build_reporter_image(ROOT)
     if name is None:
         unavailable("reporter image", why)
+    return name
+
+
+@pytest.fixture(scope="session")
+def adapter_image(engine: Engine) -> str:
+    """The adapters' image: busybox (the reporter image has no shell to play one with)."""
+    name, why = build_adapter_image(ROOT)
+    if name is None:
+        unavailable("adapter image", why)
     return name
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -21,9 +22,11 @@ from harness.cluster import (
     reporter_env,
     service_account_token,
 )
-from harness.containers import Engine, kubelet_state
+from harness.containers import Engine, exported_files, exported_text, kubelet_state
 from harness.controlplane import ROOT, ControlPlane
 from lightkube import Client
+
+from status_reporter import __version__
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +76,7 @@ def _run_scenario(
     scenario: str,
     engine: Engine,
     image: str,
+    adapter_image: str,
     plane: ControlPlane,
     admin: Client,
     workdir: Path,
@@ -111,9 +115,8 @@ def _run_scenario(
             "--read-only",
             "--network=none",
             "-v", f"{job.results_dir}:/results",
-            "--entrypoint=/bin/sh",
-            image,
-            "-c", SCRIPTS[scenario],
+            adapter_image,  # busybox: the reporter image has no shell
+            "/bin/sh", "-c", SCRIPTS[scenario],
         )  # fmt: skip
         engine.wait(adapter)
         # Mirror the adapter's real exit into the Pod status, as the kubelet does.
@@ -138,20 +141,32 @@ def _run_scenario(
 
 @pytest.mark.parametrize("scenario", sorted(SCRIPTS))
 def test_adapter_and_reporter_containers(
-    scenario: str, engine: Engine, image: str, plane: ControlPlane, admin: Client, workdir: Path
+    scenario: str,
+    engine: Engine,
+    image: str,
+    adapter_image: str,
+    plane: ControlPlane,
+    admin: Client,
+    workdir: Path,
 ) -> None:
-    inspected = _run_scenario(scenario, engine, image, plane, admin, workdir)
+    inspected = _run_scenario(scenario, engine, image, adapter_image, plane, admin, workdir)
     assert inspected["HostConfig"]["ReadonlyRootfs"] is True
     assert inspected["Config"]["User"] == "65532:65532"  # the image's own USER
 
 
 def test_the_image_runs_as_an_arbitrary_uid_in_group_0(
-    engine: Engine, image: str, plane: ControlPlane, admin: Client, workdir: Path
+    engine: Engine,
+    image: str,
+    adapter_image: str,
+    plane: ControlPlane,
+    admin: Client,
+    workdir: Path,
 ) -> None:
     """As OpenShift's restricted-v2 runs it: a UID from the namespace's range, group 0,
     a read-only root file system."""
     uid = random.randint(1_000_600_000, 1_000_699_999)  # noqa: S311 - a UID, not a secret
-    inspected = _run_scenario("success", engine, image, plane, admin, workdir, f"{uid}:0")
+    user = f"{uid}:0"
+    inspected = _run_scenario("success", engine, image, adapter_image, plane, admin, workdir, user)
     assert inspected["HostConfig"]["ReadonlyRootfs"] is True
     assert inspected["Config"]["User"] == f"{uid}:0"
 
@@ -175,10 +190,36 @@ def test_image_metadata(engine: Engine, image: str) -> None:
     assert config["User"] == "65532:65532"
     assert config["Entrypoint"] == ["/opt/status-reporter/bin/status-reporter"]
     labels = config["Labels"]
-    for key in ("version", "revision", "source"):
-        assert labels[f"org.opencontainers.image.{key}"]
-    listing = engine("run", "--rm", "--entrypoint=/bin/sh", image, "-c",
-                     "ls /opt/status-reporter/bin; command -v gcc cc pip || true")  # fmt: skip
-    assert "status-reporter" in listing
-    assert "pip" not in listing.split()
-    assert "gcc" not in listing
+    oci = "org.opencontainers.image."
+    for key in ("title", "version", "revision", "source", "licenses", "created"):
+        assert labels[f"{oci}{key}"], key
+    assert labels[f"{oci}licenses"] == "Apache-2.0"
+    assert labels[f"{oci}version"] == __version__
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert labels[f"{oci}revision"].removesuffix("-dirty") == head
+    assert labels["io.status-reporter.sbom"] == "/usr/share/doc/status-reporter/sbom.cdx.json"
+
+
+def test_nothing_in_the_image_but_what_the_reporter_runs(engine: Engine, image: str) -> None:
+    """No shell, no package manager, no compiler, no pip: the only program is the
+    interpreter; the project's licence is there."""
+    files = exported_files(engine, image)
+    programs = sorted(
+        path
+        for path, entry in files.items()
+        if entry.isfile() and entry.mode & 0o111 and not path.endswith(".so")
+        and ".so." not in path
+    )  # fmt: skip
+    assert programs == ["/opt/status-reporter/bin/status-reporter", "/usr/bin/python3.11"]
+    for absent in ("/bin/sh", "/usr/bin/sh", "/usr/bin/dpkg", "/usr/bin/apt-get", "/usr/bin/gcc"):
+        assert absent not in files
+    assert not [path for path in files if "/pip" in path or "/setuptools" in path]
+    assert (
+        exported_text(engine, image, "/usr/share/doc/status-reporter/LICENSE")
+        == (ROOT / "LICENSE").read_text()
+    )
