@@ -201,6 +201,8 @@ def test_without_job_name_the_owning_job_is_found(
         "GCP environment validated",
     )
     assert f"reporting on the Job that owns this Pod job={job.name}" in run.output
+    exiting = next(line for line in run.output.splitlines() if "exiting" in line)
+    assert f"job={job.name}" in exiting, run.output
 
 
 def test_the_jobs_own_deadline_ends_the_wait_five_seconds_before_it(

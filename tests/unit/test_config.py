@@ -104,7 +104,7 @@ def test_an_unset_job_name_means_the_pods_owner(value: str | None) -> None:
 def test_a_blank_job_name_is_refused(value: str) -> None:
     error = error_for(JOB_NAME=value)
     assert (error.variable, error.value) == ("JOB_NAME", value)
-    assert "must not be blank (leave it unset to use the Pod's owning Job)" in str(error)
+    assert error.allowed == "must not be blank (leave it unset to use the Pod's owning Job)"
 
 
 def test_required_values_are_trimmed() -> None:
@@ -244,6 +244,7 @@ def test_where_a_configuration_error_is_reported() -> None:
     )
     assert error_report(env(CONDITION_TYPE="Ready")).condition_type == "Ready"
     assert error_report(env(TERMINATION_MESSAGE_PATH="/tmp/t")).termination_path == "/tmp/t"
+    assert error_report(env()).termination_path == "/dev/termination-log"
     # No Job to name: only the termination message is left.
     assert error_report({"JOB_NAME": "x"}).job == ""
     assert error_report({"JOB_NAMESPACE": "x", "JOB_NAME": " "}).job == ""

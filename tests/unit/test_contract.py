@@ -325,6 +325,26 @@ def test_nesting_deeper_than_go_allows_is_invalid(*, objects: bool) -> None:
     assert sys.getrecursionlimit() == limit
 
 
+def deepest_valid() -> int:
+    """The deepest array nesting parse_result accepts, found by bisection."""
+    low, high = 1_000, 20_000  # valid, invalid
+    while high - low > 1:
+        middle = (low + high) // 2
+        if isinstance(parse_result(deep(middle)), ResultValid):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def on_a_deeper_stack(frames: int) -> int:
+    return deepest_valid() if frames == 0 else on_a_deeper_stack(frames - 1)
+
+
+def test_the_nesting_limit_does_not_depend_on_the_callers_stack() -> None:
+    assert on_a_deeper_stack(0) == on_a_deeper_stack(200)
+
+
 def test_keys_are_case_sensitive() -> None:
     result = valid({"status": "success", "Reason": "X", "MESSAGE": "Y"})
     assert (result.reason, result.message) == ("NoReasonProvided", "No message provided")
@@ -353,6 +373,23 @@ def test_size_limit_is_exactly_one_mebibyte() -> None:
     assert isinstance(parse_result(exact), ResultValid)
     over = head + b"x" * (MAX_RESULT_BYTES - len(head) - len(tail) + 1) + tail
     assert invalid(over) == "file is larger than 1 MiB (1048576 bytes)"
+
+
+def test_a_file_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
+    head = b'{"status":"success","pad":"'
+    tail = b'"}'
+    path = tmp_path / "r.json"
+    path.write_bytes(head + b"x" * (MAX_RESULT_BYTES - len(head) - len(tail)) + tail)
+    assert isinstance(read_result(str(path)), ResultValid)
+
+
+def test_invalid_content_is_told_apart_up_to_its_last_byte() -> None:
+    # A writer that changes only the last byte of a 1 MiB file still makes new content.
+    first = parse_result(b"[" * MAX_RESULT_BYTES)
+    second = parse_result(b"[" * (MAX_RESULT_BYTES - 1) + b"]")
+    assert isinstance(first, ResultInvalid)
+    assert isinstance(second, ResultInvalid)
+    assert first.fingerprint != second.fingerprint
 
 
 @pytest.mark.parametrize(

@@ -797,7 +797,11 @@ async def test_without_job_name_the_pods_owning_job_is_reported_on(
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
     assert run.written() == ("True", "ValidationPassed", "all good")
-    assert "reporting on the Job that owns this Pod job=job-a" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "reporting on the Job that owns this Pod job=job-a" in out
+    # Every later line names the Job too, not the empty JOB_NAME.
+    written = next(line for line in out.splitlines() if "condition written" in line)
+    assert "job=job-a" in written, out
 
 
 async def test_without_job_name_a_pod_no_job_owns_is_a_configuration_error(

@@ -47,7 +47,8 @@ async def test_an_identical_condition_read_first_is_not_written(
     same = JobCondition(type="Available", status="True", reason="Done", message="all good")
     cluster = MemoryCluster(FakeClock(autojump=True), conditions=[same])
     await writer(cluster).write(DONE, deadline=cluster.clock.now() + 10)
-    assert cluster.calls["patch"] == 0
+    # The copy just read is fresh: not read a second time.
+    assert (cluster.calls["get_job"], cluster.calls["patch"]) == (1, 0)
     assert [message(line) for line in capsys.readouterr().out.splitlines()] == [
         "condition already recorded; nothing to write type=Available"
     ]
@@ -76,6 +77,16 @@ async def test_a_held_copy_that_shows_the_condition_is_read_again_before_skippin
     assert (cluster.calls["get_job"], cluster.calls["patch"]) == (2, 2)
     assert cluster.condition() is not None
     assert cluster.condition().reason == "Done"  # type: ignore[union-attr]
+
+
+async def test_a_trusted_permission_retries_a_forbidden_read_too() -> None:
+    # An API server that has just restarted refuses requests until its caches are filled.
+    cluster = MemoryCluster(FakeClock(autojump=True))
+    cluster.fail("get_job", ApiError(403, "HTTP 403: forbidden"))
+    condition_writer = writer(cluster)
+    condition_writer.trust_permission(10)
+    await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
+    assert (cluster.calls["get_job"], cluster.calls["patch"]) == (2, 1)
 
 
 async def test_a_last_attempt_without_a_copy_only_patches() -> None:

@@ -289,6 +289,11 @@ class Logger:
     def __init__(self, context: dict[str, object]) -> None:
         self._context = context
 
+    def bind(self, **context: object) -> None:
+        """Add or replace context fields for every later line of this logger (and its
+        sharers): the Job's name once the Pod's owner has told it."""
+        self._context.update(context)
+
     def _log(self, level: int, message: str, fields: dict[str, object]) -> None:
         if _LOGGER.isEnabledFor(level):
             _LOGGER.log(level, message, extra={_FIELDS: {**self._context, **fields}})

@@ -157,8 +157,7 @@ def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:
     reporter.stop()
 
 
-async def _run(config: Config, early: list[int]) -> int:
-    log = logs.get_logger(job=config.job_name, namespace=config.job_namespace, pod=config.pod_name)
+async def _run(config: Config, early: list[int], log: logs.Logger) -> int:
     try:
         client, api = _connect(
             os.environ,
@@ -212,9 +211,10 @@ def run_sidecar(env: Mapping[str, str], early: list[int]) -> int:
         asyncio.run(_report_config_error(env, str(exc)))
         return ExitCode.CONFIG_INVALID
     logs.configure(config.log_level, config.log_format, background=True)
-    code = asyncio.run(_run(config, early))
+    log = logs.get_logger(job=config.job_name, namespace=config.job_namespace, pod=config.pod_name)
+    code = asyncio.run(_run(config, early, log))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    logs.get_logger(job=config.job_name, namespace=config.job_namespace, pod=config.pod_name).info(
+    log.info(
         "exiting",
         exit_code=code,
         max_rss_mib=_peak_rss_mib(),

@@ -165,7 +165,8 @@ class Startup:
         if owner != self.ops.job:
             config = self._config
             self.ops = Operations.of(owner, config.pod_name, config.job_namespace)
-            self._log.info("reporting on the Job that owns this Pod", job=owner)
+            self._log.bind(job=owner)
+            self._log.info("reporting on the Job that owns this Pod")
 
     def _warn_about(self, pod: Pod) -> None:
         config = self._config
