@@ -399,32 +399,36 @@ def in_cluster_unavailable() -> str | None:
     return None
 
 
-def spawn_in_cluster(
-    bench: Bench, job: AdapterJob, program: str, **env: str
-) -> tuple[subprocess.Popen[bytes], Path, float]:
-    """Start ``program`` (the reference binary or status-reporter) for ``job`` through
-    ``bench/launch.py``, with its ServiceAccount's token where in-cluster clients look
-    for it. Returns the launcher, the path of its report, and the wall clock before the
-    launcher was started."""
-    workdir = bench.workdir / job.namespace
-    credentials = workdir / f"credentials-{time.monotonic_ns()}"
+def in_cluster_credentials(plane: ControlPlane, job: AdapterJob, workdir: Path) -> Path:
+    """A fresh directory under ``workdir`` holding what a Pod of ``job`` would find under
+    ``/var/run/secrets/kubernetes.io/serviceaccount`` (a bound token of its
+    ServiceAccount, the CA, the namespace), and an empty termination-message file."""
+    credentials = workdir / job.namespace / f"credentials-{time.monotonic_ns()}"
     credentials.mkdir(parents=True)
     (credentials / "token").write_text(service_account_token(job.client, job.namespace))
-    (credentials / "ca.crt").write_bytes(bench.plane.ca_file.read_bytes())
+    (credentials / "ca.crt").write_bytes(plane.ca_file.read_bytes())
     (credentials / "namespace").write_text(job.namespace)
-    termination = credentials / "termination-log"
-    termination.write_text("")
-    host, port = bench.plane.url.removeprefix("https://").rsplit(":", 1)
+    (credentials / "termination-log").write_text("")
+    return credentials
+
+
+def launch_in_cluster(
+    plane: ControlPlane, job: AdapterJob, credentials: Path, program: str, **env: str
+) -> tuple[subprocess.Popen[bytes], Path, float]:
+    """Start ``program`` for ``job`` through ``bench/launch.py`` with the in-cluster
+    ``credentials`` of :func:`in_cluster_credentials`. Returns the launcher, the path of
+    its report, and the wall clock before the launcher was started."""
+    host, port = plane.url.removeprefix("https://").rsplit(":", 1)
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(workdir),
+        "HOME": str(credentials.parent),
         "KUBERNETES_SERVICE_HOST": host,
         "KUBERNETES_SERVICE_PORT": port,
         "JOB_NAME": job.name,
         "JOB_NAMESPACE": job.namespace,
         "POD_NAME": job.pod,
         "RESULTS_PATH": str(job.results_path),
-        "TERMINATION_MESSAGE_PATH": str(termination),
+        "TERMINATION_MESSAGE_PATH": str(credentials / "termination-log"),
         **BASE_ENV,
         **env,
     }
@@ -433,6 +437,16 @@ def spawn_in_cluster(
     command += [str(credentials / "reporter.log"), "--", program]
     started = time.time()
     return subprocess.Popen(command, env=environment), report, started
+
+
+def spawn_in_cluster(
+    bench: Bench, job: AdapterJob, program: str, **env: str
+) -> tuple[subprocess.Popen[bytes], Path, float]:
+    """Start ``program`` (the reference binary or status-reporter) for ``job`` with its
+    ServiceAccount's token where in-cluster clients look for it (see
+    :func:`launch_in_cluster`)."""
+    credentials = in_cluster_credentials(bench.plane, job, bench.workdir)
+    return launch_in_cluster(bench.plane, job, credentials, program, **env)
 
 
 def finish_in_cluster(

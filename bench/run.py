@@ -25,6 +25,7 @@ from harness.controlplane import ROOT, ControlPlane, binaries
 from harness.records import checkout_commit, real_pod_memory
 from harness.reporter import SCRIPT
 
+from bench.fleet_report import existing as fleet_section
 from bench.measure import SMOKE, STAGGER, Results, Settings, run_all
 from bench.reference import REQUEST_PATTERN
 from bench.report import (
@@ -154,6 +155,7 @@ def write_report(
 ) -> Path:
     """Write BENCHMARKS.md and, unless ``smoke``, its plots (under docs/bench/) into ``out``."""
     results, watches, settings = measured.results, measured.watches, measured.results.settings
+    previous = out / "BENCHMARKS.md"
     if not smoke:
         plots(results, watches, out / "docs" / "bench")
     smoke_note = (
@@ -204,11 +206,12 @@ def write_report(
         "watches": "\n".join(watch_table(watches)),
         "extrapolation": "\n".join(extrapolation(results, watches)),
         "analysis": (HERE / "analysis.md").read_text().strip(),
+        # make bench-scale writes section 9; make bench keeps what it last wrote.
+        "fleet": fleet_section(previous.read_text() if previous.exists() else ""),
     }
     text = (HERE / "template.md").read_text().format(**fields)
-    path = out / "BENCHMARKS.md"
-    path.write_text(text)
-    return path
+    previous.write_text(text)
+    return previous
 
 
 def main(argv: list[str] | None = None) -> int:

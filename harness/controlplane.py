@@ -20,7 +20,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +154,15 @@ class ControlPlane:
         return self.workdir / "audit.log"
 
     @classmethod
-    def start(cls, assets: Path, workdir: Path, timeout: float = 120.0) -> ControlPlane:
-        """Start etcd and kube-apiserver and wait until the API server is ready."""
+    def start(
+        cls,
+        assets: Path,
+        workdir: Path,
+        timeout: float = 120.0,
+        apiserver_args: Sequence[str] = (),
+    ) -> ControlPlane:
+        """Start etcd and kube-apiserver (with ``apiserver_args`` added to its flags) and
+        wait until the API server is ready."""
         workdir.mkdir(parents=True, exist_ok=True)
         _certificates(workdir)
         token = secrets.token_hex(16)
@@ -201,6 +208,7 @@ class ControlPlane:
                     f"--audit-log-path={workdir / 'audit.log'}",
                     "--audit-log-format=json",
                     "--audit-log-mode=blocking",
+                    *apiserver_args,
                 ],
             )
             plane._wait_ready(timeout)
