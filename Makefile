@@ -130,4 +130,4 @@ bench: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## Measure late
 .PHONY: bench-scale
 bench-scale: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## N = 10, 100, 300 reporters on one API server, default and throttled; writes BENCHMARKS.md section 9 (about 40 min; root)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bench.txt
-	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.scale --reporter $(RUNTIME_VENV)/bin/status-reporter $(if $(SIZES),--sizes $(SIZES))
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.scale --reporter $(RUNTIME_VENV)/bin/status-reporter $(if $(SIZES),--sizes $(SIZES)) $(if $(RESUME),--resume)

@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from lightkube.models.flowcontrol_v1 import (
     PolicyRulesWithSubjects,
     PriorityLevelConfigurationReference,
     PriorityLevelConfigurationSpec,
+    QueuingConfiguration,
     ResourcePolicyRule,
     Subject,
 )
@@ -61,8 +62,9 @@ THROTTLED = "throttled"
 # The flags the issue of record names; with API Priority and Fairness they set the
 # server's total concurrency (30 seats), shared by every priority level.
 THROTTLE_FLAGS = ("--max-mutating-requests-inflight=10", "--max-requests-inflight=20")
-# And a priority level of one seat that rejects (429) rather than queues, for every
-# ServiceAccount: the reporters, never the harness (system:masters is exempt).
+# And a priority level of one seat and one short queue for every ServiceAccount: the
+# reporters, never the harness (system:masters is exempt). What does not fit is
+# answered 429 with Retry-After; the queue keeps the seat busy while they back off.
 THROTTLE_LEVEL = "bench-reporters"
 
 START_UP, IDLE, RESULT_BURST, CRASH_BURST = "start-up", "idle", "result burst", "crash burst"
@@ -107,6 +109,9 @@ class FleetSettings:
     write_timeout: float = 150.0
     setup_threads: int = 8
     container_interval: int = 10
+    # Requests the throttled priority level queues beside its one seat (0: rejects all
+    # that do not get the seat at once).
+    throttle_queue: int = 4
     reporter: Path = SCRIPT
     reference_binary: str = ""
 
@@ -224,8 +229,17 @@ class ApiServerSampler:
         self._thread.join()
 
 
-def throttle(admin: Client) -> None:
-    """A one-seat priority level that answers 429 when full, for every ServiceAccount."""
+def throttle(admin: Client, queue_length: int) -> None:
+    """A one-seat priority level with one queue of ``queue_length`` (0: none) that
+    answers 429 when both are full, for every ServiceAccount."""
+    limit = (
+        LimitResponse(
+            type="Queue",
+            queuing=QueuingConfiguration(queues=1, handSize=1, queueLengthLimit=queue_length),
+        )
+        if queue_length
+        else LimitResponse(type="Reject")
+    )
     admin.create(
         PriorityLevelConfiguration(
             metadata=ObjectMeta(name=THROTTLE_LEVEL),
@@ -235,7 +249,7 @@ def throttle(admin: Client) -> None:
                     nominalConcurrencyShares=1,
                     lendablePercent=0,
                     borrowingLimitPercent=0,
-                    limitResponse=LimitResponse(type="Reject"),
+                    limitResponse=limit,
                 ),
             ),
         )
@@ -291,15 +305,11 @@ class Fleet:
         self.log = log
         self.audit = AuditTail(plane.audit_log)
         self.sampler = ApiServerSampler(plane.processes["kube-apiserver"].pid)
-        self._local = threading.local()
 
     @property
     def admin(self) -> Client:
         """An admin client per thread."""
-        client: Client | None = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = self.plane.admin_client()
-        return client
+        return self.plane.thread_admin()
 
     def _member(self, index: int) -> _Member:
         namespace = create_namespace(self.admin, role=self.implementation.role)
@@ -555,7 +565,7 @@ def measure(  # noqa: PLR0917 - one call site, each argument a different thing
     )
     try:
         if flow == THROTTLED:
-            throttle(plane.admin_client())
+            throttle(plane.admin_client(), settings.throttle_queue)
         fleet = Fleet(plane, implementation, settings, directory, log)
         try:
             cpu, start = fleet.sampler.cpu(), time.monotonic()
@@ -578,18 +588,31 @@ def measure(  # noqa: PLR0917 - one call site, each argument a different thing
 
 
 def measure_all(
-    assets: Path, workdir: Path, settings: FleetSettings, log: Callable[[str], None]
+    assets: Path,
+    workdir: Path,
+    settings: FleetSettings,
+    log: Callable[[str], None],
+    *,
+    done: Callable[[FleetRun], None] = lambda run: None,
+    skip: Collection[tuple[str, str, int]] = (),
 ) -> tuple[list[FleetRun], list[str]]:
-    """Every implementation (the reference only with its binary), flow and N; the runs
-    and, for each that could not be measured, why (the others still are)."""
+    """Every implementation (the reference only with its binary), flow and N but those
+    in ``skip`` (implementation, flow, N); ``done`` is called with each run as it ends.
+    Returns the runs and, for each that could not be measured, why (the others still
+    are)."""
     implementations = [i for i in IMPLEMENTATIONS if settings.reference_binary or not i.reference]
     runs, failures = [], []
     for flow in settings.flows:
         for n in settings.sizes:
             for implementation in implementations:
+                if (implementation.name, flow, n) in skip:
+                    continue
                 try:
-                    runs.append(measure(assets, workdir, implementation, flow, n, settings, log))
+                    run = measure(assets, workdir, implementation, flow, n, settings, log)
                 except Exception as exc:  # one broken run must not cost the others
                     failures.append(f"{implementation.name}, {flow}, N = {n}: {exc!r}")
                     log(f"FAILED: {failures[-1]}")
+                    continue
+                runs.append(run)
+                done(run)
     return runs, failures

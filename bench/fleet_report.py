@@ -377,9 +377,10 @@ def section(
         "first successful write of `jobs/status` in the audit log.",
         "- Lost: no `Available` condition on the Job at the end; wrong: not the expected "
         "status and reason.",
-        f"- Throttled: kube-apiserver with `{' '.join(THROTTLE_FLAGS)}` and a "
-        "priority level of one seat that rejects (429, `Retry-After: 1`) rather than "
-        "queues, for every ServiceAccount (`FlowSchema` on `system:serviceaccounts`).",
+        f"- Throttled: kube-apiserver with `{' '.join(THROTTLE_FLAGS)}` and, for every "
+        "ServiceAccount (a `FlowSchema` on `system:serviceaccounts`), a priority level of "
+        f"one seat and one queue of {settings.throttle_queue}: what fits in neither is "
+        "answered 429 with `Retry-After: 1`.",
         f"- {reference_note}",
         "",
     ]

@@ -223,7 +223,6 @@ class Bench:
         self.workdir = workdir
         self.settings = settings
         self.log = log
-        self._local = threading.local()
         # lightkube's models decode through msgspec, whose first conversion of each type
         # crashed (SIGSEGV) when two threads did it at once: do every kind once, here.
         jobs = [self.new_job(role) for role in ROLES]
@@ -238,10 +237,7 @@ class Bench:
     @property
     def admin(self) -> Client:
         """An admin client per thread."""
-        client: Client | None = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = self.plane.admin_client()
-        return client
+        return self.plane.thread_admin()
 
     def events(self, namespace: str, stage: str = "ResponseComplete") -> list[dict[str, Any]]:
         """The audit events of the reporter in ``namespace``."""

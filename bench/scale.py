@@ -5,9 +5,10 @@ writes the fleet section of BENCHMARKS.md (section 9) and its plot.
     python -m bench.scale --sizes 10,100,300,500   # other sizes
     python -m bench.scale --smoke --out DIR        # N = 5, short phases
     python -m bench.scale --render FILE            # the section again from saved runs
+    python -m bench.scale --resume                 # measure only what is not saved yet
 
 With ``REFERENCE_BINARY`` (or ``--reference-binary``) the reference Go binary is run too.
-The measured runs are saved as JSON next to the report (``bench-results/fleet.json``).
+Each run is saved as JSON as it ends (``bench-results/fleet.json``).
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the reference binary, run side by side (default: $REFERENCE_BINARY)",
     )
     parser.add_argument("--render", type=Path, help="re-render from a saved fleet.json")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the runs saved by an interrupted run"
+    )
     args = parser.parse_args(argv)
     settings = settings_from(args)
     saved = args.out / "bench-results" / "fleet.json"
@@ -143,10 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     if settings.reference_binary and (problem := reference_unavailable(settings.reference_binary)):
         _log(f"the reference binary cannot be run: {problem}")
         return 2
+    # Each run is saved as it ends: --resume measures only what is not saved yet.
+    previous, minutes = load(saved) if args.resume and saved.exists() else ([], 0.0)
+    runs = list(previous)
     started = time.monotonic()
+
+    def done(run: FleetRun) -> None:
+        runs.append(run)
+        save(runs, minutes + (time.monotonic() - started) / 60, saved)
+
+    skip = {(r.implementation, r.flow, r.n) for r in previous}
     with tempfile.TemporaryDirectory(prefix="status-reporter-fleet-") as tmp:
-        runs, failures = measure_all(binaries(), Path(tmp), settings, _log)
-    minutes = (time.monotonic() - started) / 60
+        _, failures = measure_all(binaries(), Path(tmp), settings, _log, done=done, skip=skip)
+    minutes += (time.monotonic() - started) / 60
     save(runs, minutes, saved)
     path = write(runs, settings, args.out, minutes, args.smoke)
     _log(f"wrote {path} and {saved} ({minutes:.1f} minutes)")

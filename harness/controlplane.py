@@ -18,6 +18,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -142,6 +143,7 @@ class ControlPlane:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
     version: str = ""
+    _clients: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
     def ca_file(self) -> Path:
@@ -336,6 +338,14 @@ class ControlPlane:
         path.write_text(json.dumps(config))
         path.chmod(0o600)
         return path
+
+    def thread_admin(self) -> Client:
+        """This thread's own :meth:`admin_client` (a lightkube client is not shared
+        between threads), made on first use."""
+        client: Client | None = getattr(self._clients, "admin", None)
+        if client is None:
+            client = self._clients.admin = self.admin_client()
+        return client
 
     def admin_client(self) -> Client:
         """A synchronous lightkube client with full rights (system:masters)."""

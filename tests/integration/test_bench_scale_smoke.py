@@ -41,6 +41,7 @@ def test_fleet_smoke_run(tmp_path: Path) -> None:
         idle=1.0,
         baseline=0.5,
         settle=0.5,
+        throttle_queue=0,  # five reporters fill one seat; a queue would absorb them
     )
     runs, failures = measure_all(binaries(), tmp_path / "work", settings, print)
     assert failures == []
