@@ -96,6 +96,9 @@ class FleetSettings:
     """What ``make bench-scale`` runs."""
 
     sizes: tuple[int, ...] = (10, 100, 300)
+    # Throttled, the API server's Retry-After grows to tens of seconds: at N = 300 one
+    # implementation's run takes over ten minutes on two cores.
+    throttled_sizes: tuple[int, ...] = (10, 100)
     flows: tuple[str, ...] = (DEFAULT, THROTTLED)
     idle: float = 60.0
     # The idle phase's request rate does not depend on flow control: shorter there.
@@ -105,8 +108,9 @@ class FleetSettings:
     baseline: float = 10.0
     # After every reporter has read its Pod, the rest of its start-up requests.
     settle: float = 2.0
-    # Each reporter has this long, after the last burst action, to write its condition.
-    write_timeout: float = 150.0
+    # Each reporter has this long, after the last burst action, to write its condition
+    # (throttled, the server's Retry-After reaches 32 s).
+    write_timeout: float = 300.0
     setup_threads: int = 8
     container_interval: int = 10
     # Requests the throttled priority level queues beside its one seat (0: rejects all
@@ -115,12 +119,18 @@ class FleetSettings:
     reporter: Path = SCRIPT
     reference_binary: str = ""
 
+    def sizes_for(self, flow: str) -> tuple[int, ...]:
+        """The N measured under ``flow``."""
+        return self.sizes if flow == DEFAULT else self.throttled_sizes
+
     def idle_for(self, flow: str) -> float:
         """The idle phase of round one under ``flow``."""
         return self.idle if flow == DEFAULT else self.throttled_idle
 
 
-SMOKE = FleetSettings(sizes=(5,), idle=2.0, throttled_idle=1.0, crash_idle=1.0, baseline=2.0)
+SMOKE = FleetSettings(
+    sizes=(5,), throttled_sizes=(5,), idle=2.0, throttled_idle=1.0, crash_idle=1.0, baseline=2.0
+)
 
 
 @dataclass
@@ -175,7 +185,8 @@ class FleetRun:
     exit_codes: Counter[int] = field(default_factory=Counter)
     reporters_peak_rss_mib: float = 0.0
     reporters_cpu: float = 0.0
-    # CPU seconds over both rounds, less what the API server used alone in that time.
+    # CPU seconds from the first round's set-up to the second's end (the harness's own
+    # requests included), less what the API server used alone in that time.
     apiserver_cpu: float = 0.0
     # CPU seconds per second the API server used alone, before the first reporter.
     apiserver_baseline: float = 0.0
@@ -185,6 +196,19 @@ class FleetRun:
     def phase(self, name: str) -> list[Phase]:
         """The phases of that name (the start-up and idle phases happen twice)."""
         return [p for p in self.phases if p.name == name]
+
+    @property
+    def reporters_load(self) -> float:
+        """API server CPU seconds in the phases (the reporters at work; no harness set-up
+        or checks), less what it used alone in that time."""
+        seconds = sum(p.seconds for p in self.phases)
+        return sum(p.apiserver_cpu for p in self.phases) - self.apiserver_baseline * seconds
+
+    def idle_cpu_rate(self) -> float:
+        """API server CPU seconds per second in round one's idle phase, less its own
+        baseline: what N idle reporters cost it."""
+        idle = self.phase(IDLE)[0]
+        return idle.apiserver_cpu / idle.seconds - self.apiserver_baseline
 
     @property
     def throttled(self) -> int:
@@ -603,7 +627,7 @@ def measure_all(
     implementations = [i for i in IMPLEMENTATIONS if settings.reference_binary or not i.reference]
     runs, failures = [], []
     for flow in settings.flows:
-        for n in settings.sizes:
+        for n in settings.sizes_for(flow):
             for implementation in implementations:
                 if (implementation.name, flow, n) in skip:
                     continue

@@ -27,7 +27,16 @@ from typing import Any
 from harness.controlplane import ROOT, binaries
 from harness.reporter import SCRIPT
 
-from bench.fleet import REFERENCE, SMOKE, FleetRun, FleetSettings, Phase, measure_all
+from bench.fleet import (
+    DEFAULT,
+    REFERENCE,
+    SMOKE,
+    THROTTLED,
+    FleetRun,
+    FleetSettings,
+    Phase,
+    measure_all,
+)
 from bench.fleet_report import plot, section, splice
 from bench.measure import in_cluster_unavailable, reference_unavailable
 
@@ -110,6 +119,8 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
     }
     if args.sizes:
         changes["sizes"] = tuple(int(n) for n in args.sizes.split(","))
+    if args.throttled_sizes:
+        changes["throttled_sizes"] = tuple(int(n) for n in args.throttled_sizes.split(","))
     return dataclasses.replace(settings, **changes)
 
 
@@ -118,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="N = 5, short phases")
     parser.add_argument("--sizes", default="", help="comma-separated N (default 10,100,300)")
+    parser.add_argument(
+        "--throttled-sizes", default="", help="comma-separated N throttled (default 10,100)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT, help="where BENCHMARKS.md is")
     parser.add_argument("--reporter", type=Path, default=SCRIPT, help="the console script")
     parser.add_argument(
@@ -134,9 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     saved = args.out / "bench-results" / "fleet.json"
     if args.render:
         runs, minutes = load(args.render)
-        sizes = tuple(sorted({r.n for r in runs}))
-        flows = tuple(dict.fromkeys(r.flow for r in runs))
-        settings = dataclasses.replace(settings, sizes=sizes, flows=flows)
+        settings = dataclasses.replace(
+            settings,
+            sizes=tuple(sorted({r.n for r in runs if r.flow == DEFAULT})),
+            throttled_sizes=tuple(sorted({r.n for r in runs if r.flow == THROTTLED})),
+            flows=tuple(dict.fromkeys(r.flow for r in runs)),
+        )
         path = write(runs, settings, args.out, minutes, args.smoke)
         _log(f"wrote {path}")
         return 0
