@@ -42,9 +42,13 @@ def test_backoff_doubles_to_a_five_second_cap_with_jitter() -> None:
     assert lowest == [0.25, 0.5, 1.0, 2.0, 2.5, 2.5, 2.5]
 
 
-def test_backoff_honours_retry_after() -> None:
-    assert backoff(RetryPolicy(), 1, server_wait=7.0, rng=lambda: 1.0) == 7.0
-    assert backoff(RetryPolicy(), 5, server_wait=1.0, rng=lambda: 1.0) == 5.0
+def test_backoff_honours_retry_after_and_spreads_who_was_told_it() -> None:
+    # Never sooner than Retry-After; then a random part of the backoff, so that many
+    # clients refused at once do not all return at once.
+    assert backoff(RetryPolicy(), 1, server_wait=7.0, rng=lambda: 0.0) == 7.0
+    assert backoff(RetryPolicy(), 1, server_wait=7.0, rng=lambda: 1.0) == 7.5
+    assert backoff(RetryPolicy(), 5, server_wait=1.0, rng=lambda: 0.0) == 1.0
+    assert backoff(RetryPolicy(), 5, server_wait=1.0, rng=lambda: 1.0) == 6.0
 
 
 async def test_call_retries_until_success() -> None:

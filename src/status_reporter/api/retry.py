@@ -2,7 +2,7 @@
 (README "How the condition is written").
 
 Transient failures (no answer, 409, 429, 5xx) are retried with exponential backoff
-and jitter, never sooner than the server's ``Retry-After``, until a deadline. Each
+and jitter, after the server's ``Retry-After`` (plus jitter), until a deadline. Each
 attempt's own timeout is cut to the time left, so the deadline is never overrun.
 Everything else is final and becomes a :class:`KubeError` naming the verb and resource.
 """
@@ -63,14 +63,22 @@ def backoff(
     server_wait: float | None = None,
     rng: Callable[[], float] | None = None,
 ) -> float:
-    """The wait after failed attempt number ``attempt`` (1-based)."""
+    """The wait after failed attempt number ``attempt`` (1-based).
+
+    With the server's ``Retry-After`` the wait is that plus a random part of the
+    backoff: many reporters told the same Retry-After at once (a throttled burst of
+    results) would otherwise all come back in the same instant, be refused again,
+    and be told to wait longer each time.
+    """
     if rng is None:
         import random  # noqa: PLC0415 - only a failed call needs jitter
 
         rng = random.random
     ceiling = min(policy.maximum, policy.initial * 2.0 ** max(0, attempt - 1))
+    if server_wait is not None:
+        return server_wait + ceiling * rng()
     delay: float = ceiling * (0.5 + 0.5 * rng())
-    return delay if server_wait is None else max(delay, server_wait)
+    return delay
 
 
 def forbidden_hint(op: Operation) -> str:
