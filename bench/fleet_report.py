@@ -117,8 +117,9 @@ def spread_table(runs: Sequence[FleetRun]) -> list[str]:
     """How close to "at once" the harness got: launch and burst spreads."""
     rows = [
         "| flow | N | implementation | launches spread (s), rounds 1 / 2 | results written "
-        "within (s) | crashes reported within (s) | reporters' exit codes | run took (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "within (s) | crashes reported within (s) | reporters' exit codes | run took (s) | "
+        "API server CPU, whole run with the harness's set-up (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         codes = ", ".join(f"{code}: {count}" for code, count in sorted(run.exit_codes.items()))
@@ -126,7 +127,8 @@ def spread_table(runs: Sequence[FleetRun]) -> list[str]:
             f"| {run.flow} | {run.n} | {run.implementation} | "
             f"{' / '.join(f'{s:.2f}' for s in run.launch_spread)} | "
             f"{run.burst_spread.get(RESULT_BURST, math.nan):.2f} | "
-            f"{run.burst_spread.get(CRASH_BURST, math.nan):.2f} | {codes} | {run.seconds:.0f} |"
+            f"{run.burst_spread.get(CRASH_BURST, math.nan):.2f} | {codes} | {run.seconds:.0f} | "
+            f"{run.apiserver_cpu:.1f} |"
         )
     return rows
 
