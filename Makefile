@@ -94,7 +94,7 @@ demo-cluster: $(STAMP) image-tools ## Show every scenario as real Jobs on a sing
 	STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" $(BIN)/python -m harness.cluster_demo
 
 .PHONY: mutation
-mutation: $(STAMP) ## Mutation testing of the rules and the write/retry policy (mutmut; about 20 min, not in make test)
+mutation: $(STAMP) ## Mutation testing of the rules and the write/retry policy (mutmut; about 12 min on 2 cores, not in make test)
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
@@ -128,6 +128,6 @@ bench: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## Measure late
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.run --reporter $(RUNTIME_VENV)/bin/status-reporter
 
 .PHONY: bench-scale
-bench-scale: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## N = 10, 100, 300 reporters on one API server, default and throttled; writes BENCHMARKS.md section 9 (about 40 min; root)
+bench-scale: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## N = 10, 100, 300 reporters on one API server, default and throttled; writes BENCHMARKS.md section 9 (about 35 min; root)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.scale --reporter $(RUNTIME_VENV)/bin/status-reporter $(if $(SIZES),--sizes $(SIZES)) $(if $(RESUME),--resume)
