@@ -1,7 +1,7 @@
 """make bench-scale: N reporters on one kube-apiserver, side by side with the reference;
 writes the fleet section of BENCHMARKS.md (section 9) and its plot.
 
-    python -m bench.scale                          # N = 10, 100, 300; throttled 10, 100 (about 35 minutes)
+    python -m bench.scale                          # N = 10, 100, 300 (about 35 minutes)
     python -m bench.scale --sizes 10,100,300,500   # other sizes
     python -m bench.scale --smoke --out DIR        # N = 5, short phases
     python -m bench.scale --render FILE            # the section again from saved runs
