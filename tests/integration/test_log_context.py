@@ -60,7 +60,9 @@ def test_later_lines_carry_the_cluster_and_the_generation(
     eventually(lambda: "monitoring adapter" in run.output)
     job.write_result(SUCCESS)
     assert run.wait() == 0, run.output
-    assert summary(job.condition())[0] == "True"
+    written_condition = summary(job.condition())
+    assert written_condition is not None
+    assert written_condition[0] == "True"
     lines = run.output.splitlines()
     written = next(line for line in lines if "condition written" in line)
     exiting = next(line for line in lines if " exiting " in line)
@@ -83,6 +85,8 @@ def test_a_bad_log_context_is_a_configuration_error(
     job = _hyperfleet_job(admin, namespace, tmp_path / "results")
     run = reporter(job, {"LOG_CONTEXT": "cluster_id=env:CLUSTER"})
     assert run.wait() == 2, run.output
-    status, reason, message = summary(job.condition())
+    condition = summary(job.condition())
+    assert condition is not None
+    status, reason, message = condition
     assert (status, reason) == ("False", "ReporterConfigInvalid")
     assert message.startswith('invalid configuration: LOG_CONTEXT="cluster_id=env:CLUSTER"')
