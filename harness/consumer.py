@@ -25,6 +25,8 @@ FIXTURES = Path(__file__).with_name("hyperfleet")
 JOB_TEMPLATE = FIXTURES / "validation-dummy-job-adapter-task.yaml"
 DUMMY_CONFIG = FIXTURES / "validation-dummy-adapter.yaml"
 VALIDATION_CONFIG = FIXTURES / "validation-adapter.yaml"
+# hyperfleet-adapter's own example of a Job read by its exit code (Complete / Failed).
+EXIT_CODE_CONFIG = FIXTURES / "exit-code-example-adapter-task-config.yaml"
 REPORTER = "status-reporter"
 ADAPTER = "dummy-validator"
 CONDITION = "Available"

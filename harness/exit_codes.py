@@ -62,13 +62,15 @@ CASES = (
 
 @dataclass(frozen=True)
 class Row:
-    """One case as the consumer read it: with the sidecar, and without it (the Job's own
-    terminal condition, and the consumer's view of that)."""
+    """One case as the consumer read it: with the sidecar; without it, the Job's own
+    terminal condition and the validation adapter's view of that; and the same Job as
+    hyperfleet-adapter's exit-code example reads it."""
 
     case: Case
     with_sidecar: View
     job_condition: str
     without_sidecar: View
+    exit_code_reading: View
 
 
 def _view(view: View) -> str:
@@ -81,11 +83,13 @@ def table(rows: Sequence[Row]) -> str:
     lines = [
         BEGIN,
         "| `SIMULATE_RESULT` | the adapter | with the sidecar | without it: the Job's own "
-        "condition | without it: what the consumer reads |",
-        "|---|---|---|---|---|",
+        "condition | without it: what the validation adapter reads | without it, read as "
+        "hyperfleet-adapter's exit-code example reads a Job |",
+        "|---|---|---|---|---|---|",
         *(
             f"| {row.case.name} | {row.case.what} | {_view(row.with_sidecar)} | "
-            f"{row.job_condition} | {_view(row.without_sidecar)} |"
+            f"{row.job_condition} | {_view(row.without_sidecar)} | "
+            f"{_view(row.exit_code_reading)} |"
             for row in rows
         ),
         END,

@@ -275,7 +275,9 @@ def _report(config: pytest.Config, result: Run) -> None:
 
 def _rows(result: Run) -> list[Row]:
     rows = []
-    for case in CASES:
+    jobs = [result.without_sidecar.finished.get(case.name) for case in CASES]
+    exit_code_readings = consumer.consumer_views(jobs, consumer.EXIT_CODE_CONFIG)
+    for case, exit_code_reading in zip(CASES, exit_code_readings, strict=True):
         job = result.without_sidecar.finished.get(case.name, {})
         ended = [
             c
@@ -289,6 +291,7 @@ def _rows(result: Run) -> list[Row]:
                 with_sidecar=result.recommended.views[case.name],
                 job_condition=condition,
                 without_sidecar=result.without_sidecar.views[case.name],
+                exit_code_reading=exit_code_reading,
             )
         )
     return rows

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from harness.cel import condition_expressions
 from harness.cluster import DEPLOY
-from harness.consumer import DUMMY_CONFIG, VALIDATION_CONFIG, job_resource
+from harness.consumer import DUMMY_CONFIG, EXIT_CODE_CONFIG, VALIDATION_CONFIG, job_resource
 from harness.exit_codes import CASES, README, cases_in
 from harness.validation_adapter import EVENTS_VALUE_MARK, ROLE_MARK, readme_yaml
 
@@ -53,3 +53,9 @@ def test_the_flat_format_of_adapter_v0_2_is_read_the_same(tmp_path: Path) -> Non
         DUMMY_CONFIG, "Available"
     )
     assert job_resource(flat) == job_resource(DUMMY_CONFIG)
+
+
+def test_the_exit_code_example_is_read_from_its_flat_format() -> None:
+    expressions = condition_expressions(EXIT_CODE_CONFIG, "Available")
+    assert all("resources.?helloWorldJob" in e for e in expressions.values())
+    assert job_resource(EXIT_CODE_CONFIG) == "helloWorldJob"
