@@ -2,8 +2,8 @@
 
 The fixtures in ``harness/hyperfleet`` are the adapter's own files (origin in its
 README). :func:`job` renders the Job template as the adapter would, changed only where
-the loopback node needs it (and, on request, without the sidecar or with the adapter
-made to run out of memory); :func:`resources` renders the ServiceAccount, Role and
+the loopback node needs it (and, on request, without the sidecar, with a shorter
+deadline or with the adapter made to run out of memory); :func:`resources` renders the ServiceAccount, Role and
 RoleBinding the adapter creates before it; :func:`consumer_views` is what the
 adapter's own CEL expressions (``harness/cel.py``) make of the Jobs.
 """
@@ -116,6 +116,9 @@ def job(
     for container in pod["containers"]:
         # No registry: the images are already in containerd.
         container["imagePullPolicy"] = "Never"
+        # Two cores: at the template's 100m a container, only ten of these Pods would
+        # be scheduled at once, and a queued Job's deadline would run while it waits.
+        container["resources"]["requests"]["cpu"] = "10m"
         if container["name"] == REPORTER:
             container["image"] = reporter_image
             # The kubelet's service variables point at the Service IP, which nothing
