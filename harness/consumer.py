@@ -1,11 +1,12 @@
 """HyperFleet's dummy-validator Job and the way its adapter reads the outcome.
 
 The fixtures in ``harness/hyperfleet`` are the adapter's own files (origin in its
-README). :func:`job` renders the Job template as the adapter would, changed only where
-the loopback node needs it (and, on request, without the sidecar, with a shorter
-deadline or with the adapter made to run out of memory); :func:`resources` renders the ServiceAccount, Role and
-RoleBinding the adapter creates before it; :func:`consumer_views` is what the
-adapter's own CEL expressions (``harness/cel.py``) make of the Jobs.
+README). :func:`job` renders the Job template as the adapter would, changed only
+where the loopback node needs it (and, on request, without the sidecar, with a
+shorter deadline or with an adapter that runs out of memory); :func:`resources`
+renders the ServiceAccount, Role and RoleBinding the adapter creates before it;
+:func:`consumer_views` is what the adapter's own CEL expressions
+(``harness/cel.py``) make of the Jobs.
 """
 
 from __future__ import annotations
