@@ -40,9 +40,13 @@ class Case:
 CASES = (
     Case("success", "success", "writes a success result, exits 0"),
     Case("failure", "failure", "writes a failure result, exits 1"),
-    # MAX_WAIT_TIME_SECONDS 20 and the deadline shortened from 310 s to 40 s.
+    # The deadline shortened from 310 s to 40 s: the sidecar-less Job ends there.
     Case(
-        "hang", "hang", "never ends (MAX_WAIT_TIME_SECONDS 20 s)", max_wait=20, active_deadline=40
+        "hang",
+        "hang",
+        "never ends (`MAX_WAIT_TIME_SECONDS` 20 s, `activeDeadlineSeconds` 40 s)",
+        max_wait=20,
+        active_deadline=40,
     ),
     Case("crash", "crash", "exits 1 without a result"),
     Case("invalid-json", "invalid-json", "writes invalid JSON, exits 0"),
