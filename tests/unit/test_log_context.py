@@ -111,6 +111,18 @@ def test_a_bad_value_is_a_configuration_error(value: str, why: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "timestamp", "level", "message", "component", "version", "hostname", "job",
+        "namespace", "pod", "repeated", "log_line_truncated",
+    ],
+)  # fmt: skip
+def test_the_fields_every_line_has_are_reserved(name: str) -> None:
+    with pytest.raises(ConfigError, match=f'field name "{name}" is one every log line'):
+        parse_log_context(f"{name}=label:x")
+
+
 def test_the_longest_keys_are_allowed() -> None:
     prefix = ".".join(["a" * 63] * 4)[:253].rstrip(".")
     key = f"{prefix}/{'k' * 63}"
