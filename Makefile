@@ -8,17 +8,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST := hack/pytest.sh
-LOCK := $(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-find-links
+# One resolution for every supported Python (environment markers where they differ); uv
+# never downloads an interpreter of its own.
+LOCK := UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' --python $(BIN)/python
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
 
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): requirements/dev.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is required")'
+# The venv's pip comes from requirements/pip.txt first: the pip an interpreter ships (23.x)
+# cannot read the other locks, and only has to install its successor.
+$(STAMP): requirements/pip.txt requirements/dev.txt pyproject.toml
+	@$(PYTHON) hack/check-python.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	$(PIP_INSTALL) -r requirements/pip.txt
+	$(PIP_INSTALL) -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -26,7 +33,8 @@ $(STAMP): requirements/dev.txt pyproject.toml
 install: $(STAMP) ## Create .venv/ with the package and the pinned dev tools (idempotent)
 
 .PHONY: lock
-lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml (needs PyPI)
+lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml for Python 3.11-3.13 (needs PyPI)
+	$(LOCK) -o requirements/pip.txt requirements/pip.in
 	$(LOCK) -o requirements/runtime.txt pyproject.toml
 	$(LOCK) --extra dev -o requirements/dev.txt pyproject.toml
 	$(LOCK) --extra dev --extra bench -o requirements/bench.txt pyproject.toml
@@ -124,10 +132,10 @@ $(RUNTIME_VENV)/bin/status-reporter: $(STAMP) hack/runtime-venv.sh requirements/
 
 .PHONY: bench
 bench: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## Measure latency, API load, footprint and scale; writes BENCHMARKS.md (about 10 min)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bench.txt
+	$(PIP_INSTALL) -r requirements/bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.run --reporter $(RUNTIME_VENV)/bin/status-reporter
 
 .PHONY: bench-scale
 bench-scale: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## N = 10, 100, 300 reporters on one API server, default and throttled; writes BENCHMARKS.md section 9 (about 35 min; root)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bench.txt
+	$(PIP_INSTALL) -r requirements/bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.scale --reporter $(RUNTIME_VENV)/bin/status-reporter $(if $(SIZES),--sizes $(SIZES)) $(if $(RESUME),--resume)
