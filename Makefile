@@ -59,6 +59,10 @@ typecheck: $(STAMP) ## mypy --strict only
 test-unit: $(STAMP) ## Unit tests (fast, no network)
 	$(PYTEST) tests/unit
 
+.PHONY: test-toolchain
+test-toolchain: $(STAMP) ## make install + unit tests in clean clones, with every supported Python found here
+	$(BIN)/python -m harness.toolchain
+
 .PHONY: controlplane
 controlplane: ## Build (or reuse) kube-apiserver and etcd for the integration tests
 	@hack/controlplane/build.sh >/dev/null
@@ -111,8 +115,18 @@ mutation: $(STAMP) ## Mutation testing of the rules and the write/retry policy (
 .PHONY: verify
 verify: lint test-unit ## Everything that needs no control plane: lint, types, unit tests
 
+# The host is recorded before the suites and compared after them, pass or fail: what a
+# run leaves (a bridge, a network namespace, a firewall rule, a container) fails it.
+HOST_BEFORE := build/host-before.json
+
 .PHONY: test
-test: lint test-unit test-integration test-faults test-e2e test-cluster ## The whole suite: lint, unit, integration, container e2e, cluster
+test: $(STAMP) ## The whole suite: lint, unit, toolchain, integration, faults, container e2e, cluster; nothing left on the host
+	$(BIN)/python -m harness.host snapshot $(HOST_BEFORE)
+	status=0; $(MAKE) --no-print-directory test-suites || status=$$?; \
+		$(BIN)/python -m harness.host compare $(HOST_BEFORE) || status=1; exit $$status
+
+.PHONY: test-suites
+test-suites: lint test-unit test-toolchain test-integration test-faults test-e2e test-cluster
 
 .PHONY: clean
 clean: ## Remove the venv, caches and build output

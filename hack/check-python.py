@@ -1,6 +1,7 @@
 # Run by `make install` with the interpreter it is given, before the virtualenv exists:
 # one line saying why that interpreter cannot be used (exit 1), or nothing (exit 0).
-# It must run on any Python 3, so it uses no syntax newer than 3.0 (type comments).
+# Old interpreters must get that line too: nothing newer than Python 3.6 here, so the
+# annotations are strings.
 import os
 import sys
 
@@ -8,26 +9,24 @@ import sys
 SUPPORTED = ((3, 11), (3, 12), (3, 13))
 
 
-def problem(version, executable, prefix, has_venv, debian):
-    # type: (tuple[int, int], str, str, bool, bool) -> str | None
+def problem(
+    version: "tuple[int, int]", executable: str, prefix: str, *, has_venv: bool, debian: bool
+) -> "str | None":
     """Why ``executable`` cannot build the project's virtualenv, or None if it can."""
-    names = ["%d.%d" % minor for minor in SUPPORTED]
-    supported = ", ".join(names[:-1]) + " or " + names[-1]
+    names = [f"{major}.{minor}" for major, minor in SUPPORTED]
     if version not in SUPPORTED:
-        return "%s is Python %d.%d; status-reporter needs Python %s (make install PYTHON=python3.11)" % (
-            (executable, version[0], version[1], supported)
-        )
+        wanted = ", ".join(names[:-1]) + " or " + names[-1]
+        found = f"{version[0]}.{version[1]}"
+        return f"{executable} is Python {found}; status-reporter needs Python {wanted}"
     if has_venv:
         return None
     if debian and prefix == "/usr":
-        return "%s has no venv module: install Debian's python%d.%d-venv package" % (
-            (executable, version[0], version[1])
-        )
-    return "%s has no venv module (ensurepip): use a Python built with it" % executable
+        package = f"python{version[0]}.{version[1]}-venv"
+        return f"{executable} has no venv module: install Debian's package {package}"
+    return f"{executable} has no venv module (ensurepip): use a Python built with it"
 
 
-def main():
-    # type: () -> int
+def main() -> int:
     try:
         import ensurepip  # noqa: F401, PLC0415
         import venv  # noqa: F401, PLC0415
@@ -39,8 +38,8 @@ def main():
         (sys.version_info[0], sys.version_info[1]),
         sys.executable,
         sys.prefix,
-        has_venv,
-        os.path.exists("/etc/debian_version"),
+        has_venv=has_venv,
+        debian=os.path.exists("/etc/debian_version"),
     )
     if found is None:
         return 0
