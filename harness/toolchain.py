@@ -147,9 +147,13 @@ def report(outcomes: Sequence[Outcome]) -> list[str]:
     ]
 
 
-def _last_line(log: Path) -> str:
+def _failed(
+    interpreter: Interpreter, step: str, seconds: tuple[float, float], log: Path
+) -> Outcome:
+    """The outcome of a failed step, its log's tail printed."""
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "(no output)"
+    print("\n".join([f"--- {step} with {interpreter.name}, last lines:", *lines[-20:]]))
+    return Outcome(interpreter, step, *seconds, lines[-1].strip() if lines else "(no output)")
 
 
 def _step(
@@ -174,10 +178,11 @@ def prove(interpreter: Interpreter, workdir: Path, cache: Path) -> Outcome:
     make = ["make", "--no-print-directory"]
     ok, install = _step([*make, "install", f"PYTHON={interpreter.path}"], clone, env, install_log)
     if not ok:
-        return Outcome(interpreter, "make install", install, 0, _last_line(install_log))
+        return _failed(interpreter, "make install", (install, 0), install_log)
     ok, tests = _step([*make, "test-unit"], clone, env, test_log)
-    step = "passed" if ok else "make test-unit"
-    return Outcome(interpreter, step, install, tests, _last_line(test_log))
+    if not ok:
+        return _failed(interpreter, "make test-unit", (install, tests), test_log)
+    return Outcome(interpreter, "passed", install, tests, "")
 
 
 def _dirty_paths() -> int:
@@ -194,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home = Path.home()
     found = [i for i in map(describe, candidates(pyenv_root(os.environ, home), SYSTEM_DIRS)) if i]
-    for interpreter in found:
+    for interpreter in choose(found):
         if interpreter.path.parent == Path("/usr/bin") and interpreter.pip == "-":
             # Debian ships venv apart (python3.X-venv); the image's build needs it too.
             subprocess.run([str(DEBIAN_VENV), str(interpreter.path)], check=False)

@@ -13,6 +13,7 @@ from harness.controlplane import ROOT
 from harness.toolchain import (
     Interpreter,
     Outcome,
+    _failed,
     candidates,
     choose,
     parse_description,
@@ -186,3 +187,17 @@ def test_every_interpreter_found_must_pass() -> None:
     assert verdict(outcomes, allow_skips=True) == [
         "/p/(3, 13, 0) (3.13.0): make install failed: error: something"
     ]
+
+
+def test_a_failed_step_shows_its_logs_tail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "install.log"
+    log.write_text("".join(f"line {n}\n" for n in range(1, 31)) + "\n")
+    python = interpreter("/usr/bin/python3.11", (3, 11, 2))
+    assert _failed(python, "make install", (12.0, 0.0), log) == Outcome(
+        python, "make install", 12.0, 0.0, "line 30"
+    )
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == "--- make install with /usr/bin/python3.11 (3.11.2), last lines:"
+    assert shown[1:] == [f"line {n}" for n in range(11, 31)]
