@@ -404,6 +404,18 @@ def test_a_deep_result_needs_no_large_default_thread_stack() -> None:
         threading.stack_size(previous)
 
 
+def test_a_deep_result_is_decoded_where_no_thread_can_be_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    data = deep(1_000)
+    assert valid_bytes(data).details == data[len(b'{"status":"success","details":') : -1]
+    assert invalid(deep(10_000)) == "invalid JSON: nested too deeply"
+
+
 def nesting(value: object) -> int:
     """How deeply a decoded JSON value nests (a container is a level; a scalar none)."""
     if isinstance(value, dict):

@@ -304,13 +304,17 @@ def _decode_deep(body: memoryview | bytearray) -> _Document:
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(limit + MAX_NESTING_DEPTH)
         try:
-            thread = threading.Thread(target=decode, name="deep-json-decode")
+            thread = threading.Thread(target=decode, name="deep-json")
             stack = threading.stack_size(_DEEP_STACK_BYTES)
             try:
                 thread.start()
+            except RuntimeError:
+                # No thread to be had (a pids limit): the caller's stack has to do.
+                decode()
+            else:
+                thread.join()
             finally:
                 threading.stack_size(stack)
-            thread.join()
         finally:
             sys.setrecursionlimit(limit)
     result = outcome[0]
