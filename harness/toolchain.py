@@ -122,6 +122,11 @@ def choose(found: Iterable[Interpreter]) -> list[Interpreter]:
     return sorted(chosen.values(), key=lambda i: (i.version, str(i.path)))
 
 
+def unsupported(found: Iterable[Interpreter]) -> list[Interpreter]:
+    """CPythons newer than README supports: named in the report, not tried."""
+    return [i for i in found if i.implementation == "CPython" and i.minor > SUPPORTED[-1]]
+
+
 def verdict(outcomes: Sequence[Outcome], *, allow_skips: bool) -> list[str]:
     """The problems that fail the check (none: it passed)."""
     problems = [
@@ -204,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Debian ships venv apart (python3.X-venv); the image's build needs it too.
             subprocess.run([str(DEBIAN_VENV), str(interpreter.path)], check=False)
     chosen = choose(describe(i.path) or i for i in found)
+    for interpreter in unsupported(found):
+        print(f"note: {interpreter.name} is newer than README supports: not tried")
     dirty = _dirty_paths()
     if dirty:
         print(f"note: {dirty} uncommitted path(s) are not in the clones: the check proves HEAD")

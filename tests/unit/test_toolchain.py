@@ -18,6 +18,7 @@ from harness.toolchain import (
     choose,
     parse_description,
     pyenv_root,
+    unsupported,
     verdict,
 )
 
@@ -155,6 +156,16 @@ def test_only_supported_cpythons_are_chosen_once_each(tmp_path: Path) -> None:
         "/p/3.11.7/bin/python3",
         str(alias),
     ]
+
+
+def test_a_newer_cpython_is_named_not_tried() -> None:
+    found = [
+        interpreter("/p/3.14/bin/python3", (3, 14, 0)),
+        interpreter("/p/3.10/bin/python3", (3, 10, 13)),
+        interpreter("/p/3.13/bin/python3", (3, 13, 0)),
+        interpreter("/p/pypy/bin/python3", (3, 15, 0), kind="PyPy"),
+    ]
+    assert [str(i.path) for i in unsupported(found)] == ["/p/3.14/bin/python3"]
 
 
 def outcome(version: tuple[int, int, int], step: str = "passed") -> Outcome:
