@@ -8,17 +8,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST := hack/pytest.sh
-LOCK := $(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-find-links
+# One resolution for every supported Python (environment markers where they differ); uv
+# never downloads an interpreter of its own.
+LOCK := UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' --python $(BIN)/python
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
 
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): requirements/dev.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is required")'
+# The venv's pip comes from requirements/pip.txt first: the pip an interpreter ships (23.x)
+# cannot read the other locks, and only has to install its successor.
+$(STAMP): requirements/pip.txt requirements/dev.txt pyproject.toml
+	@$(PYTHON) hack/check-python.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	$(PIP_INSTALL) -r requirements/pip.txt
+	$(PIP_INSTALL) -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -26,7 +33,8 @@ $(STAMP): requirements/dev.txt pyproject.toml
 install: $(STAMP) ## Create .venv/ with the package and the pinned dev tools (idempotent)
 
 .PHONY: lock
-lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml (needs PyPI)
+lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml for Python 3.11-3.13 (needs PyPI)
+	$(LOCK) -o requirements/pip.txt requirements/pip.in
 	$(LOCK) -o requirements/runtime.txt pyproject.toml
 	$(LOCK) --extra dev -o requirements/dev.txt pyproject.toml
 	$(LOCK) --extra dev --extra bench -o requirements/bench.txt pyproject.toml
@@ -50,6 +58,10 @@ typecheck: $(STAMP) ## mypy --strict only
 .PHONY: test-unit
 test-unit: $(STAMP) ## Unit tests (fast, no network)
 	$(PYTEST) tests/unit
+
+.PHONY: test-toolchain
+test-toolchain: $(STAMP) ## make install + unit tests in clean clones, with every supported Python found here
+	$(BIN)/python -m harness.toolchain
 
 .PHONY: controlplane
 controlplane: ## Build (or reuse) kube-apiserver and etcd for the integration tests
@@ -105,8 +117,18 @@ mutation: $(STAMP) ## Mutation testing of the rules and the write/retry policy (
 .PHONY: verify
 verify: lint test-unit ## Everything that needs no control plane: lint, types, unit tests
 
+# The host is recorded before the suites and compared after them, pass or fail: what a
+# run leaves (a bridge, a network namespace, a firewall rule, a container) fails it.
+HOST_BEFORE := build/host-before.json
+
 .PHONY: test
-test: lint test-unit test-integration test-faults test-e2e test-cluster ## The whole suite: lint, unit, integration, container e2e, cluster
+test: $(STAMP) ## The whole suite: lint, unit, toolchain, integration, faults, container e2e, cluster; nothing left on the host
+	$(BIN)/python -m harness.host snapshot $(HOST_BEFORE)
+	status=0; $(MAKE) --no-print-directory test-suites || status=$$?; \
+		$(BIN)/python -m harness.host compare $(HOST_BEFORE) || status=1; exit $$status
+
+.PHONY: test-suites
+test-suites: lint test-unit test-toolchain test-integration test-faults test-e2e test-cluster
 
 .PHONY: clean
 clean: ## Remove the venv, caches and build output
@@ -126,10 +148,10 @@ $(RUNTIME_VENV)/bin/status-reporter: $(STAMP) hack/runtime-venv.sh requirements/
 
 .PHONY: bench
 bench: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## Measure latency, API load, footprint and scale; writes BENCHMARKS.md (about 10 min)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bench.txt
+	$(PIP_INSTALL) -r requirements/bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.run --reporter $(RUNTIME_VENV)/bin/status-reporter
 
 .PHONY: bench-scale
 bench-scale: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## N = 10, 100, 300 reporters on one API server, default and throttled; writes BENCHMARKS.md section 9 (about 35 min; root)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bench.txt
+	$(PIP_INSTALL) -r requirements/bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.scale --reporter $(RUNTIME_VENV)/bin/status-reporter $(if $(SIZES),--sizes $(SIZES)) $(if $(RESUME),--resume)

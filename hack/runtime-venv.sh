@@ -15,16 +15,7 @@ target="${1:?usage: hack/runtime-venv.sh DIR}"
 python="${RUNTIME_PYTHON:-/usr/bin/python3.11}"
 builder="$root/.venv/bin/pip"  # has the pinned build backend (make install)
 
-if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
-    if [[ "$python" == /usr/bin/python3* ]] && command -v apt-get >/dev/null; then
-        echo "installing Debian's python3.11 and python3.11-venv" >&2
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11 python3.11-venv >&2
-    else
-        echo "error: $python cannot create a virtualenv (set RUNTIME_PYTHON)" >&2
-        exit 1
-    fi
-fi
+"$root/hack/debian-venv.sh" "$python"
 
 if [[ "$python" == /usr/bin/python3.11 ]] && command -v dpkg-query >/dev/null; then
     pinned="$(awk '$1 == "python3.11-minimal" { print $2 }' "$root/hack/image/debian.lock")"

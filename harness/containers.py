@@ -43,7 +43,13 @@ class Engine:
         return cls(tuple(out.stdout.split()))
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 120) -> str:
-        """Run the engine; returns stdout."""
+        """Run the engine; returns stdout.
+
+        A container started without a network option gets none: the engine's default
+        network is a bridge with firewall rules, which would outlive the tests.
+        """
+        if args[:1] == ("run",) and not any(a.startswith(("--network", "--net=")) for a in args):
+            args = ("run", "--network=none", *args[1:])
         out = subprocess.run(
             [*self.command, *args], capture_output=True, text=True, timeout=timeout, check=False
         )

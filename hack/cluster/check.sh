@@ -26,13 +26,16 @@ snapshot() {
 }
 
 if [[ "${1:-}" == baseline ]]; then
+	# The machine as this run found it: what an older baseline lacks but this holds was
+	# added before this run (by anything), and is reported, not blamed on this run.
+	snapshot >"$START.tmp"
+	mv "$START.tmp" "$START"
 	if [[ -e $BASELINE ]]; then
 		# A run that was killed never removed it: it still describes the machine
 		# before that run, which is what a teardown must restore.
 		log "keeping the baseline of an unfinished run: $BASELINE"
 	else
-		snapshot >"$BASELINE.tmp"
-		mv "$BASELINE.tmp" "$BASELINE"
+		cp "$START" "$BASELINE"
 	fi
 	exit 0
 fi
@@ -64,12 +67,27 @@ report cgroups "${cgroups[@]}"
 mapfile -t mounts < <(node_mounts)
 report mounts "${mounts[@]}"
 report directory "$([[ -e $CLUSTER_DIR ]] && echo "$CLUSTER_DIR (etcd data: Node objects)")"
+# Lines of the snapshot <kind> that differ from the baseline ("<" gone, ">" new),
+# less the new ones that this run's start already had (noted instead).
+changed() {
+	local kind="$1" started
+	started="$(grep "^$kind " "$START" 2>/dev/null || true)"
+	diff <(grep "^$kind " "$BASELINE") <(grep "^$kind " <<<"$now") | grep '^[<>]' |
+		while IFS= read -r change; do
+			if [[ $change == ">"* ]] && grep -qxF -- "${change:2}" <<<"$started"; then
+				printf 'note  %-12s there before this run: %s\n' "$kind" "${change:2}" >&2
+			else
+				printf '%s\n' "$change"
+			fi
+		done
+}
+
 if [[ -f $BASELINE ]]; then
 	now="$(snapshot)"
-	report sysctl "$(diff <(grep '^sysctl ' "$BASELINE") <(grep '^sysctl ' <<<"$now") | grep '^[<>]' | tr '\n' ' ')"
-	report paths "$(diff <(grep '^path ' "$BASELINE") <(grep '^path ' <<<"$now") | grep '^>' | tr '\n' ' ')"
-	report iptables "$(diff <(grep '^iptables ' "$BASELINE") <(grep '^iptables ' <<<"$now") | grep '^[<>]' | tr '\n' ' ')"
-	report nftables "$(diff <(grep '^nft ' "$BASELINE") <(grep '^nft ' <<<"$now") | grep '^[<>]' | tr '\n' ' ')"
+	report sysctl "$(changed sysctl | tr '\n' ' ')"
+	report paths "$(changed path | grep '^>' | tr '\n' ' ')"
+	report iptables "$(changed iptables | tr '\n' ' ')"
+	report nftables "$(changed nft | tr '\n' ' ')"
 else
 	# up.sh writes the baseline before it changes anything, and only a clean
 	# teardown removes it: without one, no node has run since the last clean check.

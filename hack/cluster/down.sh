@@ -144,7 +144,7 @@ fi
 rm -rf --one-file-system "$d"
 
 if "$here/check.sh" >&2; then
-	rm -f "$BASELINE"
+	rm -f "$BASELINE" "$START"
 	log "torn down in $((SECONDS - t0))s; nothing left behind"
 else
 	log "teardown left something behind (see above)"

@@ -7,6 +7,8 @@ CLUSTER_DIR="${CLUSTER_DIR:-/var/tmp/status-reporter-cluster}"
 # The machine as it was before up.sh, kept beside CLUSTER_DIR until a teardown
 # has proved that nothing is left (check.sh).
 BASELINE="$CLUSTER_DIR.baseline"
+# The machine as the last up.sh found it (check.sh baseline).
+START="$CLUSTER_DIR.start"
 NODE_NAME=localhost
 SOCK="$CLUSTER_DIR/containerd/containerd.sock"
 # The kernel settings the kubelet changes at start (setupKernelTunables).

@@ -35,10 +35,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Builds reach the network through the default CNI bridge. Where TLS to PyPI
-# is intercepted by a proxy whose CA only the host trusts, hand the host's CA
-# bundle to RUN steps as a read-only build volume (not committed to layers).
-build_flags=(--layers=false)
+# Builds use the host's network and every other container none or the host's: the
+# engine's default network is a bridge with firewall rules that outlive the test.
+# Where TLS to PyPI is intercepted by a proxy whose CA only the host trusts, hand the
+# host's CA bundle to RUN steps as a read-only build volume (not committed to layers).
+build_flags=(--layers=false --network host)
 host_ca=/etc/ssl/certs/ca-certificates.crt
 [ -f "$host_ca" ] && build_flags+=(-v "$host_ca:$host_ca:ro")
 
@@ -62,29 +63,29 @@ pm build "${build_flags[@]}" -t "$IMG" "$tmp" >&2 || fail "podman build"
 log "   build took $(($(date +%s) - t0))s"
 
 log "2. run read-only as 65532:65532"
-out="$(pm run --rm --read-only --user 65532:65532 "$IMG")"
+out="$(pm run --rm --read-only --network none --user 65532:65532 "$IMG")"
 [ "$out" = "six 1.16.0" ] || fail "unexpected output: $out"
-out="$(pm run --rm --read-only --user 65532:65532 "$BASE_RUNTIME" python3 -c 'print(1)')"
+out="$(pm run --rm --read-only --network none --user 65532:65532 "$BASE_RUNTIME" python3 -c 'print(1)')"
 [ "$out" = "1" ] || fail "base image: unexpected output: $out"
 
 log "3a. shared host bind mount (-v DIR:/results:z)"
 mkdir -p "$tmp/results" && chown 65532:65532 "$tmp/results"
-pm run --rm --read-only --user 65532:65532 -v "$tmp/results:/results:z" "$IMG" \
+pm run --rm --read-only --network none --user 65532:65532 -v "$tmp/results:/results:z" "$IMG" \
     python3 -c 'open("/results/status.json", "w").write("{\"ok\": true}")'
-out="$(pm run --rm --read-only --user 65532:65532 -v "$tmp/results:/results:z,ro" "$IMG" \
+out="$(pm run --rm --read-only --network none --user 65532:65532 -v "$tmp/results:/results:z,ro" "$IMG" \
     python3 -c 'print(open("/results/status.json").read())')"
 [ "$out" = '{"ok": true}' ] || fail "bind mount: unexpected output: $out"
 
 log "3b. named volume shared by two concurrent containers"
 pm volume create "$VOL" >/dev/null
-pm run -d --name "$WRITER" --read-only --user 65532:65532 -v "$VOL:/results" "$IMG" \
+pm run -d --name "$WRITER" --read-only --network none --user 65532:65532 -v "$VOL:/results" "$IMG" \
     python3 -c '
 import os, time
 for i in range(20):
     with open("/results/.tmp", "w") as f: f.write(str(i))
     os.replace("/results/.tmp", "/results/counter"); time.sleep(0.2)' >/dev/null
 sleep 1
-out="$(pm run --rm --read-only --user 65532:65532 -v "$VOL:/results:ro" "$IMG" \
+out="$(pm run --rm --read-only --network none --user 65532:65532 -v "$VOL:/results:ro" "$IMG" \
     python3 -c 'print(open("/results/counter").read())')"
 [[ "$out" =~ ^[0-9]+$ ]] || fail "named volume: unexpected output: $out"
 [ "$(pm wait "$WRITER")" = "0" ] || fail "writer container failed"

@@ -174,7 +174,16 @@ def test_the_sbom_versions_are_those_of_the_code_that_runs(engine: Engine, image
         " os.confstr('CS_GNU_LIBC_VERSION').split()[1], zlib.ZLIB_RUNTIME_VERSION,"
         " pyexpat.EXPAT_VERSION.split('_')[1], msgspec.__version__, httptools.__version__)"
     )
-    out = engine("run", "--rm", "--read-only", f"--entrypoint={PYTHON}", image, "-c", script)
+    out = engine(
+        "run",
+        "--rm",
+        "--read-only",
+        "--network=none",
+        f"--entrypoint={PYTHON}",
+        image,
+        "-c",
+        script,
+    )
     python, openssl, glibc, zlib, expat, msgspec, httptools = out.split()
 
     def upstream(package: str) -> str:

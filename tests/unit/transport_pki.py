@@ -78,8 +78,15 @@ def _certificate(
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=1))
     )
-    for extension in extensions:
-        builder = builder.add_extension(extension, critical=False)
+    # Key identifiers, and a critical BasicConstraints: what Python 3.13's default
+    # context (VERIFY_X509_STRICT) requires of a chain.
+    for extension in [
+        *extensions,
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+    ]:
+        critical = isinstance(extension, x509.BasicConstraints)
+        builder = builder.add_extension(extension, critical=critical)
     return builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 

@@ -21,7 +21,7 @@ import re
 import stat
 import sys
 import threading
-from types import FrameType
+from itertools import accumulate
 from typing import Final, Literal
 
 import msgspec
@@ -32,8 +32,16 @@ MESSAGE_LIMIT_BYTES: Final = 1024
 DEFAULT_REASON: Final = "NoReasonProvided"
 DEFAULT_MESSAGE: Final = "No message provided"
 DETAILS_LOG_LIMIT_BYTES: Final = 60 * 1024
-# Go's encoding/json refuses a document nested deeper than this (its maxNestingDepth).
+# Go's encoding/json refuses a document nested deeper than this, its top-level value
+# counted (maxNestingDepth): 9,999 levels inside the result's object.
 MAX_NESTING_DEPTH: Final = 10_000
+_TOO_DEEP: Final = "invalid JSON: nested too deeply"
+# A document with at most this many brackets and braces cannot nest deeper, and any
+# caller has that much stack to spare: it is decoded where it is read.
+_SHALLOW: Final = 100
+# msgspec takes about 300 bytes of C stack a level (3 MiB at Go's limit); a default
+# thread stack can be much smaller (128 KiB with musl), so the decode's thread asks.
+_DEEP_STACK_BYTES: Final = 16 * 1024 * 1024
 
 _TOO_LARGE: Final = f"file is larger than 1 MiB ({MAX_RESULT_BYTES} bytes)"
 
@@ -48,6 +56,12 @@ _BOM: Final = b"\xef\xbb\xbf"
 _BLANK: Final = re.compile(rb"[ \t\n\r\v\f]*")
 _VALUE_START: Final = re.compile(rb"[^ \t\r\n]")
 _UTF8_SLICE: Final = 64 * 1024
+# What the nesting count keeps of a document: brackets (a brace counts as one) and quotes.
+_BRACKETS: Final = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE: Final = bytes(sorted(set(range(256)) - set(b'[]{}"')))
+# A bracket as a step of depth, read as a signed byte: +1 or -1.
+_STEPS: Final = bytes.maketrans(b"[]", b"\x01\xff")
+_STRING_WINDOW: Final = 16 * 1024
 
 # A \uXXXX escape of a UTF-16 surrogate (an odd run of backslashes before the "u"),
 # with the low half that may follow a high one. Unpaired halves are replaced by
@@ -125,8 +139,9 @@ _DECODER: Final = msgspec.json.Decoder(_Document)
 _TEXT: Final = msgspec.json.Decoder(str | None)
 
 
-# The recursion limit is process-wide: one decode at a time raises and restores it.
-_RECURSION_LIMIT_LOCK: Final = threading.Lock()
+# The recursion limit and a new thread's stack size are process-wide: one deep decode at
+# a time sets and restores them.
+_DEEP_DECODE_LOCK: Final = threading.Lock()
 
 
 class _Invalid(Exception):
@@ -219,30 +234,102 @@ def _replace_unpaired_surrogates(body: memoryview) -> memoryview | bytearray:
     return body if copy is None else copy
 
 
-def _stack_depth() -> int:
-    """How many Python frames the caller runs on, its own included."""
-    depth = 0
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        depth += 1
-        frame = frame.f_back
-    return depth
+def _outside_strings(marks: bytes) -> bytes:
+    """The brackets of ``marks`` (brackets and unescaped quotes) that no string holds.
 
-
-def _decode_nested(body: memoryview | bytearray) -> _Document:
-    """Decode ``body``, nested up to (about) Go's limit, and no deeper.
-
-    msgspec counts each level of nesting against Python's recursion limit, 1,000 by
-    default, so the limit is raised for this decode only. A level takes msgspec about
-    30 bytes of C stack: 10,000 levels fit in well under 1 MiB of any thread's stack.
+    A window at a time: splitting the whole text at its quotes could make an object of
+    every string.
     """
-    with _RECURSION_LIMIT_LOCK:
-        limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(_stack_depth() + MAX_NESTING_DEPTH)
+    kept = []
+    inside = False
+    for start in range(0, len(marks), _STRING_WINDOW):
+        parts = marks[start : start + _STRING_WINDOW].split(b'"')
+        kept.append(b"".join(parts[int(inside) :: 2]))
+        inside ^= len(parts) % 2 == 0
+    return b"".join(kept)
+
+
+def _structure(data: bytes) -> bytes:
+    """The brackets of JSON text ``data`` outside its strings, braces made brackets."""
+    if b"\\" in data:
+        # Escapes occur only in strings. Escaped backslashes go first, so that the quote
+        # in \\" stays (it ends a string); then every quote left opens or closes one.
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    marks = data.translate(_BRACKETS, _NOT_STRUCTURE)
+    # A string without a bracket is "" now, and these pairs match from the left; a string
+    # holding a bracket leaves quotes behind, which the split sorts out.
+    brackets = marks.replace(b'""', b"")
+    return _outside_strings(marks) if b'"' in brackets else brackets
+
+
+def nests_deeper_than(data: bytes, limit: int) -> bool:
+    """Whether JSON text ``data`` nests deeper than ``limit`` levels, counted without recursion.
+
+    Exact for valid JSON, whatever the interpreter or the caller's stack; for anything
+    else the decoder has the last word.
+    """
+    brackets = _structure(data)
+    # A pass removing every innermost pair takes one level off the deepest nesting: a
+    # cheap step while it halves the text (many shallow values).
+    while brackets:
+        inner = brackets.replace(b"[]", b"")
+        if len(inner) * 2 > len(brackets):
+            break
+        brackets, limit = inner, limit - 1
+    if limit < 0:
+        return True
+    steps = memoryview(brackets.translate(_STEPS)).cast("b")
+    # The depth moves one level a step: a running sum from -(limit + 1) reaches 0 exactly
+    # where the nesting first exceeds the limit.
+    return 0 in accumulate(steps, initial=-(limit + 1))
+
+
+def _decode_deep(body: memoryview | bytearray) -> _Document:
+    """Decode ``body``, known to nest no deeper than Go's limit, on a thread of its own.
+
+    msgspec counts each level against the interpreter's recursion budget, which a new
+    thread has whole, whatever the caller's depth. On 3.11 that budget is the recursion
+    limit, raised by Go's limit for this decode. 3.12 and 3.13 count C calls against a
+    fixed budget instead, which stops the decode first (README "The adapter contract").
+    """
+    outcome: list[_Document | Exception] = []
+
+    def decode() -> None:
         try:
-            return _DECODER.decode(body)
+            outcome.append(_DECODER.decode(body))
+        except Exception as exc:  # handed to the reading thread, which sorts it out
+            outcome.append(exc)
+
+    with _DEEP_DECODE_LOCK:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + MAX_NESTING_DEPTH)
+        try:
+            thread = threading.Thread(target=decode, name="deep-json")
+            stack = threading.stack_size(_DEEP_STACK_BYTES)
+            try:
+                thread.start()
+            except RuntimeError:
+                # No thread to be had (a pids limit): the caller's stack has to do.
+                decode()
+            else:
+                thread.join()
+            finally:
+                threading.stack_size(stack)
         finally:
             sys.setrecursionlimit(limit)
+    result = outcome[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _decode_nested(data: bytes, body: memoryview | bytearray) -> _Document:
+    """Decode ``body`` (``data`` from its first value on), refusing what Go's nesting limit does."""
+    if data.count(b"[") + data.count(b"{") <= _SHALLOW:
+        return _DECODER.decode(body)
+    if nests_deeper_than(data, MAX_NESTING_DEPTH):
+        raise _Invalid(_TOO_DEEP)
+    return _decode_deep(body)
 
 
 def _top_level_type(body: memoryview | bytearray) -> str:
@@ -276,14 +363,14 @@ def _decode(data: bytes) -> _Document:
     view = memoryview(data)[start:]
     body = _replace_unpaired_surrogates(view) if b"\\u" in data else view
     try:
-        return _decode_nested(body)
+        return _decode_nested(data, body)
     except msgspec.ValidationError:
         raise _Invalid(f"top level must be a JSON object, got {_top_level_type(body)}") from None
     except msgspec.DecodeError as exc:
         # The replacements keep every offset, so the error is found in ``data``.
         raise _Invalid(_malformed(exc, data, start)) from None
     except RecursionError:
-        raise _Invalid("invalid JSON: nested too deeply") from None
+        raise _Invalid(_TOO_DEEP) from None
 
 
 def _fingerprint(data: bytes) -> int:
