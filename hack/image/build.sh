@@ -35,8 +35,9 @@ platform="$(hack/image/platforms.sh "${PLATFORM:-}")"
 read -r -a engine < <(hack/image/engine.sh) || exit 1
 build_flags=(--network host --platform "$platform")
 if [[ "${engine[0]}" == */podman.sh ]]; then
-	# No intermediate images; every file time and the image's own clamped to the commit's.
-	build_flags+=(--layers=false --timestamp "$epoch")
+	# No intermediate images; every file time and the image's own clamped to the commit's;
+	# no label naming the builder's version (the image is the same whoever built it).
+	build_flags+=(--layers=false --timestamp "$epoch" --identity-label=false)
 	# A TLS-intercepting proxy's CA lives in the host bundle: lend it to RUN steps
 	# (a build volume, never part of a layer).
 	[[ -f /etc/ssl/certs/ca-certificates.crt ]] &&

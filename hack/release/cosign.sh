@@ -24,7 +24,7 @@ command="${1:?usage: $0 COSIGN_COMMAND [ARGS...]}"
 shift
 ca=()
 case "$command" in
-sign | attest | verify | verify-attestation | tree | download | triangulate)
+sign | attest | verify | verify-attestation | tree | triangulate)
 	[[ -z "${REGISTRY_CA:-}" ]] || ca=(--registry-cacert "$REGISTRY_CA")
 	;;
 esac
