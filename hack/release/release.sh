@@ -73,7 +73,7 @@ if [[ "$mode" == release ]]; then
 	trap 'rm -rf "$tmp"' EXIT
 	hack/release/cosign.sh public-key --key "$COSIGN_KEY" --outfile "$tmp/key.pub" >&2
 	log "verifying the signature and the attestation of $pushed"
-	hack/release/verify.sh "$pushed" "$tmp/key.pub" >&2
+	hack/release/verify.sh "$pushed" "$tmp/key.pub" build/sbom.cdx.json >&2
 fi
 log "pushed $dest: $pushed"
 echo "$pushed"
