@@ -11,7 +11,9 @@ the caller's choosing.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -26,11 +28,17 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.controlplane import ROOT, die_with_parent, free_port, serving_certificates
 
 TOOL = ROOT / "hack" / "release" / "tool.sh"
 USER = "release-test"
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
 
 
 class RegistryUnavailable(RuntimeError):
@@ -68,6 +76,33 @@ class Registry:
     def cert_dir(self) -> Path:
         """A directory holding just the CA as ``ca.crt``: podman's ``--cert-dir``."""
         return self.workdir / "certs.d"
+
+    def get(self, path: str, accept: str = "*/*") -> tuple[dict[str, str], bytes]:
+        """GET ``/v2/<path>`` as the user; the response's headers and body."""
+        credentials = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        request = urllib.request.Request(
+            f"https://{self.address}/v2/{path}",
+            headers={"Authorization": f"Basic {credentials}", "Accept": accept},
+        )
+        context = ssl.create_default_context(cafile=str(self.ca))
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:  # noqa: S310
+            return dict(response.headers), bytes(response.read())
+
+    def manifest(self, repository: str, reference: str) -> tuple[str, dict[str, Any]]:
+        """A manifest by tag or digest: its digest (checked against its bytes) and content."""
+        headers, body = self.get(f"{repository}/manifests/{reference}", ",".join(MANIFEST_TYPES))
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if headers.get("Docker-Content-Digest", digest) != digest:
+            raise AssertionError(f"{reference}: the registry says {headers}, the bytes {digest}")
+        document: dict[str, Any] = json.loads(body)
+        return digest, document
+
+    def blob(self, repository: str, digest: str) -> bytes:
+        """A blob's bytes, checked against its digest."""
+        body = self.get(f"{repository}/blobs/{digest}")[1]
+        if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+            raise AssertionError(f"blob {digest}: the bytes do not match")
+        return body
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the registry's log, for failure reports."""
@@ -113,7 +148,7 @@ def _ready(registry: Registry, process: subprocess.Popen[bytes], timeout: float)
                 f"registry exited with {process.returncode}:\n{registry.log_tail()}"
             )
         try:
-            urllib.request.urlopen(  # noqa: S310 - https to our own server
+            urllib.request.urlopen(
                 f"https://{registry.address}/v2/", context=context, timeout=2
             )
         except urllib.error.HTTPError as exc:

@@ -27,7 +27,7 @@ def statements(lines: list[str]) -> list[dict[str, Any]]:
     return found
 
 
-def problems(statement: dict[str, Any], digest: str, sbom: Any | None) -> list[str]:
+def problems(statement: dict[str, Any], digest: str, sbom: dict[str, Any] | None) -> list[str]:
     """What is wrong with one statement for the image ``digest`` (sha256:...)."""
     found = []
     subjects = {"sha256:" + s["digest"]["sha256"] for s in statement["subject"]}
