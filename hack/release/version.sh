@@ -14,7 +14,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 die() { printf 'version: %s\n' "$*" >&2; exit 1; }
 
 commit="$(git rev-parse --verify -q HEAD 2>/dev/null)" || { echo 0.0.0-unknown; exit 0; }
-mapfile -t tags < <(git tag --points-at HEAD --list 'v[0-9]*' --sort=-version:refname)
+# The highest version first, a release before its pre-releases (v1.0.0 before v1.0.0-rc.2).
+mapfile -t tags < <(git -c versionsort.suffix=- tag --points-at HEAD --list 'v[0-9]*' --sort=-version:refname)
 if ((${#tags[@]} == 0)); then
 	echo "0.0.0-g${commit:0:12}"
 	exit 0

@@ -17,6 +17,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,21 +176,23 @@ def test_make_release_pushes_the_image_signed_with_its_sbom_attested(
     verified = _verify(release, release.ref, "release", release.clone / "build/sbom.cdx.json")
     assert verified.returncode == 0, verified.stderr
     assert "The signatures were verified against the specified public key" in verified.stderr
-    claims = json.loads(verified.stdout.splitlines()[0])
+    claims = json.loads(next(line for line in verified.stdout.splitlines() if line.startswith("[")))
     assert claims[0]["critical"]["image"]["docker-manifest-digest"] == release.digest
     assert '"predicateType": "https://cyclonedx.org/bom"' in verified.stdout
     assert release.ref in release.log.splitlines()[-1]
 
 
 def test_the_image_pulled_by_digest_runs(
-    release: Release, registry: Registry, engine: Engine, tmp_path: Path
+    release: Release, registry: Registry, engine: Engine
 ) -> None:
     """Pulled into a storage of its own (so every byte comes from the registry), with
     the CA and credentials given to the command; run without a network."""
-    storage = [
-        f"--root={tmp_path / 'storage'}", f"--runroot={tmp_path / 'run'}", "--storage-driver=vfs",
+    # podman wants a short run root: a directory of /tmp, not one of pytest's.
+    store = Path(tempfile.mkdtemp(prefix="sr-pull-"))
+    pulled = [
+        *engine.command, f"--root={store / 'storage'}", f"--runroot={store / 'run'}",
+        "--storage-driver=vfs",
     ]  # fmt: skip
-    pulled = [*engine.command, *storage]
     try:
         pull = _run(
             [*pulled, "pull", "--cert-dir", str(registry.cert_dir), "-q", release.ref],
@@ -207,7 +210,7 @@ def test_the_image_pulled_by_digest_runs(
         assert check.returncode == 0, check.stdout + check.stderr
     finally:
         _run([*pulled, "rmi", "-af"], release.env, timeout=120)
-        shutil.rmtree(tmp_path / "storage", ignore_errors=True)
+        shutil.rmtree(store, ignore_errors=True)
 
 
 def test_a_second_clean_clone_builds_and_pushes_the_same_digest(
