@@ -148,9 +148,7 @@ def _ready(registry: Registry, process: subprocess.Popen[bytes], timeout: float)
                 f"registry exited with {process.returncode}:\n{registry.log_tail()}"
             )
         try:
-            urllib.request.urlopen(
-                f"https://{registry.address}/v2/", context=context, timeout=2
-            )
+            urllib.request.urlopen(f"https://{registry.address}/v2/", context=context, timeout=2)
         except urllib.error.HTTPError as exc:
             if exc.code == 401:
                 return
