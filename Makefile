@@ -177,3 +177,6 @@ release-key: ## Make a cosign key pair at COSIGN_KEY (and .pub), encrypted with 
 image-verify: ## Verify IMAGE_DIGEST (REGISTRY/NAME@sha256:...): its signature and SBOM attestation, against COSIGN_PUB
 	@test -n "$(IMAGE_DIGEST)" || { echo "IMAGE_DIGEST is not set (REGISTRY/NAME@sha256:...)" >&2; exit 1; }
 	@REGISTRY_CA="$(REGISTRY_CA)" hack/release/verify.sh "$(IMAGE_DIGEST)" "$(COSIGN_PUB)"
+
+# The container tests include the release's (tests/e2e/test_release.py): its tools first.
+test-e2e: release-tools
