@@ -16,6 +16,7 @@
 #                   COSIGN_PASSWORD unlocks a key file
 #   REGISTRY_CA     the registry's CA (PEM), trusted by these commands only
 #   IMAGE           the local image's name (localhost/status-reporter:<version>)
+#   SBOM            where the build writes the SBOM that is attested (build/sbom.cdx.json)
 #
 # The working tree must be clean: a release is a commit, and the image's revision
 # label says which.
@@ -33,10 +34,17 @@ dest="${IMAGE_REGISTRY%/}/${IMAGE_NAME:-status-reporter}:$tag"
 [[ -z "$(git status --porcelain)" ]] || die "the working tree has changes; release a commit:
 $(git status --short | head -20)"
 commit="$(git rev-parse HEAD)"
+sbom="${SBOM:-build/sbom.cdx.json}"
 if [[ "$mode" == release ]]; then
 	[[ -n "${COSIGN_KEY:-}" ]] || die "COSIGN_KEY is not set"
 	[[ "$COSIGN_KEY" == *://* || -f "$COSIGN_KEY" ]] ||
 		die "COSIGN_KEY=$COSIGN_KEY: no such file (make release-key makes a key pair)"
+	# The key's public half, now: a key that cannot be unlocked (COSIGN_PASSWORD) or
+	# reached (KMS) stops the release before anything is pushed unsigned.
+	tmp="$(mktemp -d)"
+	trap 'rm -rf "$tmp"' EXIT
+	hack/release/cosign.sh public-key --key "$COSIGN_KEY" --outfile "$tmp/key.pub" >&2 ||
+		die "cannot use COSIGN_KEY=$COSIGN_KEY (is COSIGN_PASSWORD set?)"
 fi
 mapfile -t platforms < <(hack/image/platforms.sh "${PLATFORM:-}")
 ((${#platforms[@]} > 0)) || exit 1
@@ -46,7 +54,7 @@ platform="${platforms[0]}"
 read -r -a engine < <(hack/image/engine.sh) || exit 1
 
 log "building $version ($commit) for $platform"
-image="$(PLATFORM="$platform" hack/image/build.sh)"
+image="$(PLATFORM="$platform" SBOM="$sbom" hack/image/build.sh)"
 
 # The checks before anything leaves the machine: the image says what it is, and runs.
 log "checking $image"
@@ -65,15 +73,12 @@ said="$("${engine[@]}" run --rm --read-only --network=none --cap-drop=ALL "$imag
 log "pushing $dest"
 pushed="$(hack/release/push.sh "$image" "$dest")"
 if [[ "$mode" == release ]]; then
-	log "signing $pushed and attesting its SBOM (build/sbom.cdx.json)"
+	log "signing $pushed and attesting its SBOM ($sbom)"
 	hack/release/cosign.sh sign --yes --key "$COSIGN_KEY" --tlog-upload=false "$pushed" >&2
 	hack/release/cosign.sh attest --yes --key "$COSIGN_KEY" --tlog-upload=false \
-		--type cyclonedx --predicate build/sbom.cdx.json "$pushed" >&2
-	tmp="$(mktemp -d)"
-	trap 'rm -rf "$tmp"' EXIT
-	hack/release/cosign.sh public-key --key "$COSIGN_KEY" --outfile "$tmp/key.pub" >&2
+		--type cyclonedx --predicate "$sbom" "$pushed" >&2
 	log "verifying the signature and the attestation of $pushed"
-	hack/release/verify.sh "$pushed" "$tmp/key.pub" build/sbom.cdx.json >&2
+	hack/release/verify.sh "$pushed" "$tmp/key.pub" "$sbom" >&2
 fi
 log "pushed $dest: $pushed"
 echo "$pushed"
