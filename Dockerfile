@@ -63,6 +63,7 @@ ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/openshift-hyperfleet/status-reporter
 ARG CREATED=1970-01-01T00:00:00Z
+ARG VENDOR=openshift-hyperfleet
 ARG BASE_IMAGE
 COPY --from=build /rootfs /
 ENV PATH=/opt/status-reporter/bin:/usr/bin \
@@ -70,8 +71,15 @@ ENV PATH=/opt/status-reporter/bin:/usr/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 USER 65532:65532
-LABEL org.opencontainers.image.title="status-reporter" \
+# The labels of HyperFleet's image standard (name ... description), then the OCI ones.
+LABEL name="status-reporter" \
+      vendor="${VENDOR}" \
+      version="${VERSION}" \
+      summary="Records an adapter container's result as a condition on its Job" \
+      description="Kubernetes sidecar that records an adapter's result as a condition on its Job" \
+      org.opencontainers.image.title="status-reporter" \
       org.opencontainers.image.description="Kubernetes sidecar that records an adapter's result as a condition on its Job" \
+      org.opencontainers.image.vendor="${VENDOR}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \

@@ -155,3 +155,52 @@ bench: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## Measure late
 bench-scale: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## N = 10, 100, 300 reporters on one API server, default and throttled; writes BENCHMARKS.md section 9 (about 35 min; root)
 	$(PIP_INSTALL) -r requirements/bench.txt
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.scale --reporter $(RUNTIME_VENV)/bin/status-reporter $(if $(SIZES),--sizes $(SIZES)) $(if $(RESUME),--resume)
+
+# --- Release (README "Releasing"): publish, sign and attest the image -------------------
+# IMAGE_REGISTRY/IMAGE_NAME:IMAGE_TAG is where it goes; PLATFORM what it is built for;
+# CONTAINER_TOOL the engine (podman or docker; empty: the first that works); COSIGN_KEY
+# the signing key (a file, COSIGN_PASSWORD unlocking it, or a KMS URI); REGISTRY_CA the
+# registry's CA, trusted by these commands only.
+IMAGE_REGISTRY ?=
+IMAGE_NAME ?= status-reporter
+IMAGE_TAG ?= $(shell hack/release/version.sh)
+PLATFORM ?= $(shell hack/image/platforms.sh)
+CONTAINER_TOOL ?=
+COSIGN_KEY ?= $(HOME)/.config/status-reporter/cosign.key
+COSIGN_PUB ?= $(basename $(COSIGN_KEY)).pub
+REGISTRY_CA ?=
+# The engine and the platform hold for every target that builds or runs the image.
+export PLATFORM
+ifneq ($(CONTAINER_TOOL),)
+export CONTAINER_ENGINE := $(CONTAINER_TOOL)
+endif
+RELEASE_ENV = IMAGE_REGISTRY="$(IMAGE_REGISTRY)" IMAGE_NAME="$(IMAGE_NAME)" IMAGE_TAG="$(IMAGE_TAG)" \
+	COSIGN_KEY="$(COSIGN_KEY)" REGISTRY_CA="$(REGISTRY_CA)"
+
+.PHONY: release-tools
+release-tools: ## Build (or reuse) cosign and the test registry from their pinned Go modules
+	@hack/release/tool.sh cosign
+	@hack/release/tool.sh registry
+
+.PHONY: image-push
+image-push: image-tools ## Build the image and push it to IMAGE_REGISTRY as IMAGE_TAG; prints its digest
+	@$(RELEASE_ENV) hack/release/release.sh push
+
+.PHONY: release
+release: image-tools ## Build, check, push, sign and attest the SBOM (cosign, COSIGN_KEY); prints the digest
+	@$(RELEASE_ENV) hack/release/release.sh release
+
+.PHONY: release-key
+release-key: ## Make a cosign key pair at COSIGN_KEY (and .pub), encrypted with COSIGN_PASSWORD
+	@test ! -e "$(COSIGN_KEY)" || { echo "$(COSIGN_KEY) exists; not replacing it" >&2; exit 1; }
+	mkdir -p "$(dir $(COSIGN_KEY))"
+	cd "$(dir $(COSIGN_KEY))" && "$(CURDIR)/hack/release/cosign.sh" generate-key-pair \
+		--output-key-prefix "$(basename $(notdir $(COSIGN_KEY)))"
+
+.PHONY: image-verify
+image-verify: ## Verify IMAGE_DIGEST (REGISTRY/NAME@sha256:...): its signature and SBOM attestation, against COSIGN_PUB
+	@test -n "$(IMAGE_DIGEST)" || { echo "IMAGE_DIGEST is not set (REGISTRY/NAME@sha256:...)" >&2; exit 1; }
+	@REGISTRY_CA="$(REGISTRY_CA)" hack/release/verify.sh "$(IMAGE_DIGEST)" "$(COSIGN_PUB)"
+
+# The container tests include the release's (tests/e2e/test_release.py): its tools first.
+test-e2e: release-tools

@@ -75,8 +75,9 @@ def free_port() -> int:
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
-def _die_with_parent() -> None:
-    # The servers must not outlive the test run, even if pytest is killed.
+def die_with_parent() -> None:
+    """``preexec_fn`` of the servers the harness starts: they must not outlive the
+    test run, even if pytest is killed."""
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -88,8 +89,9 @@ def _pem(key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def _certificates(directory: Path) -> None:
-    """A CA, a serving certificate for 127.0.0.1 and a service-account key pair."""
+def serving_certificates(directory: Path, name: str) -> None:
+    """A CA (``ca.crt``) and a certificate it signed for ``localhost`` and 127.0.0.1
+    (``serving.crt``, ``serving.key``), for a server named ``name``."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "harness-ca")])
@@ -112,7 +114,7 @@ def _certificates(directory: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     serving = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -129,10 +131,15 @@ def _certificates(directory: Path) -> None:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (directory / "serving.crt").write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     (directory / "serving.key").write_bytes(_pem(key))
+
+
+def _certificates(directory: Path) -> None:
+    """The serving certificates and a service-account key pair."""
+    serving_certificates(directory, "kube-apiserver")
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (directory / "sa.key").write_bytes(_pem(sa_key))
     (directory / "sa.pub").write_bytes(
         sa_key.public_key().public_bytes(
@@ -234,7 +241,7 @@ class ControlPlane:
             argv,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, started before threads
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, started before threads
         )
         log.close()
 

@@ -2,8 +2,11 @@
 # Build the status-reporter image with the container engine that works here
 # (hack/image/engine.sh: podman, or a docker with a running daemon).
 #
-#   hack/image/build.sh          # stdout: the image name, e.g. localhost/status-reporter:0.1.0
+#   hack/image/build.sh          # stdout: the image name, e.g. localhost/status-reporter:0.2.0
 #
+# IMAGE names it (by default localhost/status-reporter:<version>, the version from the
+# git tag: hack/release/version.sh); PLATFORM is the one platform it is built for (by
+# default the host's: hack/image/platforms.sh).
 # The runtime image is assembled FROM scratch (Dockerfile): BASE_IMAGE=<a distroless
 # Python base> puts the virtualenv on that base instead. The build stage's Debian, in
 # order: $BUILD_IMAGE if set; the public debian:bookworm-slim when it is present or can
@@ -16,21 +19,25 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 log() { printf 'image: %s\n' "$*" >&2; }
 
 public_build="docker.io/library/debian:bookworm-slim"
-version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' src/status_reporter/__init__.py)"
-revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-[[ -z "$(git status --porcelain -- src pyproject.toml requirements Dockerfile hack/image LICENSE 2>/dev/null)" ]] ||
+version="$(hack/release/version.sh)"
+# The whole commit name: an abbreviation's length depends on the clone.
+revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+[[ -z "$(git status --porcelain -- src pyproject.toml requirements Dockerfile hack/image LICENSE README.md .containerignore 2>/dev/null)" ]] ||
 	revision="${revision}-dirty"
 # Timestamps in the image (files, the SBOM, org.opencontainers.image.created): the commit's.
 epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
 image="${IMAGE:-localhost/status-reporter:${version}}"
 sbom="${SBOM:-build/sbom.cdx.json}"
+platform="$(hack/image/platforms.sh "${PLATFORM:-}")"
+[[ "$platform" != *$'\n'* ]] || { log "PLATFORM=$PLATFORM: one platform per build"; exit 1; }
 
 read -r -a engine < <(hack/image/engine.sh) || exit 1
-build_flags=(--network host)
+build_flags=(--network host --platform "$platform")
 if [[ "${engine[0]}" == */podman.sh ]]; then
-	# No intermediate images; every file time and the image's own clamped to the commit's.
-	build_flags+=(--layers=false --timestamp "$epoch")
+	# No intermediate images; every file time and the image's own clamped to the commit's;
+	# no label naming the builder's version (the image is the same whoever built it).
+	build_flags+=(--layers=false --timestamp "$epoch" --identity-label=false)
 	# A TLS-intercepting proxy's CA lives in the host bundle: lend it to RUN steps
 	# (a build volume, never part of a layer).
 	[[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
@@ -53,7 +60,7 @@ if [[ -z "$build_base" ]]; then
 	fi
 fi
 
-log "building $image (base $base, build base $build_base, revision $revision)"
+log "building $image for $platform (base $base, build base $build_base, revision $revision)"
 "${engine[@]}" build "${build_flags[@]}" \
 	--build-arg "BASE_IMAGE=$base" \
 	--build-arg "BUILD_IMAGE=$build_base" \

@@ -10,7 +10,8 @@
 # Always installs what the local base image needs (hack/image/build-base-image.sh):
 #   debootstrap debian-archive-keyring wget ca-certificates
 # and busybox-static, the test adapters' image (hack/cluster/images.sh adapter: the
-# reporter image has no shell to play an adapter with).
+# reporter image has no shell to play an adapter with), and apache2-utils, whose
+# htpasswd writes the user file of the release tests' registry (harness/registry.py).
 # When no container engine works here (hack/image/engine.sh: a `docker` client
 # without a daemon does not count), also installs podman and what it needs:
 #   podman runc conmon              engine + OCI runtime (we use runc, not crun)
@@ -50,6 +51,7 @@ BASE_PACKAGES=(
     wget
     ca-certificates
     busybox-static
+    apache2-utils
 )
 PODMAN_PACKAGES=(
     podman

@@ -200,6 +200,26 @@ def test_the_sbom_versions_are_those_of_the_code_that_runs(engine: Engine, image
     assert versions["httptools"] == httptools
 
 
+def test_the_image_carries_hyperfleets_labels_and_the_oci_ones(engine: Engine, image: str) -> None:
+    """name, vendor, version, summary, description beside org.opencontainers.image.*; the
+    version is the git tag's (hack/release/version.sh), the revision the whole commit."""
+    labels = json.loads(engine("image", "inspect", image))[0]["Config"]["Labels"]
+    version = subprocess.run(
+        [str(ROOT / "hack" / "release" / "version.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert labels["name"] == labels["org.opencontainers.image.title"] == "status-reporter"
+    assert labels["version"] == labels["org.opencontainers.image.version"] == version
+    assert labels["vendor"] == labels["org.opencontainers.image.vendor"] != ""
+    assert labels["description"] == labels["org.opencontainers.image.description"] != ""
+    assert labels["summary"]
+    assert labels["org.opencontainers.image.revision"].removesuffix("-dirty") == head
+    # Nothing that names the machine or tools that built it.
+    assert not {name for name in labels if name.startswith("io.buildah")}
+
+
 def test_the_sbom_next_to_the_image_is_the_one_in_it(engine: Engine, image: str) -> None:
     """hack/image/build.sh writes the image's SBOM to build/sbom.cdx.json."""
     beside = ROOT / "build" / "sbom.cdx.json"
