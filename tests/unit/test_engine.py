@@ -20,13 +20,9 @@ from status_reporter.core.conditions import rfc3339
 from status_reporter.core.config import Config, LogFormat, LogLevel, MonitorMode
 from status_reporter.core.contract import ResultState, read_result
 from status_reporter.core.models import Container, JobCondition, OwnerReference, Status
-from status_reporter.shell.engine import (
-    MAX_READ_INTERVAL,
-    MIN_READ_INTERVAL,
-    STOP_EXIT_SECONDS,
-    ExitCode,
-    Reporter,
-)
+from status_reporter.monitors.resultfile import MAX_READ_INTERVAL, MIN_READ_INTERVAL
+from status_reporter.shell.engine import Reporter
+from status_reporter.shell.outcome import STOP_EXIT_SECONDS, ExitCode
 from tests.unit.fakes import FakeClock, running, settle, terminated, waiting
 from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
 

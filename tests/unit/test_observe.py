@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from status_reporter.core.contract import ResultInvalid, ResultMissing, ResultValid, parse_result
 from status_reporter.core.decision import AdapterState, Stop, Terminated
-from status_reporter.core.observe import Observations
+from status_reporter.core.record import Record
 
 
 def invalid(data: bytes) -> ResultInvalid:
@@ -13,8 +13,8 @@ def invalid(data: bytes) -> ResultInvalid:
     return state
 
 
-def make() -> Observations:
-    return Observations(deadline=300.0, max_wait_seconds=300, settle_seconds=2.0)
+def make() -> Record:
+    return Record(deadline=300.0, max_wait_seconds=300, settle_seconds=2.0)
 
 
 def test_invalid_content_settles_from_its_first_read() -> None:

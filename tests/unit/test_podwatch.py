@@ -6,12 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from status_reporter.monitors.podwatch import WATCH_MAX_SECONDS, keepalive_for, watch_seconds
+from status_reporter.api.transport import TcpKeepalive
+from status_reporter.monitors.pod import WATCH_MAX_SECONDS, watch_seconds
 
 
 @given(st.integers(min_value=1, max_value=3600))
 def test_keepalive_declares_a_dead_connection_within_two_intervals(interval: int) -> None:
-    keepalive = keepalive_for(interval)
+    keepalive = TcpKeepalive.dead_within(2 * interval)
     assert keepalive.idle >= 1
     assert keepalive.interval >= 1
     assert keepalive.count >= 1
@@ -20,7 +21,7 @@ def test_keepalive_declares_a_dead_connection_within_two_intervals(interval: int
 
 
 def test_keepalive_default() -> None:
-    keepalive = keepalive_for(10)
+    keepalive = TcpKeepalive.dead_within(2 * 10)
     assert (keepalive.idle, keepalive.interval, keepalive.count) == (5, 3, 4)
 
 
