@@ -17,7 +17,7 @@ from status_reporter.api.retry import is_transient
 from status_reporter.api.transport import Endpoint, HttpClient
 from tests.unit.transport_server import answer_all, response, serve
 
-SAMPLES = Path(__file__).parents[1] / "samples" / "watch"
+SAMPLES = Path(__file__).parents[2] / "samples" / "watch"
 
 
 def lines(name: str) -> list[bytes]:
