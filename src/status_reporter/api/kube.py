@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from status_reporter.api.credentials import Credentials, CredentialsError
+from status_reporter.api.auth import Credentials, CredentialsError
 from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
 from status_reporter.api.transport import HttpClient, Response, TransportError
 from status_reporter.core.models import (

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from status_reporter import __version__
-from status_reporter.api.credentials import CredentialsError
+from status_reporter.api.auth import CredentialsError
 from status_reporter.api.credentials import load as load_credentials
 from status_reporter.api.kube import HttpApi
 from status_reporter.api.protocol import Api, Operations

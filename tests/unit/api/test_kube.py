@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from status_reporter.api.credentials import Credentials, CredentialsError
+from status_reporter.api.auth import Credentials, CredentialsError
 from status_reporter.api.kube import HttpApi, decode_event, escape, query_string
 from status_reporter.api.protocol import CredentialsUnavailable, Unreachable
 from status_reporter.api.retry import is_transient

@@ -39,11 +39,14 @@ async def test_an_error_of_the_body_is_raised_as_itself_and_ends_the_children() 
         finally:
             ended.set()
 
-    with pytest.raises(LookupError, match="body"):
+    async def body() -> None:
         async with scope() as children:
             children.spawn(child(), "child")
             await settle()
             raise LookupError("body")
+
+    with pytest.raises(LookupError, match="body"):
+        await body()
     assert ended.is_set()
 
 
