@@ -16,8 +16,14 @@ from typing import Any, Protocol
 
 import pytest
 
-from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
-from status_reporter.api.writer import FORBIDDEN_GRACE_SECONDS
+from status_reporter.api.protocol import (
+    ApiError,
+    CredentialsUnavailable,
+    Operations,
+    PodEvent,
+    Unreachable,
+)
+from status_reporter.api.writer import FORBIDDEN_GRACE_SECONDS, ConditionWriter
 from status_reporter.base import logs
 from status_reporter.core.conditions import rfc3339
 from status_reporter.core.config import Config, LogFormat, LogLevel, MonitorMode
@@ -1232,3 +1238,34 @@ async def test_after_an_unexpected_error_the_decided_condition_is_still_left(
     run.reporter.report_failure("internal error: RuntimeError('a bug')")
     assert run.last_word()["reason"] == "ValidationPassed"
     assert run.last_word()["written"] is False
+
+
+@pytest.mark.parametrize("stop_during_start_up", [False, True])
+@pytest.mark.parametrize("job_name", ["job-a", ""])
+async def test_the_condition_writer_is_built_once(
+    new_run: NewRun,
+    cluster: MemoryCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    job_name: str,
+    stop_during_start_up: bool,
+) -> None:
+    """Once the Job is named (JOB_NAME, or the Pod's owner), never again: not for the
+    Job start-up read, nor after a stop, nor for the write."""
+    built: list[str] = []
+    build = ConditionWriter.__init__
+
+    def counted(writer: ConditionWriter, api: Any, ops: Operations, *args: Any, **kw: Any) -> None:
+        built.append(ops.job)
+        build(writer, api, ops, *args, **kw)
+
+    monkeypatch.setattr(ConditionWriter, "__init__", counted)
+    if stop_during_start_up:
+        cluster.fail("get_job", *[Unreachable("refused")] * 3)
+    run = new_run(job_name=job_name)
+    run.write(SUCCESS)
+    await run.start()
+    if stop_during_start_up:
+        run.reporter.stop()
+    await run.finish(within=STOP_EXIT_SECONDS)
+    assert run.written() is not None
+    assert built == ["job-a"]
