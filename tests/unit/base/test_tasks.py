@@ -17,6 +17,14 @@ async def _forever() -> None:
     await asyncio.Event().wait()
 
 
+async def _forever_then(ended: asyncio.Event) -> None:
+    """Wait forever; ``ended`` is set however the wait ends."""
+    try:
+        await _forever()
+    finally:
+        ended.set()
+
+
 # --- scope ---------------------------------------------------------------------------
 
 
@@ -33,15 +41,9 @@ async def test_the_children_end_with_the_body() -> None:
 async def test_an_error_of_the_body_is_raised_as_itself_and_ends_the_children() -> None:
     ended = asyncio.Event()
 
-    async def child() -> None:
-        try:
-            await _forever()
-        finally:
-            ended.set()
-
     async def body() -> None:
         async with scope() as children:
-            children.spawn(child(), "child")
+            children.spawn(_forever_then(ended), "child")
             await settle()
             raise LookupError("body")
 
@@ -53,15 +55,9 @@ async def test_an_error_of_the_body_is_raised_as_itself_and_ends_the_children() 
 async def test_a_cancelled_scope_cancels_its_children_and_is_cancelled() -> None:
     child_ended = asyncio.Event()
 
-    async def child() -> None:
-        try:
-            await _forever()
-        finally:
-            child_ended.set()
-
     async def body() -> None:
         async with scope() as children:
-            children.spawn(child(), "child")
+            children.spawn(_forever_then(child_ended), "child")
             await _forever()
 
     task = asyncio.create_task(body())
@@ -159,15 +155,7 @@ async def test_the_interruption_cuts_a_running_call_short() -> None:
     clock = FakeClock()
     stop = Interrupt(clock)
     cancelled = asyncio.Event()
-
-    async def hangs() -> int:
-        try:
-            await _forever()
-        finally:
-            cancelled.set()
-        return 0
-
-    call = asyncio.create_task(stop.cut(hangs()))
+    call = asyncio.create_task(stop.cut(_forever_then(cancelled)))
     await settle()
     await clock.advance(3)
     assert stop.set()
