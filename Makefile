@@ -85,6 +85,8 @@ test-e2e: $(STAMP) controlplane image-tools ## Container end-to-end tests: adapt
 test-cluster: $(STAMP) image-tools ## Real Jobs on a real single-node Kubernetes (root; hack/cluster)
 	hack/cluster/install.sh >/dev/null
 	hack/controlplane/build.sh --node >/dev/null
+	hack/hyperfleet/build.sh helm >/dev/null
+	hack/hyperfleet/build.sh cel >/dev/null
 	STATUS_REPORTER_IMAGE="$$(hack/image/build.sh)" $(PYTEST) -m cluster tests/cluster
 
 .PHONY: demo-cluster

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import records
+
 from bench.fleet import (
     CRASH_BURST,
     DEFAULT,
@@ -425,13 +427,7 @@ def section(
 def splice(document: str, fleet: str) -> str:
     """``document`` with its fleet section replaced by ``fleet`` (or added before the
     analysis, or at the end)."""
-    if BEGIN in document and END in document:
-        head, rest = document.split(BEGIN, 1)
-        return head + fleet + rest.split(END, 1)[1]
-    if ANALYSIS in document:
-        head, rest = document.split(ANALYSIS, 1)
-        return head + fleet + "\n\n" + ANALYSIS + rest
-    return document.rstrip("\n") + "\n\n" + fleet + "\n"
+    return records.splice(document, BEGIN, END, fleet, before=ANALYSIS)
 
 
 def existing(document: str) -> str:

@@ -1,5 +1,7 @@
-"""Figures that one suite measures and ``make bench`` reports: kept under
-``bench-results/`` (ignored by git) with when and on which commit they were taken."""
+"""Figures that one suite measures and another step reports: kept under
+``bench-results/`` (ignored by git) with when and on which commit they were taken, and
+:func:`splice`, which puts a generated section into a document between its markers
+(``make bench`` into BENCHMARKS.md, the cluster tests into README.md)."""
 
 from __future__ import annotations
 
@@ -54,3 +56,16 @@ def real_pod_memory() -> RealPodMemory | None:
         return RealPodMemory(**json.loads(REAL_POD_MEMORY.read_text()))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def splice(document: str, begin: str, end: str, section: str, *, before: str | None = None) -> str:
+    """``document`` with the text from ``begin`` to ``end`` replaced by ``section`` (which
+    carries the markers itself); without the markers, ``section`` goes right before
+    ``before`` when the document has it, else at the end."""
+    if begin in document and end in document:
+        head, rest = document.split(begin, 1)
+        return head + section + rest.split(end, 1)[1]
+    if before is not None and before in document:
+        head, rest = document.split(before, 1)
+        return head + section + "\n\n" + before + rest
+    return document.rstrip("\n") + "\n\n" + section + "\n"

@@ -21,12 +21,13 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from typing import BinaryIO, Final
+from collections.abc import Mapping, Sequence
+from typing import BinaryIO, Final, Protocol
 
 import msgspec
 
 from status_reporter import __version__
-from status_reporter.core.config import LogFormat, LogLevel
+from status_reporter.core.config import LogContextField, LogFormat, LogLevel, MetadataSource
 
 COMPONENT: Final = "status-reporter"
 # A rendered line, newline included, stays below 64 KiB.
@@ -35,6 +36,9 @@ REPEAT_WINDOW_SECONDS: Final = 10.0
 # Lines that may wait for a stalled stdout (each below 64 KiB) before more are dropped.
 BACKLOG_LINES: Final = 256
 _REPEAT_KEYS: Final = 256
+# A carried label or annotation value (LOG_CONTEXT) is cut to this many characters:
+# label values have at most 63, annotations may hold kilobytes.
+CONTEXT_VALUE_LIMIT: Final = 256
 _LEVELS: Final = {
     LogLevel.DEBUG: logging.DEBUG,
     LogLevel.INFO: logging.INFO,
@@ -279,6 +283,34 @@ class _Handler(logging.Handler):
             self.background.put(line)
         else:
             _write(self._stream, line)
+
+
+class Labelled(Protocol):
+    """An object's metadata as far as the log context reads it."""
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """``metadata.labels``."""
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        """``metadata.annotations``."""
+
+
+def carried(fields: Sequence[LogContextField], *objects: Labelled) -> dict[str, str]:
+    """The ``LOG_CONTEXT`` fields found on ``objects`` (the first that has the key
+    wins), each value cut to :data:`CONTEXT_VALUE_LIMIT` characters; a key found on
+    none of them is left out."""
+    context: dict[str, str] = {}
+    for field in fields:
+        for item in objects:
+            found = item.labels if field.source is MetadataSource.LABEL else item.annotations
+            value = found.get(field.key)
+            if value is not None:
+                cut = len(value) > CONTEXT_VALUE_LIMIT
+                context[field.name] = value[:CONTEXT_VALUE_LIMIT] + "…" if cut else value
+                break
+    return context
 
 
 class Logger:

@@ -25,10 +25,37 @@ DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 # settings) within what the kernel and the API server accept.
 MAX_WAIT_TIME_LIMIT_SECONDS = 7 * 24 * 3600
 INTERVAL_LIMIT_SECONDS = 3600
+# HyperFleet's correlation: the cluster the Job validates, and the generation it is for.
+DEFAULT_LOG_CONTEXT = (
+    "cluster_id=label:hyperfleet.io/cluster-id,generation=annotation:hyperfleet.io/generation"
+)
+LOG_CONTEXT_LIMIT = 16
+# Fields every line has already, and the ones the logger adds itself.
+RESERVED_LOG_FIELDS = frozenset(
+    {
+        "timestamp",
+        "level",
+        "message",
+        "component",
+        "version",
+        "hostname",
+        "job",
+        "namespace",
+        "pod",
+        "repeated",
+        "log_line_truncated",
+    }
+)
 
 # Plain decimal digits only: int() would also take "1_000", "٣" or "0x10". The length
 # cap keeps int() away from its own limit on huge inputs (thousands of digits).
 _INTEGER = re.compile(r"[+]?[0-9]{1,18}")
+
+# A log field name; a Kubernetes label or annotation key: an optional DNS subdomain
+# prefix and "/", then a name of at most 63 characters.
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_KEY_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_KEY_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 _Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
@@ -54,6 +81,22 @@ class MonitorMode(enum.StrEnum):
 
     AUTO = "auto"
     POLL = "poll"
+
+
+class MetadataSource(enum.StrEnum):
+    """Where a ``LOG_CONTEXT`` field's value is read: the Job's (else the Pod's)
+    labels or annotations."""
+
+    LABEL = "label"
+    ANNOTATION = "annotation"
+
+
+class LogContextField(msgspec.Struct, frozen=True):
+    """One entry of ``LOG_CONTEXT``: log field ``name`` carries the value of ``key``."""
+
+    name: str
+    source: MetadataSource
+    key: str
 
 
 def _printable(value: str) -> str:
@@ -92,6 +135,7 @@ class Config(msgspec.Struct, frozen=True):
     monitor_mode: MonitorMode = MonitorMode.AUTO
     container_status_interval_seconds: int = DEFAULT_CONTAINER_STATUS_INTERVAL_SECONDS
     termination_message_path: str = DEFAULT_TERMINATION_MESSAGE_PATH
+    log_context: tuple[LogContextField, ...] = ()
 
 
 class ErrorReport(msgspec.Struct, frozen=True):
@@ -167,6 +211,63 @@ def _condition_type(env: Mapping[str, str]) -> str:
     return raw.strip()
 
 
+def _is_metadata_key(key: str) -> bool:
+    prefix, slash, name = key.rpartition("/")
+    if slash and (len(prefix) > 253 or not _KEY_PREFIX.fullmatch(prefix)):
+        return False
+    return bool(_KEY_NAME.fullmatch(name))
+
+
+def parse_log_context(raw: str) -> tuple[LogContextField, ...]:
+    """Parse a ``LOG_CONTEXT`` value: ``none``, or comma-separated
+    ``name=label:key`` / ``name=annotation:key`` entries.
+
+    Raises:
+        ConfigError: naming the first entry that is not allowed, and why.
+    """
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(
+            "LOG_CONTEXT",
+            raw,
+            f"{why}; must be none or a comma-separated list of name=label:key or "
+            "name=annotation:key",
+        )
+
+    if raw.strip().lower() == "none":
+        return ()
+    entries = raw.split(",")
+    if len(entries) > LOG_CONTEXT_LIMIT:
+        raise refuse(f"at most {LOG_CONTEXT_LIMIT} entries")
+    fields: list[LogContextField] = []
+    for entry in entries:
+        name, equals, spec = (part.strip() for part in entry.partition("="))
+        kind, colon, key = (part.strip() for part in spec.partition(":"))
+        shown = entry.strip()
+        if not equals or not colon:
+            raise refuse(f'entry "{shown}" is not name=label:key or name=annotation:key')
+        if not _FIELD_NAME.fullmatch(name):
+            raise refuse(
+                f'field name "{name}" must be 1-63 lower-case letters, digits or _, '
+                "starting with a letter"
+            )
+        if name in RESERVED_LOG_FIELDS:
+            raise refuse(f'field name "{name}" is one every log line already has')
+        if any(field.name == name for field in fields):
+            raise refuse(f'field name "{name}" is given twice')
+        try:
+            source = MetadataSource(kind.lower())
+        except ValueError:
+            raise refuse(f'"{kind}" in entry "{shown}" must be label or annotation') from None
+        if not _is_metadata_key(key):
+            raise refuse(f'"{key}" in entry "{shown}" is not a Kubernetes label or annotation key')
+        fields.append(LogContextField(name, source, key))
+    return tuple(fields)
+
+
+DEFAULT_LOG_CONTEXT_FIELDS = parse_log_context(DEFAULT_LOG_CONTEXT)
+
+
 def error_report(env: Mapping[str, str]) -> ErrorReport:
     """Where to report a configuration error, as far as the environment can tell.
 
@@ -239,6 +340,7 @@ def load(env: Mapping[str, str]) -> Config:
         f"must be an integer greater than 0 and at most {INTERVAL_LIMIT_SECONDS}",
     )
     termination_path = _file_path(env, "TERMINATION_MESSAGE_PATH", DEFAULT_TERMINATION_MESSAGE_PATH)
+    log_context = parse_log_context(_get(env, "LOG_CONTEXT") or DEFAULT_LOG_CONTEXT)
     return Config(
         job_name=job_name,
         job_namespace=job_namespace,
@@ -254,4 +356,5 @@ def load(env: Mapping[str, str]) -> Config:
         monitor_mode=monitor_mode,
         container_status_interval_seconds=status_interval,
         termination_message_path=termination_path,
+        log_context=log_context,
     )

@@ -31,6 +31,9 @@ class ObjectMeta(_Model):
     deletion_timestamp: str | None = None
     deletion_grace_period_seconds: int | None = None
     owner_references: list[OwnerReference] = []
+    # Read for LOG_CONTEXT (README "Logs"), from the reads start-up makes anyway.
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
 
 
 class Running(_Model):

@@ -20,7 +20,7 @@ from status_reporter.api.protocol import Api, Operations
 from status_reporter.api.retry import KubeError, call
 from status_reporter.api.writer import ConditionWriter
 from status_reporter.base.clock import Clock
-from status_reporter.base.logs import Logger
+from status_reporter.base.logs import Logger, carried
 from status_reporter.core.config import Config, ConfigError, MonitorMode
 from status_reporter.core.models import Job, Pod
 from status_reporter.core.pods import find_adapter, has_container, is_native_sidecar, owner_job
@@ -92,6 +92,8 @@ class Startup:
             deadline=deadline,
             log=self._log,
         )
+        # From here on every line carries the Job's correlation (README "Logs").
+        self._log.bind(**carried(config.log_context, job.metadata, pod.metadata))
         adapter = find_adapter(pod, config.adapter_container_name, config.reporter_container_name)
         self._warn_about(pod)
         access = await check_access(

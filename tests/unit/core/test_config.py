@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from status_reporter.core.config import (
+    DEFAULT_LOG_CONTEXT_FIELDS,
     Config,
     ConfigError,
     LogFormat,
@@ -43,6 +44,7 @@ def test_defaults_match_the_reference() -> None:
         monitor_mode=MonitorMode.AUTO,
         container_status_interval_seconds=10,
         termination_message_path="/dev/termination-log",
+        log_context=DEFAULT_LOG_CONTEXT_FIELDS,
     )
 
 
