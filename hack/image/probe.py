@@ -175,19 +175,19 @@ def _credentials(workdir: str) -> None:
     KUBECONFIGS."""
     import contextlib
 
-    from status_reporter.api import credentials
+    from status_reporter.api import auth, credentials
 
     account = os.path.join(workdir, "serviceaccount")
     env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
     try:
         credentials.load(env, home=workdir, service_account_dir=account)
-    except credentials.CredentialsError as exc:
+    except auth.CredentialsError as exc:
         error = str(exc)
     else:
         raise AssertionError("in-cluster credentials with an invalid CA loaded")
     assert "no valid PEM certificate" in error, error
     for name in KUBECONFIGS:
-        with contextlib.suppress(credentials.CredentialsError):
+        with contextlib.suppress(auth.CredentialsError):
             credentials.load({"KUBECONFIG": os.path.join(workdir, name)}, home=workdir)
 
 

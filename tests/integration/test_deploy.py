@@ -1,5 +1,5 @@
 """deploy/: every manifest is accepted by the real API server, and the native example
-runs end to end (static checks of the manifests are in tests/unit/test_manifests.py)."""
+runs end to end (static checks of the manifests are in tests/unit/deploy/test_manifests.py)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from status_reporter.api.credentials import Credentials, CredentialsError
+from status_reporter.api.auth import Credentials, CredentialsError
 from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
 from status_reporter.api.transport import HttpClient, Response, TransportError
 from status_reporter.core.models import (
@@ -76,14 +76,16 @@ def _decode(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
         raise Unreachable(f"malformed response from the API server: {exc}") from None
 
 
-def escape(text: str) -> str:
+def percent_encode(text: str) -> str:
     """``text`` as one percent-encoded (UTF-8) path segment or query value."""
     return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode())
 
 
 def query_string(params: Mapping[str, str]) -> str:
     """``params`` as a URL query, without the ``?``."""
-    return "&".join(f"{escape(name)}={escape(value)}" for name, value in params.items())
+    return "&".join(
+        f"{percent_encode(name)}={percent_encode(value)}" for name, value in params.items()
+    )
 
 
 class HttpApi:
@@ -94,10 +96,10 @@ class HttpApi:
     ) -> None:
         self._client = client
         self._credentials = credentials
-        quoted_ns = escape(namespace)
+        quoted_ns = percent_encode(namespace)
         self._jobs_path = f"/apis/batch/v1/namespaces/{quoted_ns}/jobs"
         self._events_path = f"/apis/events.k8s.io/v1/namespaces/{quoted_ns}/events"
-        self._pod_path = f"/api/v1/namespaces/{quoted_ns}/pods/{escape(pod)}"
+        self._pod_path = f"/api/v1/namespaces/{quoted_ns}/pods/{percent_encode(pod)}"
         self._pods_path = f"/api/v1/namespaces/{quoted_ns}/pods"
         self._pod = pod
         self._namespace = namespace
@@ -106,7 +108,7 @@ class HttpApi:
         if not name:
             # An empty name would address the collection, not a Job.
             raise ValueError("a Job name is required")
-        return f"{self._jobs_path}/{escape(name)}"
+        return f"{self._jobs_path}/{percent_encode(name)}"
 
     async def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"Accept": _JSON, **await self._credentials.auth.headers(), **(extra or {})}
@@ -123,7 +125,7 @@ class HttpApi:
         extra = {"Content-Type": content_type} if content_type else None
 
         async def send() -> Response:
-            with _mapped():
+            with _as_api_errors():
                 headers = await self._headers(extra)
                 return await self._client.request(
                     method, target, headers=headers, body=body, timeout=timeout
@@ -206,7 +208,7 @@ class HttpApi:
         self, target: str, read_timeout: float
     ) -> AsyncIterator[AsyncIterator[PodEvent]]:
         for attempt in range(2):
-            with _mapped():
+            with _as_api_errors():
                 async with self._client.stream(
                     "GET",
                     target,
@@ -231,7 +233,7 @@ class HttpApi:
 
 
 @contextmanager
-def _mapped() -> Iterator[None]:
+def _as_api_errors() -> Iterator[None]:
     """The one place where failures below the Api become its own: no answer from the
     transport, or no request at all because the credentials could not be had (both
     transient, so retried within the caller's budget)."""
@@ -244,7 +246,7 @@ def _mapped() -> Iterator[None]:
 
 
 async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[PodEvent]:
-    with _mapped():
+    with _as_api_errors():
         async for line in lines:
             yield decode_event(line)
 

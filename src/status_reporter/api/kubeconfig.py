@@ -5,48 +5,32 @@ plugin (README "Configuration").
 Only a reporter outside a Pod reads one (a developer's machine, the test harness):
 :func:`status_reporter.api.credentials.load` imports this module when there is no
 in-cluster service account. A JSON kubeconfig is read by msgspec; a YAML one needs
-PyYAML (the ``kubeconfig`` extra). Tokens never appear in exception messages or reprs.
+PyYAML (the ``kubeconfig`` extra). Tokens never appear in exception messages.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import os
 import ssl
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
 
-from status_reporter.api.credentials import (
+from status_reporter.api.auth import (
     Auth,
     Credentials,
     CredentialsError,
     NoAuth,
+    TokenAuth,
     TokenFileAuth,
-    bearer,
+    load_client_cert,
+    read_file,
     tls_context,
 )
 from status_reporter.api.transport import Endpoint
-
-EXEC_TIMEOUT: Final = 30.0
-
-
-_EXEC_API_VERSIONS: Final = (
-    "client.authentication.k8s.io/v1",
-    "client.authentication.k8s.io/v1beta1",
-)
-
-
-# A credential this close to its expiry is renewed first: a request may take that long.
-_EXPIRY_MARGIN: Final = timedelta(seconds=10)
-
-
-_STDERR_TAIL: Final = 400
-
 
 _UNSUPPORTED_USER_FIELDS: Final = {
     "username": "basic authentication (username/password)",
@@ -56,201 +40,6 @@ _UNSUPPORTED_USER_FIELDS: Final = {
     "as-groups": "impersonation (as-groups)",
     "as-user-extra": "impersonation (as-user-extra)",
 }
-
-
-class TokenAuth:
-    """A bearer token written in the kubeconfig."""
-
-    __slots__ = ("_header",)
-
-    def __init__(self, token: str, where: str) -> None:
-        self._header = bearer(token, where)
-
-    async def headers(self) -> dict[str, str]:
-        """The ``Authorization: Bearer`` header."""
-        return self._header
-
-    async def refresh(self) -> bool:
-        """A token written in the file cannot change."""
-        return False
-
-    def __repr__(self) -> str:
-        return "TokenAuth(<hidden>)"
-
-
-class ExecAuth:
-    """A client-go credential plugin (``client.authentication.k8s.io`` v1 or v1beta1).
-
-    The plugin runs on first use, again when its credential expires, and on
-    :meth:`refresh`. It may return a token or a client certificate; a certificate is
-    loaded into ``tls`` and so applies to connections opened after that.
-    """
-
-    def __init__(
-        self,
-        *,
-        command: str,
-        args: list[str],
-        env: Mapping[str, str],
-        api_version: str,
-        exec_info: Mapping[str, Any],
-        tls: ssl.SSLContext | None,
-        where: str,
-        install_hint: str = "",
-        timeout: float = EXEC_TIMEOUT,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._argv = [command, *args]
-        self._env = {**env, "KUBERNETES_EXEC_INFO": msgspec.json.encode(exec_info).decode()}
-        self._api_version = api_version
-        self._tls = tls
-        self._where = f"{where}: exec plugin {command!r}"
-        self._install_hint = install_hint
-        self._timeout = timeout
-        self._now = now
-        self._token: str | None = None
-        self._cert: tuple[str, str] | None = None
-        self._expiry: datetime | None = None
-        self._loaded = False
-        self._lock = asyncio.Lock()
-
-    async def headers(self) -> dict[str, str]:
-        """The ``Authorization`` header when the plugin gave a token (else none),
-        running the plugin first if there is no valid credential yet."""
-        async with self._lock:  # concurrent requests share one run of the plugin
-            if not self._loaded or (
-                self._expiry is not None and self._now() >= self._expiry - _EXPIRY_MARGIN
-            ):
-                await self._run()
-        return bearer(self._token, self._where) if self._token else {}
-
-    async def refresh(self) -> bool:
-        """Run the plugin again; True when its credential changed."""
-        async with self._lock:
-            before = (self._token, self._cert)
-            await self._run()
-            return (self._token, self._cert) != before
-
-    async def _run(self) -> None:
-        """Run the plugin as a child process of the event loop: waiting for it never
-        blocks the loop, and a cancelled wait (a stop) kills it."""
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *self._argv,
-                env=self._env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except FileNotFoundError:
-            hint = f" ({' '.join(self._install_hint.split())})" if self._install_hint else ""
-            raise CredentialsError(f"{self._where}: command not found{hint}") from None
-        except OSError as exc:
-            raise CredentialsError(f"{self._where}: {exc.strerror or exc}") from None
-        try:
-            async with asyncio.timeout(self._timeout):
-                stdout, stderr = await process.communicate()
-        except TimeoutError:
-            raise CredentialsError(
-                f"{self._where}: did not finish within {self._timeout} s"
-            ) from None
-        finally:
-            if process.returncode is None:
-                process.kill()
-                # Reaped by the loop's child watcher; do not wait for it on a stop.
-        if process.returncode != 0:
-            tail = " ".join(stderr.decode("utf-8", "replace").split())[-_STDERR_TAIL:]
-            raise CredentialsError(
-                f"{self._where}: exit code {process.returncode}: {tail or '(no stderr)'}"
-            )
-        token, cert, expiry = self._parse(stdout)
-        if cert is not None and self._tls is not None:
-            _load_client_cert(self._tls, cert[0].encode(), cert[1].encode(), self._where)
-        self._token, self._cert, self._expiry, self._loaded = token, cert, expiry, True
-
-    def _parse(self, stdout: bytes) -> tuple[str | None, tuple[str, str] | None, datetime | None]:
-        # Messages never quote the output: it holds the credential.
-        invalid = f"{self._where}: invalid ExecCredential output"
-        try:
-            output = msgspec.json.decode(stdout)
-        except msgspec.DecodeError:
-            raise CredentialsError(f"{invalid}: not JSON") from None
-        if not isinstance(output, dict) or output.get("kind") != "ExecCredential":
-            raise CredentialsError(f'{invalid}: kind is not "ExecCredential"')
-        if output.get("apiVersion") != self._api_version:
-            raise CredentialsError(f'{invalid}: apiVersion is not "{self._api_version}"')
-        status = output.get("status")
-        if not isinstance(status, dict):
-            raise CredentialsError(f"{invalid}: no status")
-        token, cert, key = (
-            status.get(k) for k in ("token", "clientCertificateData", "clientKeyData")
-        )
-        if not all(isinstance(v, str | None) for v in (token, cert, key)):
-            raise CredentialsError(f"{invalid}: token and client certificate data must be strings")
-        if bool(cert) != bool(key):
-            raise CredentialsError(
-                f"{invalid}: clientCertificateData and clientKeyData come together"
-            )
-        if not token and not cert:
-            raise CredentialsError(f"{invalid}: neither a token nor a client certificate")
-        if token:
-            bearer(token, invalid)  # a bad token is not kept: the next request runs it again
-        return token or None, (cert, key) if cert and key else None, self._expiry_of(status)
-
-    def _expiry_of(self, status: Mapping[str, Any]) -> datetime | None:
-        stamp = status.get("expirationTimestamp")
-        if stamp is None:
-            return None
-        try:
-            expiry = datetime.fromisoformat(stamp)
-        except (TypeError, ValueError):
-            raise CredentialsError(
-                f"{self._where}: invalid ExecCredential output: expirationTimestamp {stamp!r}"
-            ) from None
-        return expiry if expiry.tzinfo is not None else expiry.replace(tzinfo=UTC)
-
-    def __repr__(self) -> str:
-        return f"ExecAuth({self._argv[0]!r})"
-
-
-def _load_client_cert(tls: ssl.SSLContext, cert: bytes | str, key: bytes | str, where: str) -> None:
-    """Load a client certificate and key given as files or as PEM data."""
-    # Read files here too, for an error that names the file ssl would not name.
-    pem = [part if isinstance(part, bytes) else _read_file(part, where) for part in (cert, key)]
-    if isinstance(cert, str) and isinstance(key, str):
-        _load_chain(tls, cert, key, where)
-        return
-    # ssl loads certificates from files only: a private (0600) file, removed at once.
-    import tempfile  # noqa: PLC0415 - only certificate data needs it, never a Pod
-
-    try:
-        fd, name = tempfile.mkstemp(prefix="status-reporter-", suffix=".pem")
-    except OSError as exc:
-        raise CredentialsError(
-            f"{where}: cannot write a temporary key file: {exc.strerror}"
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(pem[0] + b"\n" + pem[1])
-        _load_chain(tls, name, None, where)
-    finally:
-        os.unlink(name)
-
-
-def _read_file(path: str, where: str) -> bytes:
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except OSError as exc:
-        raise CredentialsError(f"{where}: {path}: {exc.strerror}") from None
-
-
-def _load_chain(tls: ssl.SSLContext, certfile: str, keyfile: str | None, where: str) -> None:
-    try:
-        tls.load_cert_chain(certfile, keyfile)
-    except ssl.SSLError as exc:
-        detail = f" ({exc.reason})" if exc.reason else ""
-        raise CredentialsError(f"{where}: client certificate and key do not load{detail}") from None
 
 
 class _Entry(msgspec.Struct, frozen=True):
@@ -441,7 +230,7 @@ def _cluster_tls(entry: _Entry, where: str) -> tuple[ssl.SSLContext, bytes | Non
         tls = tls_context(cadata=text, where=f"{where}: certificate-authority-data")
     elif ca_file is not None:
         tls = tls_context(cafile=ca_file, where=f"{where}: certificate-authority {ca_file}")
-        ca_pem = _read_file(ca_file, where)
+        ca_pem = read_file(ca_file, where)
     else:
         tls = tls_context(where=where)
     if insecure:
@@ -473,7 +262,7 @@ def _user(
     if (cert is None) != (key is None):
         raise CredentialsError(f"{where}: a client certificate needs both a certificate and a key")
     if cert is not None and key is not None and endpoint.tls is not None:
-        _load_client_cert(endpoint.tls, cert, key, where)
+        load_client_cert(endpoint.tls, cert, key, where)
 
     token = entry.text("token", where)
     token_file = entry.path("tokenFile", where)
@@ -494,7 +283,9 @@ def _exec(
     endpoint: Endpoint,
     exec_cluster: dict[str, Any],
     env: Mapping[str, str],
-) -> ExecAuth:
+) -> Auth:
+    from status_reporter.api.execplugin import API_VERSIONS, ExecAuth  # noqa: PLC0415 - plugins only
+
     config = entry.value["exec"]
     if not isinstance(config, dict):
         raise CredentialsError(f"{entry.where('user', user)}: exec must be a mapping")
@@ -507,10 +298,9 @@ def _exec(
         # client-go resolves a relative command path against the kubeconfig's directory.
         command = _beside(entry.file, command)
     api_version = exec_entry.text("apiVersion", where)
-    if api_version not in _EXEC_API_VERSIONS:
+    if api_version not in API_VERSIONS:
         raise CredentialsError(
-            f"{where}: apiVersion {api_version!r} is not supported;"
-            f" use {' or '.join(_EXEC_API_VERSIONS)}"
+            f"{where}: apiVersion {api_version!r} is not supported; use {' or '.join(API_VERSIONS)}"
         )
     if config.get("interactiveMode") == "Always":
         raise CredentialsError(f"{where}: interactiveMode Always needs a terminal; there is none")

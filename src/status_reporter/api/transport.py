@@ -105,6 +105,18 @@ class TcpKeepalive(msgspec.Struct, frozen=True):
         if not (0 < self.idle <= 32767 and 0 < self.interval <= 32767 and 0 < self.count <= 127):
             raise ValueError(f"TCP keepalive settings out of range: {self}")
 
+    @classmethod
+    def dead_within(cls, seconds: int) -> TcpKeepalive:
+        """Keepalive that declares a silent connection dead within ``seconds`` (at least 2).
+
+        The first probe goes out after a quarter of them; the rest are shared by up to
+        four probes (more probes tolerate a lost one).
+        """
+        idle = max(1, seconds // 4)
+        probe = max(1, (seconds - idle) // 4)
+        count = max(1, min(4, (seconds - idle) // probe))
+        return cls(idle=idle, interval=probe, count=count)
+
 
 class Response(msgspec.Struct, frozen=True):
     """A complete response; header names are lower-case, repeated fields joined by ", "."""

@@ -58,7 +58,7 @@ class ConditionWriter:
         """The permission to patch was confirmed: retry a 403 for ``grace`` seconds."""
         self._policy = msgspec.structs.replace(self._policy, forbidden_grace=grace)
 
-    def hold(self, job: Job) -> None:
+    def plan_from(self, job: Job) -> None:
         """Keep ``job`` as the latest known copy to plan from."""
         self._conditions = job.status.conditions
 
@@ -77,7 +77,7 @@ class ConditionWriter:
             log=self._log,
             policy=self._policy,
         )
-        self.hold(job)
+        self.plan_from(job)
         return job
 
     async def write(
@@ -113,7 +113,7 @@ class ConditionWriter:
             log=self._log,
             policy=self._policy,
         )
-        self.hold(job)
+        self.plan_from(job)
         self._log.info(
             "condition written", type=self._type, status=planned["status"], reason=planned["reason"]
         )

@@ -192,22 +192,22 @@ class _Repeats(logging.Filter):
     def __init__(self, window: float = REPEAT_WINDOW_SECONDS) -> None:
         super().__init__()
         self._window = window
-        self._seen: OrderedDict[tuple[object, ...], tuple[float, int]] = OrderedDict()
+        self._recent: OrderedDict[tuple[object, ...], tuple[float, int]] = OrderedDict()
 
     def filter(self, record: logging.LogRecord) -> bool:
         """True to emit ``record``; adds ``repeated=N`` after dropped repeats."""
         fields = getattr(record, _FIELDS, {})
         key = (record.levelno, record.msg, repr(sorted(fields.items())))
         now = time.monotonic()
-        last, dropped = self._seen.pop(key, (None, 0))
+        last, dropped = self._recent.pop(key, (None, 0))
         if last is not None and now - last < self._window:
-            self._seen[key] = (last, dropped + 1)
+            self._recent[key] = (last, dropped + 1)
             return False
         if dropped:
             setattr(record, _FIELDS, {**fields, "repeated": dropped})
-        self._seen[key] = (now, 0)
-        while len(self._seen) > _REPEAT_KEYS:
-            self._seen.popitem(last=False)
+        self._recent[key] = (now, 0)
+        while len(self._recent) > _REPEAT_KEYS:
+            self._recent.popitem(last=False)
         return True
 
 

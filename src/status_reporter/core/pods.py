@@ -1,10 +1,16 @@
-"""What the reporter reads from its Pod: which container is the adapter, its state, and
-whether the reporter runs as a native sidecar (README "Configuration" and "Exit codes and
-lifecycle")."""
+"""What the reporter reads from its Pod: which container is the adapter, its state,
+whether the reporter runs as a native sidecar, and which of two Pod states is the newer
+(README "Configuration" and "Exit codes and lifecycle").
+
+:func:`pod_facts` is the one way a Pod state reaches the rules: the Pod monitor hands it
+each state it reads, and passes on what it returns.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+
+import msgspec
 
 from status_reporter.core.config import ConfigError
 from status_reporter.core.decision import AdapterState, Stop, Terminated, Waiting
@@ -126,3 +132,31 @@ def deletion(pod: Pod, now: float, wall: float) -> Stop | None:
         return None
     requested = min(wall, deleted_at - (meta.deletion_grace_period_seconds or 0))
     return Stop(at=now - (wall - requested), wall=requested)
+
+
+class PodFacts(msgspec.Struct, frozen=True):
+    """What one state of the Pod tells the rules.
+
+    ``version`` is its resourceVersion (the newest known, when it has none);
+    ``adapter`` the adapter container's state (None while it is not reported, or no
+    adapter is followed yet); ``deletion`` the stop that the Pod's deletion means.
+    """
+
+    version: str
+    adapter: AdapterState | None
+    deletion: Stop | None
+
+
+def pod_facts(
+    pod: Pod, *, newest: str, adapter: str | None, now: float, wall: float
+) -> PodFacts | None:
+    """The facts of ``pod``, or None when it is older than the newest state seen
+    (``newest``): a read that raced a watch event, whose newer state already counts."""
+    version = pod.metadata.resource_version
+    if is_older(version, newest):
+        return None
+    return PodFacts(
+        version=version or newest,
+        adapter=None if adapter is None else adapter_state(pod, adapter),
+        deletion=deletion(pod, now, wall),
+    )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from status_reporter import __version__
-from status_reporter.api.credentials import CredentialsError
+from status_reporter.api.auth import CredentialsError
 from status_reporter.api.credentials import load as load_credentials
 from status_reporter.api.kube import HttpApi
 from status_reporter.api.protocol import Api, Operations
@@ -37,9 +37,8 @@ from status_reporter.core.config import (
 )
 from status_reporter.core.contract import ResultInvalid, ResultMissing, read_result
 from status_reporter.core.decision import result_verdict
-from status_reporter.monitors.podwatch import keepalive_for
-from status_reporter.shell.engine import ExitCode, Reporter
-from status_reporter.shell.startup import record_config_error
+from status_reporter.shell.engine import Reporter
+from status_reporter.shell.outcome import ExitCode, record_config_error
 
 if TYPE_CHECKING:
     import argparse
@@ -163,7 +162,9 @@ async def _run(config: Config, early: list[int], log: logs.Logger) -> int:
             os.environ,
             config.pod_name,
             config.job_namespace,
-            keepalive_for(config.container_status_interval_seconds),
+            # A watch on a connection that died silently is given up within two Pod
+            # polling intervals (docs/design.md "Monitoring").
+            TcpKeepalive.dead_within(2 * config.container_status_interval_seconds),
         )
     except CredentialsError as exc:
         log.error(f"cannot load Kubernetes credentials: {exc}")

@@ -1,11 +1,12 @@
 """Start-up: the Pod, its Job, the adapter and the permissions, checked before anything
 is watched (README "Configuration" and "RBAC").
 
-The Pod is read first: it names the Job when ``JOB_NAME`` is unset (its controller
-``ownerReference``). The Job must exist, and its copy is what the condition is
-planned from. A missing Pod or adapter container is a configuration error reported
-at once, not after the timeout. When a stop cuts start-up short, one quick read of
-the Pod still tries to learn the adapter.
+The Pod is read first (by the Pod monitor, its only reader): it names the Job when
+``JOB_NAME`` is unset (its controller ``ownerReference``), and the condition writer is
+built once the Job is named. The Job must exist, and its copy is what the condition is
+planned from. A missing Pod or adapter container is a configuration error reported at
+once, not after the timeout. When a stop cuts start-up short, a Pod read since may
+still teach the adapter.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from status_reporter.api.retry import KubeError, call
 from status_reporter.api.writer import ConditionWriter
 from status_reporter.base.clock import Clock
 from status_reporter.base.logs import Logger, carried
-from status_reporter.core.conditions import Condition
 from status_reporter.core.config import Config, ConfigError, MonitorMode
 from status_reporter.core.models import Job, Pod
 from status_reporter.core.pods import find_adapter, has_container, is_native_sidecar, owner_job
-from status_reporter.shell import termination
+from status_reporter.monitors.pod import PodMonitor
 
 # Condition types owned by the Job controller (batch/v1 JobConditionType).
 JOB_CONTROLLER_CONDITIONS: Final = frozenset(
@@ -34,7 +34,7 @@ JOB_CONTROLLER_CONDITIONS: Final = frozenset(
 REVIEW_SECONDS: Final = 10.0
 
 
-class Target(msgspec.Struct, frozen=True):
+class StartupFacts(msgspec.Struct, frozen=True):
     """What start-up learned: the Pod and the Job as read, the adapter, the sidecar mode,
     and what the permissions allow."""
 
@@ -47,26 +47,32 @@ class Target(msgspec.Struct, frozen=True):
     patch_confirmed: bool
 
 
-class AfterStop(msgspec.Struct, frozen=True):
-    """What one read of the Pod taught after a stop cut start-up short."""
-
-    pod: Pod
-    native_sidecar: bool
-    adapter: str | None
-
-
 class Startup:
-    """Start-up for one Pod; :attr:`ops` names its Job once that is known."""
+    """Start-up for one Pod. :attr:`ops` names its Job once that is known, and
+    :attr:`writer` writes conditions on it (None until then)."""
 
-    def __init__(self, config: Config, api: Api, *, clock: Clock, log: Logger) -> None:
+    def __init__(
+        self, config: Config, api: Api, pods: PodMonitor, *, clock: Clock, log: Logger
+    ) -> None:
         self._config = config
         self._api = api
+        self._pods = pods
         self._clock = clock
         self._log = log
         # Without JOB_NAME the Job is "" until the Pod has named it.
         self.ops = Operations.of(config.job_name, config.pod_name, config.job_namespace)
+        self.writer: ConditionWriter | None = None
+        if config.job_name:
+            self.writer = self._writer()
+        # Whether the reporter is a native sidecar, when a stop cut start-up short.
+        self.native_sidecar = False
 
-    async def run(self, deadline: float) -> Target:
+    def _writer(self) -> ConditionWriter:
+        return ConditionWriter(
+            self._api, self.ops, self._config.condition_type, clock=self._clock, log=self._log
+        )
+
+    async def run(self, deadline: float) -> StartupFacts:
         """Read the Pod and the Job, find the adapter, review the permissions.
 
         Raises:
@@ -97,7 +103,7 @@ class Startup:
             deadline=min(deadline, self._clock.now() + REVIEW_SECONDS),
             log=self._log,
         )
-        return Target(
+        return StartupFacts(
             pod=pod,
             job=job,
             adapter=adapter,
@@ -107,34 +113,21 @@ class Startup:
             patch_confirmed=access.patch_confirmed,
         )
 
-    async def read_after_stop(self, timeout: float) -> AfterStop | None:
-        """A stop cut start-up short: one quick read of the Pod (None when it fails)."""
-        try:
-            pod = await self._api.get_pod(timeout=timeout)
-        except Exception as exc:
-            self._log.debug("no Pod read after the stop", error=str(exc))
-            return None
+    def learn_after_stop(self, pod: Pod) -> str | None:
+        """A stop cut start-up short: what a Pod read since teaches (the Job, the sidecar
+        mode); the adapter's name, or None when the Pod does not tell."""
         config = self._config
-        adapter = None
+        self.native_sidecar = is_native_sidecar(pod, config.reporter_container_name)
         try:
             self._name_job(pod)
-            adapter = find_adapter(
-                pod, config.adapter_container_name, config.reporter_container_name
-            )
+            return find_adapter(pod, config.adapter_container_name, config.reporter_container_name)
         except ConfigError:
-            pass
-        return AfterStop(pod, is_native_sidecar(pod, config.reporter_container_name), adapter)
+            return None
 
     async def _read_pod(self, deadline: float) -> Pod:
         config = self._config
         try:
-            return await call(
-                self.ops.get_pod,
-                lambda timeout: self._api.get_pod(timeout=timeout),
-                clock=self._clock,
-                deadline=deadline,
-                log=self._log,
-            )
+            return await self._pods.read_at_start(deadline)
         except KubeError as exc:
             if exc.status != 404:
                 raise
@@ -164,9 +157,10 @@ class Startup:
                 None,
                 f"required: Pod {pod.metadata.name} is not owned by a Job to take the name from",
             )
-        if owner != self.ops.job:
+        if self.writer is None:
             config = self._config
             self.ops = Operations.of(owner, config.pod_name, config.job_namespace)
+            self.writer = self._writer()
             self._log.bind(job=owner)
             self._log.info("reporting on the Job that owns this Pod")
 
@@ -184,34 +178,3 @@ class Startup:
                 "writing it can change how the Job ends",
                 condition_type=config.condition_type,
             )
-
-
-async def record_config_error(
-    writer: ConditionWriter | None,
-    line: str,
-    *,
-    deadline: float,
-    condition_type: str,
-    termination_path: str,
-    log: Logger,
-) -> bool:
-    """Record ``ReporterConfigInvalid`` with ``line`` on the Job, best effort until
-    ``deadline``, and leave it in the termination message; True when it reached the Job.
-
-    The one way a configuration error is reported, whether the environment or start-up
-    found it. Without a writer (no Job can be named) only the termination message is
-    left.
-    """
-    condition = Condition("False", "ReporterConfigInvalid", line)
-    written = False
-    if writer is not None:
-        try:
-            await writer.write(condition, deadline=deadline)
-            written = True
-        except KubeError as exc:
-            log.warning("could not record the configuration error on the Job", error=str(exc))
-    if not termination.write(
-        termination_path, termination.message(condition_type, condition, written)
-    ):
-        log.debug("no termination message file to write", path=termination_path)
-    return written

@@ -20,7 +20,7 @@ from harness.cluster import (
 from harness.controlplane import ROOT
 
 from status_reporter.core.config import load
-from status_reporter.shell.engine import STOP_EXIT_SECONDS
+from status_reporter.shell.outcome import STOP_EXIT_SECONDS
 
 # The variables of the README's configuration table.
 DOCUMENTED_VARIABLES = {

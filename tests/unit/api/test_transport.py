@@ -13,6 +13,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from status_reporter.api.transport import (
     MAX_HEAD,
@@ -848,3 +850,21 @@ async def test_stream_error_status_body_is_read_up_to_the_limit() -> None:
         async with client.stream("GET", "/", connect_timeout=2, read_timeout=2) as stream:
             assert await stream.read_body(8) == status[:8]
     assert server.accepts == 2
+
+
+# --- TCP keepalive: a silent connection declared dead in time ---------------------------
+
+
+@given(st.integers(min_value=1, max_value=3600))
+def test_keepalive_declares_a_dead_connection_within_two_intervals(interval: int) -> None:
+    keepalive = TcpKeepalive.dead_within(2 * interval)
+    assert keepalive.idle >= 1
+    assert keepalive.interval >= 1
+    assert keepalive.count >= 1
+    assert keepalive.idle + keepalive.interval * keepalive.count <= 2 * interval
+    assert keepalive.idle <= 32767  # the kernel's limit for TCP_KEEPIDLE
+
+
+def test_keepalive_default() -> None:
+    keepalive = TcpKeepalive.dead_within(2 * 10)
+    assert (keepalive.idle, keepalive.interval, keepalive.count) == (5, 3, 4)

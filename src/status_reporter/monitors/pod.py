@@ -1,5 +1,11 @@
-"""Following the adapter's Pod: a watch, with polling as the fallback and safety net
-(docs/design.md "Monitoring").
+"""The Pod monitor: the only reader of the adapter's Pod, the only owner of the order of
+its states, and the source of what the rules learn from it (docs/design.md "Monitoring").
+
+Every read goes through it: start-up's, the watch, the polls, the read before the
+deadline and the reads after a stop. Each Pod state passes once through
+:func:`~status_reporter.core.pods.pod_facts`: one older than the newest seen is dropped,
+any other becomes :class:`~status_reporter.core.pods.PodFacts` for ``on_facts``. A Pod
+that is gone (404, ``DELETED``) is reported to ``on_gone``.
 
 A watch whose connection dies silently (a NAT or load-balancer entry dropped) is
 detected by TCP keepalive within twice the Pod polling interval, at no request
@@ -16,13 +22,13 @@ import math
 from collections.abc import Callable
 from typing import Final
 
-from status_reporter.api.protocol import Api, ApiError, Operations, PodEvent, Unreachable
-from status_reporter.api.retry import RetryPolicy, backoff
-from status_reporter.api.transport import TcpKeepalive
+from status_reporter.api.protocol import Api, ApiError, Operation, PodEvent, Unreachable
+from status_reporter.api.retry import RetryPolicy, backoff, call
 from status_reporter.base.clock import Clock, ticks
 from status_reporter.base.logs import Logger
-from status_reporter.base.tasks import cancelled
+from status_reporter.base.tasks import scope
 from status_reporter.core.models import Pod
+from status_reporter.core.pods import PodFacts, is_older, pod_facts
 
 # The API server sends a watch bookmark about every minute: a longer silence means
 # the connection is dead even though TCP still answers.
@@ -36,19 +42,6 @@ MIN_WATCH_SECONDS: Final = 1.0
 _READ_TIMEOUT: Final = 5.0
 
 
-def keepalive_for(interval: int) -> TcpKeepalive:
-    """TCP keepalive that declares a silent connection dead within ``2 × interval`` seconds.
-
-    The first probe goes out after half the interval of silence; the rest of the
-    budget is shared by up to four probes (more probes tolerate a lost one).
-    """
-    budget = 2 * interval
-    idle = max(1, interval // 2)
-    probe = max(1, (budget - idle) // 4)
-    count = max(1, min(4, (budget - idle) // probe))
-    return TcpKeepalive(idle=idle, interval=probe, count=count)
-
-
 def watch_seconds(seconds_left: float) -> int:
     """The watch's ``timeoutSeconds``: until a little after the deadline, capped."""
     wanted = math.ceil(max(0.0, seconds_left)) + WATCH_MARGIN_SECONDS
@@ -56,38 +49,62 @@ def watch_seconds(seconds_left: float) -> int:
 
 
 class PodMonitor:
-    """Reports every change of the Pod to ``on_pod``, and its disappearance to ``on_gone``."""
+    """Reads the Pod; reports the facts of each newer state to ``on_facts``, and the
+    Pod's disappearance to ``on_gone``. ``get_pod`` names the read in messages."""
 
     def __init__(
         self,
         api: Api,
-        ops: Operations,
+        get_pod: Operation,
         *,
         clock: Clock,
         log: Logger,
         interval: float,
-        deadline: float,
-        resource_version: str,
-        on_pod: Callable[[Pod], None],
+        on_facts: Callable[[PodFacts], None],
         on_gone: Callable[[], None],
     ) -> None:
         self._api = api
-        self._ops = ops
+        self._get_pod = get_pod
         self._clock = clock
         self._log = log
         self._interval = interval
-        self._deadline = deadline
-        self._version = resource_version
-        self._on_pod = on_pod
+        self._on_facts = on_facts
         self._on_gone = on_gone
+        # The newest state seen (its resourceVersion): the watch resumes from it, and
+        # an older state never replaces it.
+        self._version = ""
+        # After a 410 Gone the next watch starts from the current state instead.
+        self._expired = False
+        self._adapter: str | None = None
 
-    def _seen(self, pod: Pod) -> None:
-        if pod.metadata.resource_version:
-            self._version = pod.metadata.resource_version
-        self._on_pod(pod)
+    @property
+    def following(self) -> bool:
+        """True once the adapter container is known (its state is then reported)."""
+        return self._adapter is not None
 
-    async def read_once(self, timeout: float = _READ_TIMEOUT) -> Pod | None:
-        """One read of the Pod; None when it failed (logged), ``on_gone`` when it is deleted."""
+    async def read_at_start(self, deadline: float) -> Pod:
+        """Start-up's read, retried until ``deadline``; its facts wait for :meth:`follow`.
+
+        Raises:
+            KubeError: the Pod could not be read (a 404 when it does not exist).
+        """
+        return await call(
+            self._get_pod,
+            lambda timeout: self._api.get_pod(timeout=timeout),
+            clock=self._clock,
+            deadline=deadline,
+            log=self._log,
+        )
+
+    def follow(self, adapter: str, pod: Pod) -> None:
+        """Report ``adapter``'s state from now on, starting with its state in ``pod``
+        (the Pod just read)."""
+        self._adapter = adapter
+        self._take(pod)
+
+    async def read(self, timeout: float = _READ_TIMEOUT) -> Pod | None:
+        """One read of the Pod, its facts reported; None when it failed (logged) or the
+        Pod is gone (``on_gone``)."""
         try:
             pod = await self._api.get_pod(timeout=timeout)
         except (ApiError, Unreachable) as exc:
@@ -95,21 +112,29 @@ class PodMonitor:
                 self._on_gone()
             else:
                 self._log.warning(
-                    "cannot read the Pod", operation=self._ops.get_pod.describe(), error=str(exc)
+                    "cannot read the Pod", operation=self._get_pod.describe(), error=str(exc)
                 )
             return None
-        self._seen(pod)
+        self._take(pod)
         return pod
+
+    def _take(self, pod: Pod) -> None:
+        now, wall = self._clock.now(), self._clock.wall()
+        facts = pod_facts(pod, newest=self._version, adapter=self._adapter, now=now, wall=wall)
+        if facts is None:
+            return
+        self._version, self._expired = facts.version, False
+        self._on_facts(facts)
 
     async def poll(self, *, read_now: bool = True) -> None:
         """Read the Pod now (unless ``read_now`` is False: it was just read) and every
         ``interval`` seconds, until cancelled."""
         if read_now:
-            await self.read_once()
+            await self.read()
         async for _ in ticks(self._clock, self._interval):
-            await self.read_once()
+            await self.read()
 
-    async def watch(self) -> None:
+    async def watch(self, deadline: float) -> None:
         """Watch the Pod until cancelled, polling it whenever the watch is down.
 
         A watch that fails, or that the server ends within :data:`MIN_WATCH_SECONDS`
@@ -117,20 +142,21 @@ class PodMonitor:
         with a growing backoff, so that whatever the server does, watch requests stay
         below one per second on average. One warning per outage.
         """
-        poller: asyncio.Task[None] | None = None
         failures = 0
-        try:
+        async with scope() as children:
+            poller: asyncio.Task[None] | None = None
             while True:
                 opened = self._clock.now()
                 ended_by_server = False
                 try:
                     async with self._api.watch_pod(
-                        self._version,
-                        timeout_seconds=watch_seconds(self._deadline - opened),
-                        read_timeout=self._silence_limit(opened),
+                        "" if self._expired else self._version,
+                        timeout_seconds=watch_seconds(deadline - opened),
+                        read_timeout=self._silence_limit(deadline, opened),
                     ) as events:
-                        await cancelled(poller)
-                        poller = None
+                        if poller is not None:
+                            poller.cancel()
+                            poller = None
                         async for event in events:
                             if not self._handle(event):
                                 return
@@ -138,13 +164,11 @@ class PodMonitor:
                     error = "the API server ended the watch at once"
                 except ApiError as exc:
                     if exc.status in (401, 403):
-                        await cancelled(poller)
-                        poller = None
+                        children.cancel()
                         self._log.debug("cannot watch the Pod, polling it", error=str(exc))
                         await self.poll()
                         return
-                    if exc.status == 410:
-                        self._version = ""
+                    self._expired = self._expired or exc.status == 410
                     error = str(exc)
                 except Unreachable as exc:
                     error = str(exc)
@@ -163,15 +187,14 @@ class PodMonitor:
                         retry_in=round(delay, 3),
                     )
                 if poller is None:
-                    poller = asyncio.create_task(self.poll())
+                    poller = children.spawn(self.poll(), "Pod poll while the watch is down")
                 await self._clock.sleep_until(self._clock.now() + delay)
-        finally:
-            await cancelled(poller)
 
-    def _silence_limit(self, now: float) -> float:
+    @staticmethod
+    def _silence_limit(deadline: float, now: float) -> float:
         """How long the watch may stay silent: until a bookmark is overdue, or just past
         the deadline (where the Pod is read anyway), whichever comes first."""
-        return min(BOOKMARK_SILENCE_SECONDS, max(1.0, self._deadline - now + 1.0))
+        return min(BOOKMARK_SILENCE_SECONDS, max(1.0, deadline - now + 1.0))
 
     def _handle(self, event: PodEvent) -> bool:
         """Apply one event; False when there is nothing more to watch."""
@@ -182,9 +205,12 @@ class PodMonitor:
         if event.pod is None:
             return True
         if event.type == "BOOKMARK":
-            self._version = event.pod.metadata.resource_version or self._version
+            # Not a state of the Pod: only where the next watch may resume.
+            version = event.pod.metadata.resource_version
+            if version and not is_older(version, self._version):
+                self._version, self._expired = version, False
             return True
-        self._seen(event.pod)
+        self._take(event.pod)
         if event.type == "DELETED":
             self._on_gone()
             return False

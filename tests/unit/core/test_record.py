@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from status_reporter.core.contract import ResultInvalid, ResultMissing, ResultValid, parse_result
 from status_reporter.core.decision import AdapterState, Stop, Terminated
-from status_reporter.core.observe import Observations
+from status_reporter.core.record import Record
 
 
 def invalid(data: bytes) -> ResultInvalid:
@@ -13,8 +13,8 @@ def invalid(data: bytes) -> ResultInvalid:
     return state
 
 
-def make() -> Observations:
-    return Observations(deadline=300.0, max_wait_seconds=300, settle_seconds=2.0)
+def make() -> Record:
+    return Record(deadline=300.0, max_wait_seconds=300, settle_seconds=2.0)
 
 
 def test_invalid_content_settles_from_its_first_read() -> None:
@@ -84,3 +84,25 @@ def test_the_earliest_stop_counts_and_a_gone_pod_closes_the_window() -> None:
     assert obs.snapshot(12.0).stop_window == 5.0
     obs.record_pod_gone(Stop(at=13.0, wall=1013.0))
     assert obs.snapshot(13.0).stop_window == 0.0
+
+
+def test_a_new_record_has_seen_nothing() -> None:
+    obs = make()
+    assert obs.pod_gone is False
+    snapshot = obs.snapshot(0.0)
+    assert (snapshot.result, snapshot.adapter, snapshot.stop) == (ResultMissing(), None, None)
+
+
+def test_a_pod_state_without_the_adapter_keeps_the_state_known() -> None:
+    obs = make()
+    crashed = AdapterState(terminated=Terminated(1, "Error"), ever_ran=True)
+    obs.record_adapter(crashed)
+    assert not obs.record_adapter(None)
+    assert obs.adapter == crashed
+
+
+def test_of_two_stops_at_the_same_instant_the_first_counts() -> None:
+    obs = make()
+    obs.record_stop(Stop(at=10.0, wall=1010.0))
+    obs.record_stop(Stop(at=10.5, wall=1010.0))
+    assert obs.stop == Stop(at=10.0, wall=1010.0)

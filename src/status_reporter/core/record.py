@@ -1,8 +1,9 @@
-"""What the engine has observed so far, as a small pure object.
+"""The run's record of what has been observed so far, as a small pure object.
 
-The engine feeds it result-file reads, adapter states and stops; :meth:`snapshot`
-turns that into the :class:`~status_reporter.core.decision.Observation` that the decision
-table reads. No I/O and no clock: times are passed in.
+The monitors' facts are recorded in it (result-file reads, adapter states, stops, the
+Pod gone); :meth:`Record.snapshot` turns it into the
+:class:`~status_reporter.core.decision.Observation` that the decision table reads at one
+instant. No I/O and no clock: times are passed in.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from status_reporter.core.contract import ResultInvalid, ResultMissing, ResultSt
 from status_reporter.core.decision import STOP_WINDOW_SECONDS, AdapterState, Observation, Stop
 
 
-class _Invalid(msgspec.Struct, frozen=True):
+class _Unsettled(msgspec.Struct, frozen=True):
+    """Invalid content (its fingerprint) and when it was first read."""
+
     fingerprint: int
     since: float
 
 
-class Observations:
-    """The latest result file, adapter state and stop, and how long invalid content lasted."""
+class Record:
+    """The latest result file, adapter state and stop, and since when invalid content
+    has stayed the same."""
 
     def __init__(self, *, deadline: float, max_wait_seconds: int, settle_seconds: float) -> None:
         self.deadline = deadline
@@ -29,7 +33,7 @@ class Observations:
         self.adapter: AdapterState | None = None
         self.stop: Stop | None = None
         self.pod_gone = False
-        self._invalid: _Invalid | None = None
+        self._unsettled: _Unsettled | None = None
 
     def shorten_wait(self, deadline: float, wait_seconds: int) -> bool:
         """Move the deadline earlier (a Job deadline ends first); ``wait_seconds`` is the
@@ -50,11 +54,11 @@ class Observations:
         """
         self.result = state
         if isinstance(state, ResultInvalid) and not state.empty:
-            if self._invalid is None or self._invalid.fingerprint != state.fingerprint:
-                self._invalid = _Invalid(state.fingerprint, now)
+            if self._unsettled is None or self._unsettled.fingerprint != state.fingerprint:
+                self._unsettled = _Unsettled(state.fingerprint, now)
                 return True
             return False
-        self._invalid = None
+        self._unsettled = None
         return False
 
     def record_adapter(self, state: AdapterState | None) -> bool:
@@ -80,8 +84,8 @@ class Observations:
     def snapshot(self, now: float) -> Observation:
         """The observation the decision table reads, at ``now``."""
         invalid_since = None
-        if isinstance(self.result, ResultInvalid) and self._invalid is not None:
-            invalid_since = self._invalid.since
+        if isinstance(self.result, ResultInvalid) and self._unsettled is not None:
+            invalid_since = self._unsettled.since
         return Observation(
             result=self.result,
             adapter=self.adapter,

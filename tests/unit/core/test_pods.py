@@ -20,6 +20,7 @@ from status_reporter.core.models import (
     WaitingState,
 )
 from status_reporter.core.pods import (
+    PodFacts,
     adapter_state,
     deletion,
     find_adapter,
@@ -27,6 +28,7 @@ from status_reporter.core.pods import (
     is_native_sidecar,
     is_older,
     owner_job,
+    pod_facts,
     unix_time,
 )
 
@@ -212,3 +214,49 @@ def test_deletion_means_a_stop_when_it_was_requested() -> None:
     stop = deletion(Pod(metadata=meta), now=500.0, wall=1_795_687_210.0)
     assert stop == Stop(at=490.0, wall=1_795_687_200.0)
     assert deletion(Pod(), now=500.0, wall=1_795_687_210.0) is None
+
+
+# --- one Pod state, once: its facts, unless a newer state was seen --------------------
+
+
+def _versioned(version: str, *, deleted: str | None = None) -> Pod:
+    crashed = _status(DONE)
+    base = pod(statuses=(crashed,))
+    meta = ObjectMeta(name="pod-a", resource_version=version, deletion_timestamp=deleted)
+    return Pod(metadata=meta, spec=base.spec, status=base.status)
+
+
+def test_the_facts_of_a_pod_state() -> None:
+    facts = pod_facts(
+        _versioned("12", deleted="2026-11-26T10:00:00Z"),
+        newest="11",
+        adapter="adapter",
+        now=500.0,
+        wall=1_795_687_203.0,
+    )
+    assert facts == PodFacts(
+        version="12",
+        adapter=AdapterState(Terminated(2, "Error", "m", 1_795_687_200.0), None, True),
+        deletion=Stop(at=497.0, wall=1_795_687_200.0),
+    )
+
+
+def test_a_state_older_than_the_newest_seen_has_no_facts() -> None:
+    assert pod_facts(_versioned("9"), newest="10", adapter="adapter", now=0, wall=0) is None
+
+
+def test_the_same_state_again_has_its_facts() -> None:
+    facts = pod_facts(_versioned("10"), newest="10", adapter="adapter", now=0, wall=0)
+    assert facts is not None
+    assert facts.version == "10"
+
+
+def test_a_state_without_a_version_keeps_the_newest() -> None:
+    facts = pod_facts(_versioned(""), newest="10", adapter="adapter", now=0, wall=0)
+    assert facts is not None
+    assert facts.version == "10"
+
+
+def test_before_the_adapter_is_known_only_the_deletion_counts() -> None:
+    facts = pod_facts(_versioned("12"), newest="", adapter=None, now=0, wall=0)
+    assert facts == PodFacts(version="12", adapter=None, deletion=None)

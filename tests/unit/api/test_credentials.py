@@ -12,11 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from status_reporter.api.credentials import (
-    Credentials,
-    CredentialsError,
-    load,
-)
+from status_reporter.api.auth import Credentials, CredentialsError
+from status_reporter.api.credentials import load
 from tests.unit.transport_pki import Pki, ca_names
 
 V1 = "client.authentication.k8s.io/v1"

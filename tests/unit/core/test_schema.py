@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from status_reporter.core.contract import ResultInvalid, ResultValid, parse_result, read_result
 
-ROOT = Path(__file__).parent.parent.parent
+ROOT = Path(__file__).parents[3]
 SCHEMA = json.loads((ROOT / "schema" / "adapter-result.schema.json").read_text())
 SAMPLES = ROOT / "tests" / "samples"
 VALID = sorted((SAMPLES / "valid").glob("*.json"))

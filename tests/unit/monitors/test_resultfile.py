@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from status_reporter.base import logs
-from status_reporter.monitors.filewatch import EVENT_GAP_SECONDS, watch_file
+from status_reporter.monitors.resultfile import EVENT_GAP_SECONDS, watch_file
 from tests.unit.fakes import FakeClock, settle
 
 

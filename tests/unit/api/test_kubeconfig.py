@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from status_reporter.api import kubeconfig as kubeconfig_module
-from status_reporter.api.credentials import Credentials, CredentialsError, TokenFileAuth, load
-from status_reporter.api.kubeconfig import ExecAuth, TokenAuth
+from status_reporter.api import auth as auth_module
+from status_reporter.api.auth import Credentials, CredentialsError, TokenAuth, TokenFileAuth
+from status_reporter.api.credentials import load
+from status_reporter.api.execplugin import ExecAuth
 from status_reporter.api.transport import HttpClient
 from tests.unit.transport_pki import CLIENT_NAME, Pki, ca_names, common_name
 from tests.unit.transport_server import Peer, answer_all, response, serve
@@ -232,13 +233,13 @@ async def test_client_certificate_authenticates(
     scratch.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(scratch))
     loaded: list[tuple[str, int]] = []
-    load_chain = kubeconfig_module._load_chain
+    load_chain = auth_module._load_chain
 
     def spy(tls: ssl.SSLContext, certfile: str, keyfile: str | None, where: str) -> None:
         loaded.append((certfile, os.stat(certfile).st_mode & 0o777))
         load_chain(tls, certfile, keyfile, where)
 
-    monkeypatch.setattr(kubeconfig_module, "_load_chain", spy)
+    monkeypatch.setattr(auth_module, "_load_chain", spy)
     creds = load_document(tmp_path, kubeconfig(cluster, user))
     assert creds.endpoint.server_hostname == "api.test"
     assert await handshake(creds, tmp_path, pki) == CLIENT_NAME

@@ -27,7 +27,8 @@ from status_reporter.core.config import (
     parse_log_context,
 )
 from status_reporter.core.models import ObjectMeta
-from status_reporter.shell.engine import ExitCode, Reporter
+from status_reporter.shell.engine import Reporter
+from status_reporter.shell.outcome import ExitCode
 from tests.unit.fakes import FakeClock, settle
 from tests.unit.memcluster import MemoryCluster
 

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from status_reporter.api.credentials import Credentials, CredentialsError
-from status_reporter.api.kube import HttpApi, decode_event, escape, query_string
+from status_reporter.api.auth import Credentials, CredentialsError
+from status_reporter.api.kube import HttpApi, decode_event, percent_encode, query_string
 from status_reporter.api.protocol import CredentialsUnavailable, Unreachable
 from status_reporter.api.retry import is_transient
 from status_reporter.api.transport import Endpoint, HttpClient
 from tests.unit.transport_server import answer_all, response, serve
 
-SAMPLES = Path(__file__).parents[1] / "samples" / "watch"
+SAMPLES = Path(__file__).parents[2] / "samples" / "watch"
 
 
 def lines(name: str) -> list[bytes]:
@@ -64,14 +64,14 @@ def test_a_line_that_is_not_an_event_breaks_the_watch(line: bytes) -> None:
 
 
 @given(st.text())
-def test_escape_matches_the_standard_librarys_quote(text: str) -> None:
-    assert escape(text) == quote(text, safe="")
-    assert unquote(escape(text)) == text
+def test_percent_encoding_matches_the_standard_librarys_quote(text: str) -> None:
+    assert percent_encode(text) == quote(text, safe="")
+    assert unquote(percent_encode(text)) == text
 
 
-def test_escape_leaves_kubernetes_names_alone_and_encodes_the_rest() -> None:
-    assert escape("job-1.a_b~c") == "job-1.a_b~c"
-    assert escape("a/b c?d=é") == "a%2Fb%20c%3Fd%3D%C3%A9"
+def test_percent_encoding_leaves_kubernetes_names_alone_and_encodes_the_rest() -> None:
+    assert percent_encode("job-1.a_b~c") == "job-1.a_b~c"
+    assert percent_encode("a/b c?d=é") == "a%2Fb%20c%3Fd%3D%C3%A9"
 
 
 @given(st.dictionaries(st.text(min_size=1), st.text()))

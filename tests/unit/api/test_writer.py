@@ -57,7 +57,7 @@ async def test_an_identical_condition_read_first_is_not_written(
 async def test_a_held_copy_is_planned_from_without_a_read() -> None:
     cluster = MemoryCluster(FakeClock(autojump=True))
     condition_writer = writer(cluster)
-    condition_writer.hold(cluster.job)
+    condition_writer.plan_from(cluster.job)
     await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
     assert (cluster.calls["get_job"], cluster.calls["patch"]) == (0, 1)
 
@@ -65,7 +65,7 @@ async def test_a_held_copy_is_planned_from_without_a_read() -> None:
 async def test_a_held_copy_that_shows_the_condition_is_read_again_before_skipping() -> None:
     cluster = MemoryCluster(FakeClock(autojump=True))
     condition_writer = writer(cluster)
-    condition_writer.hold(cluster.job)
+    condition_writer.plan_from(cluster.job)
     await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)
     # The patch's answer shows the condition: the Job is read once more, unchanged.
     await condition_writer.write(DONE, deadline=cluster.clock.now() + 10)

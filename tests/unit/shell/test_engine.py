@@ -1,33 +1,38 @@
 """The engine end to end over the in-memory cluster: what gets decided, written and returned.
 
 Time is a FakeClock moved by the test; the result file is a real file in a
-temporary directory (watched with real inotify in auto mode).
+temporary directory (watched with real inotify in auto mode). The fixtures give each
+test its clock, its cluster (``@pytest.mark.memcluster(...)`` passes options to both),
+and a reporter run over them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
-from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
-from status_reporter.api.writer import FORBIDDEN_GRACE_SECONDS
+from status_reporter.api.protocol import (
+    ApiError,
+    CredentialsUnavailable,
+    Operations,
+    PodEvent,
+    Unreachable,
+)
+from status_reporter.api.writer import FORBIDDEN_GRACE_SECONDS, ConditionWriter
 from status_reporter.base import logs
 from status_reporter.core.conditions import rfc3339
 from status_reporter.core.config import Config, LogFormat, LogLevel, MonitorMode
 from status_reporter.core.contract import ResultState, read_result
 from status_reporter.core.models import Container, JobCondition, OwnerReference, Status
-from status_reporter.shell.engine import (
-    MAX_READ_INTERVAL,
-    MIN_READ_INTERVAL,
-    STOP_EXIT_SECONDS,
-    ExitCode,
-    Reporter,
-)
-from tests.unit.fakes import FakeClock, running, settle, terminated, waiting
+from status_reporter.monitors.resultfile import MAX_READ_INTERVAL, MIN_READ_INTERVAL
+from status_reporter.shell.engine import Reporter
+from status_reporter.shell.outcome import STOP_EXIT_SECONDS, ExitCode
+from tests.unit.fakes import WALL_START, FakeClock, running, settle, terminated, waiting
 from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
 
 SUCCESS = {"status": "success", "reason": "ValidationPassed", "message": "all good"}
@@ -101,11 +106,60 @@ class Run:
         return message
 
 
+class NewRun(Protocol):
+    def __call__(self, **config: Any) -> Run: ...
+
+
+Start = Callable[..., Awaitable[Run]]
+Logged = Callable[[], str]
+
+
+def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("memcluster")
+    return dict(marker.kwargs) if marker is not None else {}
+
+
+@pytest.fixture
+def clock(request: pytest.FixtureRequest) -> FakeClock:
+    """The test's clock; ``memcluster(autojump=True)`` makes every sleep return at once."""
+    return FakeClock(autojump=_options(request).get("autojump", False))
+
+
+@pytest.fixture
+def cluster(clock: FakeClock, request: pytest.FixtureRequest) -> MemoryCluster:
+    """The in-memory cluster, with the options of the test's ``memcluster`` marker."""
+    options = {k: v for k, v in _options(request).items() if k != "autojump"}
+    return MemoryCluster(clock, options.pop("pod", None), **options)
+
+
+@pytest.fixture
+def new_run(tmp_path: Path, cluster: MemoryCluster) -> NewRun:
+    """A reporter run over the test's cluster, not started yet."""
+    return lambda **config: Run(tmp_path, cluster, **config)
+
+
+@pytest.fixture
+def start(new_run: NewRun) -> Start:
+    """A reporter run over the test's cluster, started."""
+
+    async def started(**config: Any) -> Run:
+        return await new_run(**config).start()
+
+    return started
+
+
+@pytest.fixture
+def logged(capsys: pytest.CaptureFixture[str]) -> Logged:
+    """Text logging at the default level; the output since the last call."""
+    logs.configure()
+    return lambda: capsys.readouterr().out
+
+
 # --- results and crashes -------------------------------------------------------------
 
 
-async def test_valid_result_is_written_and_exits_zero(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_valid_result_is_written_and_exits_zero(cluster: MemoryCluster, start: Start) -> None:
+    run = await start()
     assert not run.done
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
@@ -114,10 +168,10 @@ async def test_valid_result_is_written_and_exits_zero(tmp_path: Path) -> None:
 
 
 async def test_auto_mode_reacts_to_the_file_event_without_waiting_for_a_poll(
-    tmp_path: Path,
+    start: Start, tmp_path: Path
 ) -> None:
     (tmp_path / "results").mkdir()
-    run = await Run(tmp_path).start()
+    run = await start()
     await asyncio.sleep(0.05)
     run.write({"status": "failure", "reason": "Denied", "message": "no"})
     await asyncio.sleep(0.05)
@@ -126,8 +180,10 @@ async def test_auto_mode_reacts_to_the_file_event_without_waiting_for_a_poll(
     assert run.written() == ("False", "Denied", "no")
 
 
-async def test_poll_mode_reads_on_the_reference_schedule(tmp_path: Path) -> None:
-    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL, poll_interval_seconds=5).start()
+async def test_poll_mode_reads_on_the_reference_schedule(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start(monitor_mode=MonitorMode.POLL, poll_interval_seconds=5)
     assert run.reads == 1
     await run.clock.advance(4.9)
     assert run.reads == 1
@@ -141,10 +197,11 @@ async def test_poll_mode_reads_on_the_reference_schedule(tmp_path: Path) -> None
     assert await run.finish(within=5) is ExitCode.RESULT
 
 
-async def test_reference_role_polls_the_pod_every_interval(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, rules=REFERENCE_RULES)
-    run = await Run(tmp_path, cluster, container_status_interval_seconds=7).start()
+@pytest.mark.memcluster(rules=REFERENCE_RULES)
+async def test_reference_role_polls_the_pod_every_interval(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start(container_status_interval_seconds=7)
     assert cluster.calls["get_pod"] == 1  # the start-up read; the first poll is 7 s away
     await clock.advance(14)
     assert cluster.calls["get_pod"] == 3
@@ -153,8 +210,8 @@ async def test_reference_role_polls_the_pod_every_interval(tmp_path: Path) -> No
     assert await run.finish(within=7) is ExitCode.ADAPTER_PROBLEM
 
 
-async def test_crash_without_result_carries_the_termination_message_tail(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_crash_without_result_carries_the_termination_message_tail(start: Start) -> None:
+    run = await start()
     run.adapter(terminated(exit_code=2, reason="Error", message="boom\nfatal: bad"))
     assert await run.finish() is ExitCode.ADAPTER_PROBLEM
     assert run.written() == (
@@ -164,16 +221,18 @@ async def test_crash_without_result_carries_the_termination_message_tail(tmp_pat
     )
 
 
-async def test_result_written_just_before_the_exit_wins(tmp_path: Path) -> None:
-    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL, poll_interval_seconds=60).start()
+async def test_result_written_just_before_the_exit_wins(start: Start) -> None:
+    run = await start(monitor_mode=MonitorMode.POLL, poll_interval_seconds=60)
     run.write(SUCCESS)  # no file poll before the Pod's: only the termination makes it look again
     run.adapter(terminated(exit_code=1))
     assert await run.finish(within=10) is ExitCode.RESULT
     assert run.written() == ("True", "ValidationPassed", "all good")
 
 
-async def test_a_result_already_there_needs_no_monitors(tmp_path: Path) -> None:
-    run = Run(tmp_path)
+async def test_a_result_already_there_needs_no_monitors(
+    cluster: MemoryCluster, start: Start, new_run: NewRun
+) -> None:
+    run = new_run()
     run.write(SUCCESS)
     await run.start()
     assert await run.finish() is ExitCode.RESULT
@@ -181,26 +240,26 @@ async def test_a_result_already_there_needs_no_monitors(tmp_path: Path) -> None:
     assert sum(run.cluster.calls.values()) == 5  # pod, job, review, patch, event
 
 
-async def test_adapter_already_terminated_at_start(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
+async def test_adapter_already_terminated_at_start(
+    cluster: MemoryCluster, start: Start, new_run: NewRun
+) -> None:
     cluster.set_container("adapter", terminated(exit_code=0, reason="Completed"))
-    run = Run(tmp_path, cluster)
+    run = new_run()
     run.write(SUCCESS)
     await run.start()
     assert await run.finish() is ExitCode.RESULT
 
 
-async def test_oom_killed(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_oom_killed(start: Start) -> None:
+    run = await start()
     run.adapter(terminated(exit_code=137, reason="OOMKilled"))
     assert await run.finish() is ExitCode.ADAPTER_PROBLEM
     assert run.written() is not None
     assert run.written()[1] == "AdapterOOMKilled"  # type: ignore[index]
 
 
-async def test_timeout(tmp_path: Path) -> None:
-    run = await Run(tmp_path, max_wait_time_seconds=30).start()
+async def test_timeout(clock: FakeClock, start: Start) -> None:
+    run = await start(max_wait_time_seconds=30)
     await run.clock.advance(29.9)
     assert not run.done
     assert await run.finish(within=0.1) is ExitCode.ADAPTER_PROBLEM
@@ -211,11 +270,11 @@ async def test_timeout(tmp_path: Path) -> None:
     )
 
 
-async def test_timeout_tells_why_the_adapter_never_started(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
+async def test_timeout_tells_why_the_adapter_never_started(
+    cluster: MemoryCluster, start: Start
+) -> None:
     cluster.set_container("adapter", waiting("ImagePullBackOff", "no image"))
-    run = await Run(tmp_path, cluster, max_wait_time_seconds=60).start()
+    run = await start(max_wait_time_seconds=60)
     await run.finish(within=60)
     assert run.written() == (
         "False",
@@ -224,11 +283,12 @@ async def test_timeout_tells_why_the_adapter_never_started(tmp_path: Path) -> No
     )
 
 
-async def test_deadline_reads_the_pod_once_more_before_timing_out(tmp_path: Path) -> None:
+@pytest.mark.memcluster(rules=REFERENCE_RULES)
+async def test_deadline_reads_the_pod_once_more_before_timing_out(
+    clock: FakeClock, start: Start
+) -> None:
     # The reference Role: the Pod is polled every 10 s, the crash comes between polls.
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, rules=REFERENCE_RULES)
-    run = await Run(tmp_path, cluster, max_wait_time_seconds=5, poll_interval_seconds=1).start()
+    run = await start(max_wait_time_seconds=5, poll_interval_seconds=1)
     await clock.advance(0.5)
     run.adapter(terminated(exit_code=1, reason="Error"))
     assert await run.finish(within=4.5) is ExitCode.ADAPTER_PROBLEM
@@ -239,13 +299,13 @@ async def test_deadline_reads_the_pod_once_more_before_timing_out(tmp_path: Path
     )
 
 
-async def test_an_older_pod_state_never_replaces_a_newer_one(tmp_path: Path) -> None:
+async def test_an_older_pod_state_never_replaces_a_newer_one(
+    cluster: MemoryCluster, start: Start
+) -> None:
     """The adapter crashes while the deadline read is in flight: the watch delivers the
     crash, then the read's older state lands. The crash is reported as the crash."""
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
     cluster.set_container("adapter", running())
-    run = await Run(tmp_path, cluster, max_wait_time_seconds=5).start()
+    run = await start(max_wait_time_seconds=5)
 
     raced: list[bool] = []
 
@@ -264,7 +324,9 @@ async def test_an_older_pod_state_never_replaces_a_newer_one(tmp_path: Path) -> 
     )
 
 
-async def test_deadline_reads_the_file_once_more(tmp_path: Path) -> None:
+async def test_deadline_reads_the_file_once_more(
+    clock: FakeClock, start: Start, tmp_path: Path
+) -> None:
     run = await Run(
         tmp_path, monitor_mode=MonitorMode.POLL, max_wait_time_seconds=5, poll_interval_seconds=4
     ).start()
@@ -276,8 +338,10 @@ async def test_deadline_reads_the_file_once_more(tmp_path: Path) -> None:
 # --- invalid files ---------------------------------------------------------------------
 
 
-async def test_two_step_write_is_not_reported_invalid_halfway(tmp_path: Path) -> None:
-    run = await Run(tmp_path, poll_interval_seconds=2).start()
+async def test_two_step_write_is_not_reported_invalid_halfway(
+    clock: FakeClock, start: Start
+) -> None:
+    run = await start(poll_interval_seconds=2)
     run.write('{"status": "success",')
     await run.clock.advance(1.5)
     run.write('{"status": "success", "reason": "Done"}')
@@ -285,8 +349,8 @@ async def test_two_step_write_is_not_reported_invalid_halfway(tmp_path: Path) ->
     assert run.written() == ("True", "Done", "No message provided")
 
 
-async def test_invalid_file_is_reported_once_it_settles(tmp_path: Path) -> None:
-    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL, poll_interval_seconds=2).start()
+async def test_invalid_file_is_reported_once_it_settles(clock: FakeClock, start: Start) -> None:
+    run = await start(monitor_mode=MonitorMode.POLL, poll_interval_seconds=2)
     run.write('{"status": "done"}')
     await run.clock.advance(2)  # first seen at the 2 s poll
     await run.clock.advance(1.9)
@@ -299,9 +363,11 @@ async def test_invalid_file_is_reported_once_it_settles(tmp_path: Path) -> None:
     )
 
 
-async def test_reads_are_coalesced_however_often_the_file_changes(tmp_path: Path) -> None:
+async def test_reads_are_coalesced_however_often_the_file_changes(
+    clock: FakeClock, start: Start, tmp_path: Path
+) -> None:
     (tmp_path / "results").mkdir()
-    run = await Run(tmp_path).start()
+    run = await start()
     for index in range(200):
         run.write(f'{{"status": "writing {index}"}}')
         await asyncio.sleep(0)
@@ -314,12 +380,12 @@ async def test_reads_are_coalesced_however_often_the_file_changes(tmp_path: Path
 
 
 async def test_reads_back_off_while_every_read_finds_new_invalid_content(
-    tmp_path: Path,
+    clock: FakeClock, start: Start, tmp_path: Path
 ) -> None:
     """An adapter rewriting its file in a loop for 10 s: the re-reads thin out to
     one per MAX_READ_INTERVAL, not one per MIN_READ_INTERVAL."""
     (tmp_path / "results").mkdir()
-    run = await Run(tmp_path, poll_interval_seconds=30, max_wait_time_seconds=300).start()
+    run = await start(poll_interval_seconds=30, max_wait_time_seconds=300)
     before = run.reads
     for index in range(1000):  # a new invalid content every 10 ms
         run.write(f'{{"status": "writing {index}"}}')
@@ -332,10 +398,12 @@ async def test_reads_back_off_while_every_read_finds_new_invalid_content(
     assert await run.finish(within=MAX_READ_INTERVAL) is ExitCode.RESULT
 
 
-async def test_an_empty_file_never_settles_while_the_adapter_runs(tmp_path: Path) -> None:
+async def test_an_empty_file_never_settles_while_the_adapter_runs(
+    clock: FakeClock, start: Start
+) -> None:
     """Truncate-then-write shows an empty file for an instant: it is never the verdict
     while the adapter runs; once the adapter has ended, it is."""
-    run = await Run(tmp_path).start()
+    run = await start()
     run.write("")
     await run.clock.advance(20)
     assert not run.done
@@ -348,8 +416,8 @@ async def test_an_empty_file_never_settles_while_the_adapter_runs(tmp_path: Path
     )
 
 
-async def test_invalid_file_after_exit_is_reported_at_once(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_invalid_file_after_exit_is_reported_at_once(start: Start) -> None:
+    run = await start()
     run.write("not json")
     run.adapter(terminated(exit_code=0, reason="Completed"))
     await run.finish()
@@ -362,8 +430,10 @@ async def test_invalid_file_after_exit_is_reported_at_once(tmp_path: Path) -> No
 # --- stops ----------------------------------------------------------------------------------
 
 
-async def test_stop_before_a_result_waits_the_window_then_interrupts(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_stop_before_a_result_waits_the_window_then_interrupts(
+    clock: FakeClock, start: Start
+) -> None:
+    run = await start()
     run.reporter.stop()
     await run.clock.advance(4.9)
     assert not run.done
@@ -375,11 +445,12 @@ async def test_stop_before_a_result_waits_the_window_then_interrupts(tmp_path: P
     )
 
 
-async def test_stop_window_sees_a_termination_posted_after_the_signal(tmp_path: Path) -> None:
+@pytest.mark.memcluster(pod=make_pod(("adapter",), NATIVE))
+async def test_stop_window_sees_a_termination_posted_after_the_signal(
+    clock: FakeClock, start: Start
+) -> None:
     # A real kubelet stops a native sidecar before posting the adapter's terminated state.
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, make_pod(("adapter",), NATIVE))
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     exited = rfc3339(clock.wall())
     run.reporter.stop()
     await clock.advance(1)
@@ -392,8 +463,10 @@ async def test_stop_window_sees_a_termination_posted_after_the_signal(tmp_path: 
     )
 
 
-async def test_an_adapter_killed_by_the_same_stop_is_an_interruption(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_an_adapter_killed_by_the_same_stop_is_an_interruption(
+    clock: FakeClock, start: Start
+) -> None:
+    run = await start()
     run.reporter.stop()
     await run.clock.advance(3)
     run.adapter(terminated(exit_code=143, reason="Error", finished_at=rfc3339(run.clock.wall())))
@@ -402,8 +475,8 @@ async def test_an_adapter_killed_by_the_same_stop_is_an_interruption(tmp_path: P
     assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
 
 
-async def test_stop_evaluates_the_latest_pod_state_first(tmp_path: Path) -> None:
-    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL).start()
+async def test_stop_evaluates_the_latest_pod_state_first(clock: FakeClock, start: Start) -> None:
+    run = await start(monitor_mode=MonitorMode.POLL)
     # Polled every 10 s: the change is only seen by the read that the stop makes.
     run.adapter(terminated(exit_code=0, reason="Completed", finished_at=rfc3339(run.clock.wall())))
     run.reporter.stop()
@@ -412,16 +485,18 @@ async def test_stop_evaluates_the_latest_pod_state_first(tmp_path: Path) -> None
     assert run.written()[1] == "AdapterMissingResults"  # type: ignore[index]
 
 
-async def test_a_result_present_at_the_stop_wins(tmp_path: Path) -> None:
-    run = await Run(tmp_path, monitor_mode=MonitorMode.POLL).start()
+async def test_a_result_present_at_the_stop_wins(start: Start) -> None:
+    run = await start(monitor_mode=MonitorMode.POLL)
     run.write(SUCCESS)
     run.reporter.stop()
     assert await run.finish() is ExitCode.RESULT
     assert run.written() == ("True", "ValidationPassed", "all good")
 
 
-async def test_a_deleted_pod_is_a_stop(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_a_deleted_pod_is_a_stop(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start()
     await run.clock.advance(5)
     # The deletion was requested 4 s ago; the adapter was killed 2 s later.
     killed = terminated(exit_code=137, reason="Error", finished_at=rfc3339(run.clock.wall() - 2))
@@ -432,21 +507,20 @@ async def test_a_deleted_pod_is_a_stop(tmp_path: Path) -> None:
     assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
 
 
-async def test_a_pod_gone_from_polls_is_a_stop(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, rules=REFERENCE_RULES)
-    run = await Run(tmp_path, cluster, container_status_interval_seconds=2).start()
+@pytest.mark.memcluster(rules=REFERENCE_RULES)
+async def test_a_pod_gone_from_polls_is_a_stop(cluster: MemoryCluster, start: Start) -> None:
+    run = await start(container_status_interval_seconds=2)
     cluster.pod = None
     assert await run.finish(within=2) is ExitCode.ADAPTER_PROBLEM
     assert run.written() is not None
     assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
 
 
-async def test_stop_during_start_up_retries_exits_within_the_bound(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
+async def test_stop_during_start_up_retries_exits_within_the_bound(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, new_run: NewRun
+) -> None:
     cluster.hang = True  # a black hole: every call waits for its timeout
-    run = Run(tmp_path, cluster)
+    run = new_run()
     run.write(SUCCESS)
     await run.start()
     await clock.advance(30)
@@ -465,11 +539,11 @@ async def test_stop_during_start_up_retries_exits_within_the_bound(tmp_path: Pat
     }
 
 
-async def test_stop_during_start_up_still_writes_when_the_api_answers(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
+async def test_stop_during_start_up_still_writes_when_the_api_answers(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
     cluster.hang = True
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     await clock.advance(20)
     run.reporter.stop()
     cluster.hang = False
@@ -478,8 +552,10 @@ async def test_stop_during_start_up_still_writes_when_the_api_answers(tmp_path: 
     assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
 
 
-async def test_stop_during_write_retries_makes_one_last_attempt(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_stop_during_write_retries_makes_one_last_attempt(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start()
     run.cluster.down = True
     run.write(SUCCESS)
     await run.clock.advance(40)
@@ -491,8 +567,10 @@ async def test_stop_during_write_retries_makes_one_last_attempt(tmp_path: Path) 
     assert run.last_word()["written"] is True
 
 
-async def test_second_stop_reports_at_once(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_second_stop_reports_at_once(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start()
     run.cluster.down = True
     run.write(SUCCESS)
     await run.clock.advance(3)
@@ -506,11 +584,12 @@ async def test_second_stop_reports_at_once(tmp_path: Path) -> None:
 # --- the write path ----------------------------------------------------------------------
 
 
-async def test_the_patch_carries_no_resource_version_and_merges_by_type(tmp_path: Path) -> None:
-    clock = FakeClock()
+async def test_the_patch_carries_no_resource_version_and_merges_by_type(
+    cluster: MemoryCluster, start: Start
+) -> None:
     other = JobCondition(type="Complete", status="True", reason="Done", message="m")
-    cluster = MemoryCluster(clock, conditions=[other])
-    run = await Run(tmp_path, cluster).start()
+    cluster.set_conditions([other])
+    run = await start()
     run.write(SUCCESS)
     await run.finish(within=2)
     (patch,) = cluster.patches
@@ -518,8 +597,9 @@ async def test_the_patch_carries_no_resource_version_and_merges_by_type(tmp_path
     assert [c.type for c in cluster.job.status.conditions] == ["Complete", "Available"]
 
 
-async def test_an_identical_condition_is_not_written_again(tmp_path: Path) -> None:
-    clock = FakeClock()
+async def test_an_identical_condition_is_not_written_again(
+    cluster: MemoryCluster, start: Start
+) -> None:
     same = JobCondition(
         type="Available",
         status="True",
@@ -527,8 +607,8 @@ async def test_an_identical_condition_is_not_written_again(tmp_path: Path) -> No
         message="all good",
         last_transition_time="2026-01-01T00:00:00Z",
     )
-    cluster = MemoryCluster(clock, conditions=[same])
-    run = await Run(tmp_path, cluster).start()
+    cluster.set_conditions([same])
+    run = await start()
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
     assert cluster.patches == []
@@ -538,12 +618,11 @@ async def test_an_identical_condition_is_not_written_again(tmp_path: Path) -> No
 
 
 async def test_a_condition_changed_by_another_writer_after_start_up_is_written(
-    tmp_path: Path,
+    cluster: MemoryCluster, start: Start
 ) -> None:
     """The Job carries this verdict from an earlier Pod; another writer (the reporter of
     a still-terminating Pod) replaces it after start-up: the stale copy must not say
     "nothing to write"."""
-    clock = FakeClock()
     crashed = JobCondition(
         type="Available",
         status="False",
@@ -551,8 +630,8 @@ async def test_a_condition_changed_by_another_writer_after_start_up_is_written(
         message="Adapter container exited with code 1: Error",
         last_transition_time="2026-01-01T00:00:00Z",
     )
-    cluster = MemoryCluster(clock, conditions=[crashed])
-    run = await Run(tmp_path, cluster).start()
+    cluster.set_conditions([crashed])
+    run = await start()
     interrupted = JobCondition(
         type="Available",
         status="False",
@@ -572,8 +651,10 @@ async def test_a_condition_changed_by_another_writer_after_start_up_is_written(
     assert run.last_word()["written"] is True
 
 
-async def test_the_write_is_retried_for_max_wait_when_that_is_longer(tmp_path: Path) -> None:
-    run = await Run(tmp_path, max_wait_time_seconds=120).start()
+async def test_the_write_is_retried_for_max_wait_when_that_is_longer(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start(max_wait_time_seconds=120)
     run.cluster.down = True
     run.write(SUCCESS)
     await run.clock.advance(75)
@@ -583,44 +664,42 @@ async def test_the_write_is_retried_for_max_wait_when_that_is_longer(tmp_path: P
     assert run.written() == ("True", "ValidationPassed", "all good")
 
 
+@pytest.mark.memcluster(autojump=True)
 async def test_credentials_failing_during_the_write_are_retried_like_any_api_failure(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cluster: MemoryCluster, start: Start, new_run: NewRun, logged: Logged
 ) -> None:
-    logs.configure()
-    clock = FakeClock(autojump=True)
-    cluster = MemoryCluster(clock)
     missing = CredentialsUnavailable("token file /t: No such file or directory")
     cluster.fail("patch", missing, missing)
-    run = Run(tmp_path, cluster)
+    run = new_run()
     run.write(SUCCESS)
     await run.start()
     assert await run.finish() is ExitCode.RESULT  # the file came back: written
     assert cluster.calls["patch"] == 3
     assert run.last_word()["written"] is True
-    assert "API call failed, retrying" in capsys.readouterr().out
+    assert "API call failed, retrying" in logged()
 
 
+@pytest.mark.memcluster(autojump=True)
 async def test_credentials_failing_for_good_end_with_the_clear_line_and_the_last_word(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cluster: MemoryCluster, start: Start, new_run: NewRun, logged: Logged
 ) -> None:
-    logs.configure()
-    clock = FakeClock(autojump=True)
-    cluster = MemoryCluster(clock)
     cluster.fail("patch", *[CredentialsUnavailable("exec plugin 'x': exit code 1: denied")] * 99)
-    run = Run(tmp_path, cluster)
+    run = new_run()
     run.write(SUCCESS)
     await run.start()
     assert await run.finish() is ExitCode.WRITE_FAILED
-    out = capsys.readouterr().out
+    out = logged()
     assert "no credentials: exec plugin 'x': exit code 1: denied" in out
     assert "condition not recorded on the Job" in out
     assert "internal error" not in out
     assert run.last_word()["written"] is False
 
 
-async def test_a_black_hole_ends_the_write_within_its_budget(tmp_path: Path) -> None:
+async def test_a_black_hole_ends_the_write_within_its_budget(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, tmp_path: Path
+) -> None:
     (tmp_path / "results").mkdir()
-    run = await Run(tmp_path, max_wait_time_seconds=30).start()
+    run = await start(max_wait_time_seconds=30)
     run.cluster.hang = True
     run.write(SUCCESS)
     await asyncio.sleep(0.1)  # the file event arrives; the fake clock stands still
@@ -632,12 +711,10 @@ async def test_a_black_hole_ends_the_write_within_its_budget(tmp_path: Path) -> 
 
 
 async def test_forbidden_write_is_final_when_start_up_could_not_confirm_it(
-    tmp_path: Path,
+    cluster: MemoryCluster, start: Start
 ) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
     cluster.review_incomplete = True  # a webhook authorizer: the review cannot tell
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     cluster.fail("patch", *[ApiError(403, "HTTP 403: forbidden")] * 50)
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.WRITE_FAILED
@@ -645,19 +722,21 @@ async def test_forbidden_write_is_final_when_start_up_could_not_confirm_it(
 
 
 async def test_a_403_contradicting_the_start_up_review_is_retried_briefly(
-    tmp_path: Path,
+    cluster: MemoryCluster, start: Start
 ) -> None:
     # Just after an API server restart, authorization refuses until its caches fill.
-    run = await Run(tmp_path).start()
+    run = await start()
     run.cluster.fail("patch", *[ApiError(403, "HTTP 403: forbidden")] * 3)
     run.write(SUCCESS)
     assert await run.finish(within=FORBIDDEN_GRACE_SECONDS) is ExitCode.RESULT
     assert run.cluster.calls["patch"] == 4
 
 
-async def test_a_lasting_403_ends_the_write_after_the_grace(tmp_path: Path) -> None:
+async def test_a_lasting_403_ends_the_write_after_the_grace(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, tmp_path: Path
+) -> None:
     (tmp_path / "results").mkdir()
-    run = await Run(tmp_path).start()
+    run = await start()
     run.cluster.fail("patch", *[ApiError(403, "HTTP 403: forbidden")] * 50)
     run.write(SUCCESS)
     await asyncio.sleep(0.1)
@@ -667,10 +746,11 @@ async def test_a_lasting_403_ends_the_write_after_the_grace(tmp_path: Path) -> N
     assert run.last_word()["written"] is False
 
 
-async def test_native_sidecar_stays_until_stopped_then_exits_zero(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, make_pod(("adapter",), NATIVE))
-    run = await Run(tmp_path, cluster).start()
+@pytest.mark.memcluster(pod=make_pod(("adapter",), NATIVE))
+async def test_native_sidecar_stays_until_stopped_then_exits_zero(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start()
     run.adapter(terminated(exit_code=1))
     await clock.advance(60)
     assert len(cluster.patches) == 1
@@ -680,11 +760,12 @@ async def test_native_sidecar_stays_until_stopped_then_exits_zero(tmp_path: Path
     assert len(cluster.patches) == 1
 
 
-async def test_native_sidecar_exits_three_when_the_write_fails(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, make_pod(("adapter",), NATIVE))
+@pytest.mark.memcluster(pod=make_pod(("adapter",), NATIVE))
+async def test_native_sidecar_exits_three_when_the_write_fails(
+    cluster: MemoryCluster, start: Start
+) -> None:
     cluster.fail("patch", ApiError(404, 'HTTP 404: jobs "job-a" not found'))
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.WRITE_FAILED
 
@@ -692,29 +773,27 @@ async def test_native_sidecar_exits_three_when_the_write_fails(tmp_path: Path) -
 # --- start-up --------------------------------------------------------------------------------
 
 
-async def test_a_missing_job_exits_three_at_once(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
+async def test_a_missing_job_exits_three_at_once(cluster: MemoryCluster, start: Start) -> None:
     cluster.fail("get_job", ApiError(404, 'HTTP 404: jobs "job-a" not found'))
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     assert await run.finish() is ExitCode.WRITE_FAILED
     assert cluster.patches == []
     assert "not found" in run.last_word()["error"]
 
 
-async def test_start_up_rides_out_an_outage(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
+async def test_start_up_rides_out_an_outage(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
     cluster.down = True
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     await clock.advance(20)
     cluster.down = False
     run.write(SUCCESS)
     assert await run.finish(within=8) is ExitCode.RESULT
 
 
-async def test_named_adapter_missing_is_a_configuration_error(tmp_path: Path) -> None:
-    run = await Run(tmp_path, adapter_container_name="validator").start()
+async def test_named_adapter_missing_is_a_configuration_error(start: Start) -> None:
+    run = await start(adapter_container_name="validator")
     assert await run.finish() is ExitCode.CONFIG_INVALID
     written = run.written()
     assert written is not None
@@ -725,10 +804,11 @@ async def test_named_adapter_missing_is_a_configuration_error(tmp_path: Path) ->
     assert "adapter, status-reporter" in written[2]
 
 
-async def test_an_adapter_named_as_an_init_container_is_found(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, make_pod(("status-reporter",), (Container(name="setup"),)))
-    run = await Run(tmp_path, cluster, adapter_container_name="setup").start()
+@pytest.mark.memcluster(pod=make_pod(("status-reporter",), (Container(name="setup"),)))
+async def test_an_adapter_named_as_an_init_container_is_found(
+    cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start(adapter_container_name="setup")
     cluster.set_container("setup", terminated(exit_code=5), init=True)
     assert await run.finish() is ExitCode.ADAPTER_PROBLEM
     written = run.written()
@@ -736,10 +816,9 @@ async def test_an_adapter_named_as_an_init_container_is_found(tmp_path: Path) ->
     assert written[2].startswith("Adapter container exited with code 5")
 
 
-async def test_auto_detection_skips_the_reporter(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, make_pod(("status-reporter", "validator")))
-    run = await Run(tmp_path, cluster).start()
+@pytest.mark.memcluster(pod=make_pod(("status-reporter", "validator")))
+async def test_auto_detection_skips_the_reporter(cluster: MemoryCluster, start: Start) -> None:
+    run = await start()
     cluster.set_container("validator", terminated(exit_code=4))
     await run.finish()
     written = run.written()
@@ -747,71 +826,65 @@ async def test_auto_detection_skips_the_reporter(tmp_path: Path) -> None:
     assert written[2].startswith("Adapter container exited with code 4")
 
 
-async def test_no_adapter_candidate(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, make_pod(("status-reporter",)))
-    run = await Run(tmp_path, cluster).start()
+@pytest.mark.memcluster(pod=make_pod(("status-reporter",)))
+async def test_no_adapter_candidate(start: Start) -> None:
+    run = await start()
     assert await run.finish() is ExitCode.CONFIG_INVALID
     written = run.written()
     assert written is not None
     assert "no container besides REPORTER_CONTAINER_NAME=status-reporter" in written[2]
 
 
-async def test_a_missing_pod_is_a_configuration_error(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
+async def test_a_missing_pod_is_a_configuration_error(cluster: MemoryCluster, start: Start) -> None:
     cluster.pod = None
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     assert await run.finish() is ExitCode.CONFIG_INVALID
     assert run.last_word()["reason"] == "ReporterConfigInvalid"
 
 
+@pytest.mark.memcluster(pod=make_pod(("adapter", "sidecar")))
 async def test_warns_when_the_reporter_container_is_not_in_the_pod(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    start: Start, logged: Logged
 ) -> None:
-    logs.configure()
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, make_pod(("adapter", "sidecar")))
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     run.write(SUCCESS)
     await run.finish(within=2)
-    assert "REPORTER_CONTAINER_NAME is not a container of this Pod" in capsys.readouterr().out
+    assert "REPORTER_CONTAINER_NAME is not a container of this Pod" in logged()
 
 
-async def test_warns_about_job_controller_condition_types(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    logs.configure()
-    run = await Run(tmp_path, condition_type="Complete").start()
+async def test_warns_about_job_controller_condition_types(start: Start, logged: Logged) -> None:
+    run = await start(condition_type="Complete")
     run.write(SUCCESS)
     await run.finish(within=2)
-    out = capsys.readouterr().out
+    out = logged()
     assert "CONDITION_TYPE is a condition the Job controller itself manages" in out
 
 
 async def test_without_job_name_the_pods_owning_job_is_reported_on(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    start: Start, logged: Logged
 ) -> None:
-    logs.configure()
-    run = await Run(tmp_path, job_name="").start()
+    run = await start(job_name="")
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
     assert run.written() == ("True", "ValidationPassed", "all good")
-    out = capsys.readouterr().out
+    out = logged()
     assert "reporting on the Job that owns this Pod job=job-a" in out
     # Every later line names the Job too, not the empty JOB_NAME.
     written = next(line for line in out.splitlines() if "condition written" in line)
     assert "job=job-a" in written, out
 
 
+@pytest.mark.memcluster(
+    pod=make_pod(
+        owners=(
+            OwnerReference(kind="ReplicaSet", name="rs", api_version="apps/v1", controller=True),
+        )
+    )
+)
 async def test_without_job_name_a_pod_no_job_owns_is_a_configuration_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cluster: MemoryCluster, start: Start, logged: Logged
 ) -> None:
-    logs.configure()
-    clock = FakeClock()
-    owner = OwnerReference(kind="ReplicaSet", name="rs", api_version="apps/v1", controller=True)
-    cluster = MemoryCluster(clock, make_pod(owners=(owner,)))
-    run = await Run(tmp_path, cluster, job_name="").start()
+    run = await start(job_name="")
     assert await run.finish() is ExitCode.CONFIG_INVALID
     assert cluster.patches == []
     assert run.last_word()["reason"] == "ReporterConfigInvalid"
@@ -819,21 +892,22 @@ async def test_without_job_name_a_pod_no_job_owns_is_a_configuration_error(
     assert (
         "invalid configuration: JOB_NAME=(unset): required: "
         "Pod pod-a is not owned by a Job to take the name from"
-    ) in capsys.readouterr().out
+    ) in logged()
 
 
+@pytest.mark.memcluster(
+    pod=make_pod(
+        owners=(OwnerReference(kind="Job", name="job-b", api_version="batch/v1", controller=True),)
+    )
+)
 async def test_a_job_name_other_than_the_owner_is_kept_with_a_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    start: Start, logged: Logged
 ) -> None:
-    logs.configure()
-    clock = FakeClock()
-    owner = OwnerReference(kind="Job", name="job-b", api_version="batch/v1", controller=True)
-    cluster = MemoryCluster(clock, make_pod(owners=(owner,)))
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
     assert run.written() is not None
-    out = capsys.readouterr().out
+    out = logged()
     assert "JOB_NAME differs from the Job that owns this Pod; using JOB_NAME" in out
     assert "job_name=job-a owner=job-b" in out
 
@@ -841,15 +915,12 @@ async def test_a_job_name_other_than_the_owner_is_kept_with_a_warning(
 # --- the Job's own deadline ---------------------------------------------------------------
 
 
+# The Job started 3 s before the reporter and ends after 25 s: the wait is 25 - 5 - 3.
+@pytest.mark.memcluster(active_deadline_seconds=25, start_time=rfc3339(WALL_START - 3))
 async def test_the_jobs_deadline_ends_the_wait_before_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clock: FakeClock, start: Start, logged: Logged
 ) -> None:
-    logs.configure()
-    clock = FakeClock()
-    # The Job started 3 s before the reporter and ends after 25 s: the wait is 25 - 5 - 3.
-    started = rfc3339(clock.wall() - 3)
-    cluster = MemoryCluster(clock, active_deadline_seconds=25, start_time=started)
-    run = await Run(tmp_path, cluster, max_wait_time_seconds=300).start()
+    run = await start(max_wait_time_seconds=300)
     await clock.advance(16.9)
     assert not run.done
     assert await run.finish(within=0.1) is ExitCode.ADAPTER_PROBLEM
@@ -858,18 +929,16 @@ async def test_the_jobs_deadline_ends_the_wait_before_it(
         "AdapterTimeout",
         "Adapter did not produce results within 17s",
     )
-    out = capsys.readouterr().out
+    out = logged()
     assert "the Job's activeDeadlineSeconds ends first" in out
     assert "max_wait_time_seconds=300 active_deadline_seconds=25 wait_seconds=17" in out
 
 
+@pytest.mark.memcluster(active_deadline_seconds=310, start_time=rfc3339(WALL_START))
 async def test_a_job_deadline_later_than_the_wait_changes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clock: FakeClock, start: Start, logged: Logged
 ) -> None:
-    logs.configure()
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, active_deadline_seconds=310, start_time=rfc3339(clock.wall()))
-    run = await Run(tmp_path, cluster, max_wait_time_seconds=300).start()
+    run = await start(max_wait_time_seconds=300)
     await clock.advance(299.9)
     assert not run.done
     assert await run.finish(within=0.1) is ExitCode.ADAPTER_PROBLEM
@@ -878,14 +947,16 @@ async def test_a_job_deadline_later_than_the_wait_changes_nothing(
         "AdapterTimeout",
         "Adapter did not produce results within 5m0s",
     )
-    assert "activeDeadlineSeconds" not in capsys.readouterr().out
+    assert "activeDeadlineSeconds" not in logged()
 
 
 # --- the Event ------------------------------------------------------------------------------
 
 
-async def test_the_outcome_is_recorded_as_an_event_on_the_job(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_the_outcome_is_recorded_as_an_event_on_the_job(
+    cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start()
     run.adapter(terminated(exit_code=2, reason="Error"))
     assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
     (event,) = run.cluster.events
@@ -904,8 +975,8 @@ async def test_the_outcome_is_recorded_as_an_event_on_the_job(tmp_path: Path) ->
     }
 
 
-async def test_a_success_is_a_normal_event(tmp_path: Path) -> None:
-    run = await Run(tmp_path).start()
+async def test_a_success_is_a_normal_event(cluster: MemoryCluster, start: Start) -> None:
+    run = await start()
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
     (event,) = run.cluster.events
@@ -916,13 +987,12 @@ async def test_a_success_is_a_normal_event(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.memcluster(rules=REFERENCE_RULES)
 async def test_without_the_permission_no_event_is_sent_and_one_debug_line_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cluster: MemoryCluster, start: Start, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure(LogLevel.DEBUG)
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, rules=REFERENCE_RULES)
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
     assert cluster.calls["event"] == 0
@@ -931,11 +1001,12 @@ async def test_without_the_permission_no_event_is_sent_and_one_debug_line_says_s
     assert " DEBUG " in lines[0]
 
 
-async def test_a_failing_event_changes_nothing_and_is_bounded(tmp_path: Path) -> None:
-    clock = FakeClock(autojump=True)
-    cluster = MemoryCluster(clock)
+@pytest.mark.memcluster(autojump=True)
+async def test_a_failing_event_changes_nothing_and_is_bounded(
+    cluster: MemoryCluster, start: Start, new_run: NewRun
+) -> None:
     cluster.fail("event", *[ApiError(503, "busy")] * 100)
-    run = Run(tmp_path, cluster)
+    run = new_run()
     run.write(SUCCESS)
     await run.start()
     assert await run.finish() is ExitCode.RESULT
@@ -944,12 +1015,10 @@ async def test_a_failing_event_changes_nothing_and_is_bounded(tmp_path: Path) ->
     assert run.last_word()["written"] is True
 
 
-async def test_a_forbidden_event_is_not_retried(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock)
+async def test_a_forbidden_event_is_not_retried(cluster: MemoryCluster, start: Start) -> None:
     cluster.review_incomplete = True  # the review cannot tell: the call itself does
     cluster.rules = [r for r in cluster.rules if "events" not in r.resources]
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     run.write(SUCCESS)
     assert await run.finish(within=2) is ExitCode.RESULT
     assert cluster.calls["event"] == 1
@@ -959,15 +1028,17 @@ async def test_a_forbidden_event_is_not_retried(tmp_path: Path) -> None:
 # --- monitors ----------------------------------------------------------------------------------
 
 
-async def test_results_directory_created_late_is_watched(tmp_path: Path) -> None:
-    run = await Run(tmp_path, poll_interval_seconds=30, max_wait_time_seconds=300).start()
+async def test_results_directory_created_late_is_watched(clock: FakeClock, start: Start) -> None:
+    run = await start(poll_interval_seconds=30, max_wait_time_seconds=300)
     await run.clock.advance(30)  # the watcher finds no directory and checks again later
     run.write(SUCCESS)
     assert await run.finish(within=30) is ExitCode.RESULT
 
 
-async def test_a_broken_watch_polls_the_pod_until_it_is_back(tmp_path: Path) -> None:
-    run = await Run(tmp_path, container_status_interval_seconds=10).start()
+async def test_a_broken_watch_polls_the_pod_until_it_is_back(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start(container_status_interval_seconds=10)
     reads = run.cluster.calls["get_pod"]
     run.cluster.fail("watch", *[Unreachable("refused")] * 50)
     run.cluster.break_watches()
@@ -985,12 +1056,11 @@ async def test_a_broken_watch_polls_the_pod_until_it_is_back(tmp_path: Path) -> 
 
 
 async def test_a_watch_the_server_ends_at_once_is_a_failed_watch(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    clock: FakeClock, cluster: MemoryCluster, start: Start, logged: Logged
 ) -> None:
     """200 and an empty body, every time: backoff, the Pod polled meanwhile, one warning,
     and at most one watch request per second on average."""
-    logs.configure()
-    run = await Run(tmp_path, container_status_interval_seconds=10).start()
+    run = await start(container_status_interval_seconds=10)
     run.cluster.empty_watches = True
     run.cluster.break_watches()
     await run.clock.advance(60)
@@ -998,15 +1068,17 @@ async def test_a_watch_the_server_ends_at_once_is_a_failed_watch(
     assert run.cluster.calls["get_pod"] >= 1 + 6  # start-up, then polled meanwhile
     run.adapter(terminated(exit_code=1))
     assert await run.finish(within=20) is ExitCode.ADAPTER_PROBLEM
-    out = capsys.readouterr().out
+    out = logged()
     assert out.count("Pod watch broke") == 1
     print(f"watch requests in 60 s: {run.cluster.calls['watch']}")
 
 
-async def test_a_silent_watch_is_given_up_by_the_deadline(tmp_path: Path) -> None:
+async def test_a_silent_watch_is_given_up_by_the_deadline(
+    cluster: MemoryCluster, start: Start, tmp_path: Path
+) -> None:
     """However long the bookmarks may take, the watch waits no longer than the time
     left before the deadline (then the Pod is read anyway)."""
-    run = await Run(tmp_path, max_wait_time_seconds=30).start()
+    run = await start(max_wait_time_seconds=30)
     assert run.cluster.watch_timeouts[0] == pytest.approx(31.0, abs=0.5)
     run.write(SUCCESS)
     await run.finish(within=2)
@@ -1017,8 +1089,10 @@ async def test_a_silent_watch_is_given_up_by_the_deadline(tmp_path: Path) -> Non
     await long_run.finish(within=2)
 
 
-async def test_a_watch_that_comes_back_stops_the_polling(tmp_path: Path) -> None:
-    run = await Run(tmp_path, container_status_interval_seconds=10).start()
+async def test_a_watch_that_comes_back_stops_the_polling(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start(container_status_interval_seconds=10)
     run.cluster.break_watches()
     await run.clock.advance(6)  # the watch is back within the 5 s backoff cap
     reads = run.cluster.calls["get_pod"]
@@ -1029,9 +1103,9 @@ async def test_a_watch_that_comes_back_stops_the_polling(tmp_path: Path) -> None
 
 
 async def test_a_watch_that_is_too_old_starts_again_from_the_current_state(
-    tmp_path: Path,
+    clock: FakeClock, cluster: MemoryCluster, start: Start
 ) -> None:
-    run = await Run(tmp_path, container_status_interval_seconds=10).start()
+    run = await start(container_status_interval_seconds=10)
     assert run.cluster.watch_versions[0] != ""
     run.cluster.fail("get_pod", Unreachable("refused"))  # no fresh version from a read either
     run.cluster.send_watch_event(PodEvent("ERROR", error=Status(code=410, message="too old")))
@@ -1042,8 +1116,10 @@ async def test_a_watch_that_is_too_old_starts_again_from_the_current_state(
 
 
 @pytest.mark.parametrize("status", [401, 403])
-async def test_a_refused_watch_falls_back_to_polling_for_good(tmp_path: Path, status: int) -> None:
-    run = await Run(tmp_path, container_status_interval_seconds=5).start()
+async def test_a_refused_watch_falls_back_to_polling_for_good(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, status: int
+) -> None:
+    run = await start(container_status_interval_seconds=5)
     run.cluster.fail("watch", ApiError(status, f"HTTP {status}: no"))
     run.cluster.break_watches()
     await run.clock.advance(1)
@@ -1054,8 +1130,10 @@ async def test_a_refused_watch_falls_back_to_polling_for_good(tmp_path: Path, st
     assert run.cluster.calls["watch"] == watches
 
 
-async def test_a_forbidden_watch_falls_back_to_polling(tmp_path: Path) -> None:
-    run = await Run(tmp_path, container_status_interval_seconds=5).start()
+async def test_a_forbidden_watch_falls_back_to_polling(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start(container_status_interval_seconds=5)
     run.cluster.fail("watch", ApiError(403, "HTTP 403: forbidden"))
     run.cluster.break_watches()
     await run.clock.advance(1)
@@ -1065,20 +1143,19 @@ async def test_a_forbidden_watch_falls_back_to_polling(tmp_path: Path) -> None:
 
 
 async def test_a_failing_monitor_is_logged_at_once_and_replaced_by_polling(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cluster: MemoryCluster, start: Start, logged: Logged
 ) -> None:
-    logs.configure()
-    run = await Run(tmp_path, container_status_interval_seconds=5).start()
+    run = await start(container_status_interval_seconds=5)
     run.cluster.break_watches(RuntimeError("decoder bug"))
     await settle()
-    assert "monitor failed" in capsys.readouterr().out
+    assert "monitor failed" in logged()
     run.adapter(terminated(exit_code=9))
     assert await run.finish(within=5) is ExitCode.ADAPTER_PROBLEM
 
 
-async def test_every_monitor_task_is_cancelled_on_exit(tmp_path: Path) -> None:
+async def test_every_monitor_task_is_cancelled_on_exit(start: Start) -> None:
     before = asyncio.all_tasks()
-    run = await Run(tmp_path).start()
+    run = await start()
     run.write(SUCCESS)
     await run.finish(within=2)
     await settle()
@@ -1093,10 +1170,10 @@ def _json_lines(out: str) -> list[dict[str, Any]]:
 
 
 async def test_details_are_logged_after_the_write(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    start: Start, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure(fmt=LogFormat.JSON)
-    run = await Run(tmp_path).start()
+    run = await start()
     run.write({**SUCCESS, "details": {"checks": [1, 2]}})
     await run.finish(within=2)
     messages = [entry["message"] for entry in _json_lines(capsys.readouterr().out)]
@@ -1104,10 +1181,10 @@ async def test_details_are_logged_after_the_write(
 
 
 async def test_small_details_are_logged_as_json(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    start: Start, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure(fmt=LogFormat.JSON)
-    run = await Run(tmp_path).start()
+    run = await start()
     run.write({**SUCCESS, "details": {"checks": [1, 2]}})
     await run.finish(within=2)
     entry = next(e for e in _json_lines(capsys.readouterr().out) if "details" in e)
@@ -1115,10 +1192,10 @@ async def test_small_details_are_logged_as_json(
 
 
 async def test_large_details_are_logged_truncated_below_64_kib(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    start: Start, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure(fmt=LogFormat.JSON)
-    run = await Run(tmp_path).start()
+    run = await start()
     run.write({**SUCCESS, "details": {"log": "x" * 500_000}})
     assert await run.finish(within=2) is ExitCode.RESULT
     out = capsys.readouterr().out
@@ -1129,21 +1206,21 @@ async def test_large_details_are_logged_truncated_below_64_kib(
 
 
 async def test_a_lone_surrogate_in_details_does_not_stop_the_write(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    start: Start, logged: Logged
 ) -> None:
-    logs.configure()
-    run = await Run(tmp_path).start()
+    run = await start()
     run.write('{"status": "success", "reason": "Ok", "details": {"x": "\\ud800"}}')
     assert await run.finish(within=2) is ExitCode.RESULT
     assert run.written() == ("True", "Ok", "No message provided")
-    assert "adapter result details" in capsys.readouterr().out
+    assert "adapter result details" in logged()
 
 
-async def test_a_native_sidecar_stopped_during_start_up_exits_zero(tmp_path: Path) -> None:
-    clock = FakeClock()
-    cluster = MemoryCluster(clock, make_pod(("adapter",), NATIVE))
+@pytest.mark.memcluster(pod=make_pod(("adapter",), NATIVE))
+async def test_a_native_sidecar_stopped_during_start_up_exits_zero(
+    cluster: MemoryCluster, start: Start
+) -> None:
     cluster.fail("get_job", *[Unreachable("refused")] * 3)
-    run = await Run(tmp_path, cluster).start()
+    run = await start()
     run.reporter.stop()  # before start-up has read the Pod
     assert await run.finish(within=STOP_EXIT_SECONDS) is ExitCode.RESULT
     assert run.written() is not None
@@ -1151,9 +1228,9 @@ async def test_a_native_sidecar_stopped_during_start_up_exits_zero(tmp_path: Pat
 
 
 async def test_after_an_unexpected_error_the_decided_condition_is_still_left(
-    tmp_path: Path,
+    cluster: MemoryCluster, start: Start
 ) -> None:
-    run = await Run(tmp_path).start()
+    run = await start()
     run.cluster.fail("patch", RuntimeError("a bug"))
     run.write(SUCCESS)
     with pytest.raises(RuntimeError):
@@ -1161,3 +1238,34 @@ async def test_after_an_unexpected_error_the_decided_condition_is_still_left(
     run.reporter.report_failure("internal error: RuntimeError('a bug')")
     assert run.last_word()["reason"] == "ValidationPassed"
     assert run.last_word()["written"] is False
+
+
+@pytest.mark.parametrize("stop_during_start_up", [False, True])
+@pytest.mark.parametrize("job_name", ["job-a", ""])
+async def test_the_condition_writer_is_built_once(
+    new_run: NewRun,
+    cluster: MemoryCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    job_name: str,
+    stop_during_start_up: bool,
+) -> None:
+    """Once the Job is named (JOB_NAME, or the Pod's owner), never again: not for the
+    Job start-up read, nor after a stop, nor for the write."""
+    built: list[str] = []
+    build = ConditionWriter.__init__
+
+    def counted(writer: ConditionWriter, api: Any, ops: Operations, *args: Any, **kw: Any) -> None:
+        built.append(ops.job)
+        build(writer, api, ops, *args, **kw)
+
+    monkeypatch.setattr(ConditionWriter, "__init__", counted)
+    if stop_during_start_up:
+        cluster.fail("get_job", *[Unreachable("refused")] * 3)
+    run = new_run(job_name=job_name)
+    run.write(SUCCESS)
+    await run.start()
+    if stop_during_start_up:
+        run.reporter.stop()
+    await run.finish(within=STOP_EXIT_SECONDS)
+    assert run.written() is not None
+    assert built == ["job-a"]

@@ -1,0 +1,175 @@
+"""A client-go credential plugin (``client.authentication.k8s.io`` v1 or v1beta1), run
+for a kubeconfig's ``exec`` user (README "Configuration").
+
+The plugin runs as a child process of the event loop, bounded in time, on the first
+request, when its credential expires and after a 401; a stop cancels the request and
+kills the plugin. It may give a token or a client certificate. Only a kubeconfig names
+a plugin, so a Pod never imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import msgspec
+
+from status_reporter.api.auth import CredentialsError, bearer, load_client_cert
+
+EXEC_TIMEOUT: Final = 30.0
+API_VERSIONS: Final = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
+# A credential this close to its expiry is renewed first: a request may take that long.
+_EXPIRY_MARGIN: Final = timedelta(seconds=10)
+_STDERR_TAIL: Final = 400
+
+
+class _Issued(msgspec.Struct, frozen=True):
+    """What one run of the plugin gave: a token, a client certificate and key (PEM), or
+    both, and when they expire."""
+
+    token: str | None
+    cert: tuple[str, str] | None
+    expiry: datetime | None
+
+
+class ExecAuth:
+    """A client-go credential plugin (``client.authentication.k8s.io`` v1 or v1beta1).
+
+    The plugin runs on first use, again when its credential expires, and on
+    :meth:`refresh`. It may return a token or a client certificate; a certificate is
+    loaded into ``tls`` and so applies to connections opened after that.
+    """
+
+    def __init__(
+        self,
+        *,
+        command: str,
+        args: list[str],
+        env: Mapping[str, str],
+        api_version: str,
+        exec_info: Mapping[str, Any],
+        tls: ssl.SSLContext | None,
+        where: str,
+        install_hint: str = "",
+        timeout: float = EXEC_TIMEOUT,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._argv = [command, *args]
+        self._env = {**env, "KUBERNETES_EXEC_INFO": msgspec.json.encode(exec_info).decode()}
+        self._api_version = api_version
+        self._tls = tls
+        self._where = f"{where}: exec plugin {command!r}"
+        self._install_hint = install_hint
+        self._timeout = timeout
+        self._now = now
+        # What the last run gave; None before the first.
+        self._issued: _Issued | None = None
+        self._lock = asyncio.Lock()
+
+    async def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header when the plugin gave a token (else none),
+        running the plugin first if there is no valid credential yet."""
+        async with self._lock:  # concurrent requests share one run of the plugin
+            issued = self._issued
+            if issued is None or (
+                issued.expiry is not None and self._now() >= issued.expiry - _EXPIRY_MARGIN
+            ):
+                await self._run()
+        token = self._issued.token if self._issued is not None else None
+        return bearer(token, self._where) if token else {}
+
+    async def refresh(self) -> bool:
+        """Run the plugin again; True when its credential changed."""
+        async with self._lock:
+            before = self._issued
+            await self._run()
+            after = self._issued
+            assert after is not None
+            return before is None or (before.token, before.cert) != (after.token, after.cert)
+
+    async def _run(self) -> None:
+        """Run the plugin as a child process of the event loop: waiting for it never
+        blocks the loop, and a cancelled wait (a stop) kills it."""
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._argv,
+                env=self._env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            hint = f" ({' '.join(self._install_hint.split())})" if self._install_hint else ""
+            raise CredentialsError(f"{self._where}: command not found{hint}") from None
+        except OSError as exc:
+            raise CredentialsError(f"{self._where}: {exc.strerror or exc}") from None
+        try:
+            async with asyncio.timeout(self._timeout):
+                stdout, stderr = await process.communicate()
+        except TimeoutError:
+            raise CredentialsError(
+                f"{self._where}: did not finish within {self._timeout} s"
+            ) from None
+        finally:
+            if process.returncode is None:
+                process.kill()
+                # Reaped by the loop's child watcher; do not wait for it on a stop.
+        if process.returncode != 0:
+            tail = " ".join(stderr.decode("utf-8", "replace").split())[-_STDERR_TAIL:]
+            raise CredentialsError(
+                f"{self._where}: exit code {process.returncode}: {tail or '(no stderr)'}"
+            )
+        issued = self._parse(stdout)
+        if issued.cert is not None and self._tls is not None:
+            cert, key = issued.cert
+            load_client_cert(self._tls, cert.encode(), key.encode(), self._where)
+        self._issued = issued
+
+    def _parse(self, stdout: bytes) -> _Issued:
+        # Messages never quote the output: it holds the credential.
+        invalid = f"{self._where}: invalid ExecCredential output"
+        try:
+            output = msgspec.json.decode(stdout)
+        except msgspec.DecodeError:
+            raise CredentialsError(f"{invalid}: not JSON") from None
+        if not isinstance(output, dict) or output.get("kind") != "ExecCredential":
+            raise CredentialsError(f'{invalid}: kind is not "ExecCredential"')
+        if output.get("apiVersion") != self._api_version:
+            raise CredentialsError(f'{invalid}: apiVersion is not "{self._api_version}"')
+        status = output.get("status")
+        if not isinstance(status, dict):
+            raise CredentialsError(f"{invalid}: no status")
+        token, cert, key = (
+            status.get(k) for k in ("token", "clientCertificateData", "clientKeyData")
+        )
+        if not all(isinstance(v, str | None) for v in (token, cert, key)):
+            raise CredentialsError(f"{invalid}: token and client certificate data must be strings")
+        if bool(cert) != bool(key):
+            raise CredentialsError(
+                f"{invalid}: clientCertificateData and clientKeyData come together"
+            )
+        if not token and not cert:
+            raise CredentialsError(f"{invalid}: neither a token nor a client certificate")
+        if token:
+            bearer(token, invalid)  # a bad token is not kept: the next request runs it again
+        return _Issued(
+            token or None, (cert, key) if cert and key else None, self._expiry_of(status)
+        )
+
+    def _expiry_of(self, status: Mapping[str, Any]) -> datetime | None:
+        stamp = status.get("expirationTimestamp")
+        if stamp is None:
+            return None
+        try:
+            expiry = datetime.fromisoformat(stamp)
+        except (TypeError, ValueError):
+            raise CredentialsError(
+                f"{self._where}: invalid ExecCredential output: expirationTimestamp {stamp!r}"
+            ) from None
+        return expiry if expiry.tzinfo is not None else expiry.replace(tzinfo=UTC)
+
+    def __repr__(self) -> str:
+        return f"ExecAuth({self._argv[0]!r})"
