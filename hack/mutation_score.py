@@ -12,7 +12,7 @@ from pathlib import Path
 # 33, 34 = skipped or not checked; 36 = timed out, counted as killed.
 KILLED = {1, 3, 36, -24}
 SURVIVED = {0}
-TARGET = 95.0
+TARGET = 98.0
 
 
 def main() -> int:
