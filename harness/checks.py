@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from harness.cluster import AdapterJob
@@ -40,15 +40,25 @@ def summary(condition: dict[str, Any] | None) -> tuple[str, str, str] | None:
     return condition["status"], condition["reason"], condition["message"]
 
 
-def reporter_requests(plane: ControlPlane, job: AdapterJob) -> Iterator[dict[str, Any]]:
-    """Audit events of requests made by the reporter's ServiceAccount in the Job's namespace."""
+def reporter_requests(plane: ControlPlane, job: AdapterJob) -> list[dict[str, Any]]:
+    """Audit events of requests made by the reporter's ServiceAccount in the Job's
+    namespace, one per request, in the order the API server received them.
+
+    A watch's ``ResponseComplete`` is logged only when the server notices that the
+    client went away, which on a loaded machine can be after the reporter's later
+    requests, or after the reporter has exited: its ``ResponseStarted`` stands in.
+    """
     user = f"system:serviceaccount:{job.namespace}:status-reporter"
+    by_request: dict[str, dict[str, Any]] = {}
     for event in plane.audit_events():
-        if (
-            event.get("stage") == "ResponseComplete"
-            and event.get("user", {}).get("username") == user
+        if event.get("user", {}).get("username") != user:
+            continue
+        stage = event.get("stage")
+        if stage == "ResponseComplete" or (
+            stage == "ResponseStarted" and event["auditID"] not in by_request
         ):
-            yield event
+            by_request[event["auditID"]] = event
+    return sorted(by_request.values(), key=lambda event: event["requestReceivedTimestamp"])
 
 
 def verbs(plane: ControlPlane, job: AdapterJob) -> list[str]:
