@@ -103,16 +103,26 @@ _TRACE = re.compile(r"CNI|KUBE|podman|netavark|\(bridge\)")
 _NOTED_WHOLE = ("network namespaces", "binfmt_misc", "containers")
 
 
+def _made_by_a_run(category: str, item: str) -> bool:
+    return category in _NOTED_WHOLE or bool(_TRACE.search(item))
+
+
 def compare(before: Mapping[str, list[str] | None], after: Snapshot) -> tuple[list[str], list[str]]:
     """What this run left (each fails it), and notes: earlier leftovers, what was not read."""
     left, notes = [], []
     for category, now in after.items():
         was = before.get(category)
-        if now is None or was is None:
+        if now is None:
             notes.append(f"{category}: not compared (cannot be read here)")
             continue
+        if was is None:
+            # Unreadable before (on a fresh machine the suites install iptables and the
+            # engine, and mount binfmt_misc): what only a run can have made is still its.
+            notes.append(f"{category}: no baseline (could not be read before this run)")
+            left += [f"{category}: {item}" for item in now if _made_by_a_run(category, item)]
+            continue
         left += [f"{category}: {item}" for item in sorted(set(now) - set(was))]
-        earlier = [i for i in now if i in was and (category in _NOTED_WHOLE or _TRACE.search(i))]
+        earlier = [i for i in now if i in was and _made_by_a_run(category, i)]
         if earlier:
             notes.append(f"{category}: there before this run: {'; '.join(sorted(earlier))}")
     return left, notes

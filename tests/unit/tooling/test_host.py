@@ -128,7 +128,7 @@ def test_an_earlier_runs_leftovers_are_reported_not_blamed() -> None:
     assert notes == [
         "interfaces: there before this run: cni-podman0 (bridge)",
         "iptables: there before this run: :CNI-FORWARD -",
-        "binfmt_misc: not compared (cannot be read here)",
+        "binfmt_misc: no baseline (could not be read before this run)",
         "containers: there before this run: someone-elses",
     ]
 
@@ -144,3 +144,25 @@ def test_a_container_started_without_a_network_option_gets_none() -> None:
     assert echo("run", "--network=host", "image").split() == ["run", "--network=host", "image"]
     assert echo("run", "--net=none", "image").split() == ["run", "--net=none", "image"]
     assert echo("inspect", "name").split() == ["inspect", "name"]
+
+
+def test_what_could_not_be_read_before_is_still_checked_for_a_runs_traces() -> None:
+    # A fresh machine: no iptables, no engine and no binfmt_misc before the suites.
+    before = {**BEFORE, "iptables": None, "containers": None}
+    after: dict[str, list[str] | None] = {
+        **BEFORE,
+        "iptables": [":INPUT ACCEPT", ":KUBE-FIREWALL -"],
+        "binfmt_misc": ["status-reporter-qemu-aarch64"],
+        "containers": ["sr-e2e-1234"],
+    }
+    left, notes = compare(before, after)
+    assert left == [
+        "iptables: :KUBE-FIREWALL -",
+        "binfmt_misc: status-reporter-qemu-aarch64",
+        "containers: sr-e2e-1234",
+    ]
+    assert notes == [
+        "iptables: no baseline (could not be read before this run)",
+        "binfmt_misc: no baseline (could not be read before this run)",
+        "containers: no baseline (could not be read before this run)",
+    ]
