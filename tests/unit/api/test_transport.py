@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from status_reporter.api import transport
 from status_reporter.api.transport import (
     MAX_HEAD,
     Endpoint,
@@ -194,7 +195,10 @@ async def test_idle_connection_closed_by_server_is_replaced() -> None:
     assert server.accepts == 2
 
 
-async def test_reused_connection_closed_without_answer_is_retried_on_a_new_one() -> None:
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+async def test_reused_connection_closed_without_answer_is_retried_on_a_new_one(
+    method: str,
+) -> None:
     async def handler(peer: Peer) -> None:
         await peer.read_request()
         await peer.send(response(b"first" if peer.index == 0 else b"retried"))
@@ -203,7 +207,7 @@ async def test_reused_connection_closed_without_answer_is_retried_on_a_new_one()
 
     async with serve(handler) as server, client_for(server) as client:
         await client.request("GET", "/one", timeout=2)
-        result = await client.request("GET", "/two", timeout=2)
+        result = await client.request(method, "/two", body=b"{}", timeout=2)
     assert result.body == b"retried"
     assert server.accepts == 2
     assert [r.split(b" ")[1] for r in server.requests] == [b"/one", b"/two", b"/two"]
@@ -225,26 +229,108 @@ async def test_stale_connection_is_retried_only_once() -> None:
     assert server.accepts == 2
 
 
-async def test_silent_reused_connection_is_dropped_with_the_idle_ones_and_retried() -> None:
-    async def handler(peer: Peer) -> None:
-        # A proxy that stopped forwarding on its established connections.
-        await peer.read_request()
-        await peer.send(response(b"from %d" % peer.index))
-        await silent(peer)
+@pytest.fixture
+def quick_hedge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads hedged after max(0.2 s, half their timeout): the rule, at test speed."""
+    monkeypatch.setattr(transport, "HEDGE_AFTER", 0.2)
 
-    async with serve(handler) as server, client_for(server) as client:
+
+async def silent_after_first(peer: Peer) -> None:
+    """Answer the first request on each connection, then go silent: a proxy that stopped
+    forwarding on its established connections."""
+    await peer.read_request()
+    await peer.send(response(b"from %d" % peer.index))
+    await silent(peer)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "hedged_after"), [(3, 2.0), (5, 2.5)], ids=["2s-floor", "half-the-timeout"]
+)
+async def test_read_silent_on_a_reused_connection_is_hedged_on_a_new_one(
+    timeout: float, hedged_after: float
+) -> None:
+    async with serve(silent_after_first) as server, client_for(server) as client:
         await asyncio.gather(*(client.request("GET", "/", timeout=2) for _ in range(2)))
         assert len(client._idle) == 2
         started = time.monotonic()
-        result = await client.request("GET", "/", timeout=2)
-        assert 1 <= time.monotonic() - started < 1.5  # half the time went to the dead one
-        await server.wait_closed_by_client(2)  # the one that went silent and the other idle
+        result = await client.request("GET", "/", timeout=timeout)
+        elapsed = time.monotonic() - started
+        await server.wait_closed_by_client(2)  # the silent one, abandoned, and the other idle
         assert len(client._idle) == 1
+    assert hedged_after <= elapsed < hedged_after + 0.5
     assert result.body == b"from 2"
     assert (server.accepts, len(server.requests)) == (3, 4)
 
 
-async def test_silent_reused_and_new_connections_time_out_at_the_timeout() -> None:
+async def test_first_answer_wins_and_the_other_copy_is_abandoned(quick_hedge: None) -> None:
+    async def handler(peer: Peer) -> None:
+        if peer.index == 1:
+            await silent(peer)  # the copy: slower still
+            return
+        await peer.read_request()
+        await peer.send(response(b"first"))
+        await peer.read_request()
+        await asyncio.sleep(0.7)  # slow, past the hedge at 0.5 s
+        await peer.send(response(b"slow but first"))
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        result = await client.request("GET", "/", timeout=1)
+        await server.wait_closed_by_client(1)  # the copy's connection, abandoned
+    assert result.body == b"slow but first"
+    assert (server.accepts, len(server.requests)) == (2, 3)
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+async def test_slow_answer_on_a_reused_connection_is_one_request(method: str) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(response(b"first"))
+        await peer.read_request()
+        await asyncio.sleep(0.6)
+        await peer.send(response(b"slow"))
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        result = await client.request(method, "/", body=b"{}", timeout=1)
+    assert result.body == b"slow"
+    assert (server.accepts, len(server.requests)) == (1, 2)
+
+
+async def test_slow_read_answered_within_half_its_timeout_is_not_hedged(quick_hedge: None) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(response(b"first"))
+        await peer.read_request()
+        await asyncio.sleep(0.4)  # past the 0.2 s floor, before half of 1 s
+        await peer.send(response(b"slow"))
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        assert (await client.request("GET", "/", timeout=1)).body == b"slow"
+    assert (server.accepts, len(server.requests)) == (1, 2)
+
+
+async def test_write_is_never_hedged(quick_hedge: None) -> None:
+    async with serve(silent_after_first) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout):
+            await client.request("PATCH", "/", body=b"{}", timeout=1)
+        assert 1 <= time.monotonic() - started < 1.3
+        await server.wait_closed_by_client(1)
+    assert (server.accepts, len(server.requests)) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "accepts", "requests"), [(1, 1, 2), (3, 2, 3)], ids=["not-hedged", "hedged"]
+)
+async def test_silent_connections_time_out_at_the_whole_timeout(
+    timeout: float, accepts: int, requests: int
+) -> None:
     async def handler(peer: Peer) -> None:
         if peer.index == 0:
             await peer.read_request()
@@ -254,11 +340,41 @@ async def test_silent_reused_and_new_connections_time_out_at_the_timeout() -> No
     async with serve(handler) as server, client_for(server) as client:
         await client.request("GET", "/", timeout=2)
         started = time.monotonic()
-        with pytest.raises(RequestTimeout, match=r"within 1 s$"):
-            await client.request("GET", "/", timeout=1)
-        assert 1 <= time.monotonic() - started < 1.3
-        await server.wait_closed_by_client(2)
-    assert (server.accepts, len(server.requests)) == (2, 3)
+        with pytest.raises(RequestTimeout, match=rf"within {timeout} s$"):
+            await client.request("GET", "/", timeout=timeout)
+        assert timeout <= time.monotonic() - started < timeout + 0.3
+        await server.wait_closed_by_client(accepts)
+    assert (server.accepts, len(server.requests)) == (accepts, requests)
+
+
+async def test_fresh_request_does_not_use_an_idle_connection() -> None:
+    async with serve(answer_all(response(b"ok"))) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        assert len(client._idle) == 1
+        await client.request("PATCH", "/", body=b"{}", timeout=2, fresh=True)
+    assert server.accepts == 2
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05], ids=["same-read", "later"])
+async def test_stray_response_on_an_idle_connection_is_never_matched(delay: float) -> None:
+    async def handler(peer: Peer) -> None:
+        if peer.index == 0:
+            await peer.read_request()
+            await peer.send(response(b"first"))
+            await asyncio.sleep(delay)
+            await peer.send(response(b"STALE-DUP"))  # a proxy's duplicate, say
+            await peer.until_closed()
+        else:
+            await answer_all(response(b"own answer"))(peer)
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        await asyncio.sleep(delay + 0.05)
+        result = await client.request("PATCH", "/", body=b"{}", timeout=2)
+        assert result.body == b"own answer"
+        await server.wait_closed_by_client(1)  # the connection that had the stray bytes
+    assert server.accepts == 2
+    assert [r.split(b" ")[0] for r in server.requests] == [b"GET", b"PATCH"]
 
 
 async def test_reused_connection_that_started_answering_is_not_retried() -> None:
@@ -502,7 +618,7 @@ async def test_closed_client_refuses_requests() -> None:
         await client.request("GET", "/", timeout=2)
         (idle,) = client._idle
         await client.aclose()
-        assert idle.writer.transport.is_closing()
+        assert idle.transport.is_closing()
         await server.wait_closed_by_client(1)
         with pytest.raises(RuntimeError, match="is closed"):
             await client.request("GET", "/", timeout=2)
@@ -598,7 +714,7 @@ async def test_tls_with_a_name_not_in_the_certificate_fails(pki: Pki, tmp_path: 
 
 def client_socket(client: HttpClient) -> socket.socket:
     (conn,) = client._idle
-    sock: socket.socket = conn.writer.get_extra_info("socket")
+    sock: socket.socket = conn.transport.get_extra_info("socket")
     return sock
 
 
