@@ -121,6 +121,7 @@ class HttpApi:
         timeout: float,
         body: bytes | None = None,
         content_type: str | None = None,
+        fresh: bool = False,
     ) -> bytes:
         extra = {"Content-Type": content_type} if content_type else None
 
@@ -128,7 +129,7 @@ class HttpApi:
             with _as_api_errors():
                 headers = await self._headers(extra)
                 return await self._client.request(
-                    method, target, headers=headers, body=body, timeout=timeout
+                    method, target, headers=headers, body=body, timeout=timeout, fresh=fresh
                 )
 
         response = await send()
@@ -147,8 +148,11 @@ class HttpApi:
         """Read the Pod."""
         return _decode(_POD, await self._request("GET", self._pod_path, timeout=timeout))
 
-    async def patch_job_status(self, name: str, patch: Mapping[str, Any], *, timeout: float) -> Job:
-        """Strategic-merge ``patch`` into the ``jobs/status`` of ``name``; the Job as stored."""
+    async def patch_job_status(
+        self, name: str, patch: Mapping[str, Any], *, timeout: float, fresh: bool = False
+    ) -> Job:
+        """Strategic-merge ``patch`` into the ``jobs/status`` of ``name``; the Job as stored
+        (on a new connection when ``fresh``)."""
         query = query_string({"fieldManager": FIELD_MANAGER})
         target = f"{self._job_path(name)}/status?{query}"
         body = await self._request(
@@ -157,6 +161,7 @@ class HttpApi:
             timeout=timeout,
             body=msgspec.json.encode(patch),
             content_type=_STRATEGIC_MERGE,
+            fresh=fresh,
         )
         return _decode(_JOB, body)
 
