@@ -304,6 +304,11 @@ class _Inbox(asyncio.Protocol):
             await self._writable
 
 
+class _InvalidField(ValueError):
+    """A header or trailer field Go would refuse: a name that is not a token, or a
+    value holding control characters."""
+
+
 class _Receiver:
     """The parser of one response and what its callbacks delivered so far."""
 
@@ -317,7 +322,6 @@ class _Receiver:
         "extra",
         "head",
         "head_size",
-        "invalid",
         "keep_alive",
         "parser",
         "stalled",
@@ -338,8 +342,6 @@ class _Receiver:
         self.keep_alive = False
         # Bytes after the response: the connection is out of step, never reuse it.
         self.extra = False
-        # Why a field was refused; lenient parsing leaves this check to the receiver.
-        self.invalid: str | None = None
         # The bytes of the status lines and header and trailer fields so far, and those
         # of the reads in a row that completed no field nor any body: httptools is
         # still collecting a field from them. Both count against MAX_HEAD.
@@ -383,9 +385,9 @@ class _Receiver:
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head_size += len(name) + len(value) + _FIELD_FRAMING
         self._progress = True
+        # Lenient parsing (for obs-fold) leaves this check to the receiver.
         if not (_TOKEN.fullmatch(name.decode("latin-1")) and _RECEIVED_VALUE.fullmatch(value)):
-            self.invalid = f"invalid header field {name[:64]!r}"
-            raise ValueError(self.invalid)
+            raise _InvalidField(f"invalid header field {name[:64]!r}")
         if self.head is None:  # not trailers: nothing reads those
             self._fields.append((name, value))
 
@@ -524,7 +526,9 @@ class _Connection:
             receiver.feed(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             if not receiver.complete:
-                detail = receiver.invalid or str(exc)
+                # httptools wraps what a callback raised.
+                cause = exc.__context__
+                detail = str(cause) if isinstance(cause, _InvalidField) else str(exc)
                 raise TransportError(
                     f"invalid HTTP response from {self.authority}: {detail}"
                 ) from exc

@@ -29,6 +29,7 @@ from status_reporter.api.transport import (
 )
 from tests.unit.transport_pki import SERVER_NAME, Pki
 from tests.unit.transport_server import (
+    Handler,
     Peer,
     Server,
     answer_all,
@@ -984,3 +985,111 @@ def test_keepalive_declares_a_dead_connection_within_two_intervals(interval: int
 def test_keepalive_default() -> None:
     keepalive = TcpKeepalive.dead_within(2 * 10)
     assert (keepalive.idle, keepalive.interval, keepalive.count) == (5, 3, 4)
+
+
+# --- what Go's net/http accepts ---------------------------------------------------
+
+
+async def test_content_length_beside_chunked_chunked_wins_and_the_connection_is_not_reused() -> (
+    None
+):
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        bodies = [(await client.request("GET", "/", timeout=2)).body for _ in range(2)]
+    assert bodies == [b"hello", b"hello"]
+    assert server.accepts == 2
+
+
+async def test_bare_lf_line_ends_are_accepted() -> None:
+    answer = b"HTTP/1.1 200 OK\nContent-Length: 5\nX-Kind: lf\n\nhello"
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        result = await client.request("GET", "/", timeout=2)
+        assert (await client.request("GET", "/", timeout=2)).body == b"hello"
+    assert (result.body, result.headers["x-kind"]) == (b"hello", "lf")
+    assert server.accepts == 1
+
+
+async def test_obs_folded_header_fields_are_joined() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nX-Folded: one\r\n two\r\nContent-Length: 2\r\n\r\nok"
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        result = await client.request("GET", "/", timeout=2)
+    assert (result.body, result.headers["x-folded"]) == (b"ok", "one two")
+
+
+@pytest.mark.parametrize(
+    "field", [b"X-Bad: a\x01b", b"Bad Name: x", b"X-Bad: a\x7fb"], ids=["ctl", "space", "del"]
+)
+async def test_fields_go_refuses_are_refused(field: bytes) -> None:
+    answer = b"HTTP/1.1 200 OK\r\n%s\r\nContent-Length: 2\r\n\r\nok" % field
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        with pytest.raises(TransportError, match=r"^invalid HTTP response from 127\.0\.0\.1:"):
+            await client.request("GET", "/", timeout=2)
+
+
+def redirecting(location: bytes, status: bytes = b"307 Temporary Redirect") -> Handler:
+    """Redirect requests for /old to ``location``; answer the others with their target."""
+
+    async def handler(peer: Peer) -> None:
+        while (request := await peer.read_request()) is not None:
+            target = request.split(b" ")[1]
+            if target == b"/old":
+                await peer.send(response(status=status, headers=b"Location: %s\r\n" % location))
+            else:
+                await peer.send(response(b"at " + target))
+
+    return handler
+
+
+@pytest.mark.parametrize("status", [b"307 Temporary Redirect", b"308 Permanent Redirect"])
+@pytest.mark.parametrize("absolute", [False, True], ids=["path", "absolute"])
+async def test_same_host_redirects_are_followed_with_method_and_body(
+    status: bytes, absolute: bool
+) -> None:
+    async with serve(redirecting(b"")) as server:
+        prefix = b"http://127.0.0.1:%d" % server.port if absolute else b""
+        server.handler = redirecting(prefix + b"/new?x=1", status)
+        async with client_for(server) as client:
+            result = await client.request("PATCH", "/old", body=b'{"a":1}', timeout=2)
+    assert result.body == b"at /new?x=1"
+    assert [r.split(b" ")[:2] for r in server.requests] == [
+        [b"PATCH", b"/old"],
+        [b"PATCH", b"/new?x=1"],
+    ]
+    assert server.requests[1].endswith(b'\r\n\r\n{"a":1}')
+
+
+@pytest.mark.parametrize(
+    "location",
+    [b"http://other.test/new", b"https://127.0.0.1:%d/new", b"//other.test/new", b""],
+    ids=["other-host", "other-scheme", "scheme-relative", "none"],
+)
+async def test_redirects_elsewhere_are_returned_as_they_are(location: bytes) -> None:
+    async with serve(redirecting(b"")) as server:
+        server.handler = redirecting(location.replace(b"%d", b"%d" % server.port))
+        async with client_for(server) as client:
+            result = await client.request("GET", "/old", timeout=2)
+    assert result.status == 307
+    assert len(server.requests) == 1
+
+
+async def test_a_redirect_loop_ends() -> None:
+    async with serve(redirecting(b"/old")) as server, client_for(server) as client:
+        result = await client.request("GET", "/old", timeout=2)
+    assert result.status == 307
+    assert len(server.requests) == transport.MAX_REDIRECTS + 1
+
+
+async def test_redirects_stay_within_the_request_timeout() -> None:
+    async def handler(peer: Peer) -> None:
+        while await peer.read_request() is not None:
+            await asyncio.sleep(0.2)
+            await peer.send(response(status=b"307 Temporary Redirect", headers=b"Location: /a\r\n"))
+
+    async with serve(handler) as server, client_for(server) as client:
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout):
+            await client.request("GET", "/", timeout=0.5)
+        assert time.monotonic() - started < 0.8
