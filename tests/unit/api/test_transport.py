@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
 import time
@@ -12,6 +13,7 @@ import tracemalloc
 from collections.abc import Awaitable
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,7 +29,7 @@ from status_reporter.api.transport import (
     TcpKeepalive,
     TransportError,
 )
-from tests.unit.transport_pki import SERVER_NAME, Pki
+from tests.unit.transport_pki import SERVER_NAME, Pki, make_pki
 from tests.unit.transport_server import (
     Handler,
     Peer,
@@ -1093,3 +1095,40 @@ async def test_redirects_stay_within_the_request_timeout() -> None:
         with pytest.raises(RequestTimeout):
             await client.request("GET", "/", timeout=0.5)
         assert time.monotonic() - started < 0.8
+
+
+# --- a rotated CA ----------------------------------------------------------------
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` at once, as the kubelet updates a projected volume."""
+    staged = path.with_suffix(".new")
+    staged.write_bytes(data)
+    os.replace(staged, path)
+
+
+async def test_a_rotated_ca_file_is_trusted_by_new_connections(pki: Pki, tmp_path: Path) -> None:
+    rotated = make_pki.__wrapped__()  # another CA, and a server certificate it signed
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(pki.ca_pem)
+    server_tls = pki.server_context(tmp_path)
+    endpoint = Endpoint(
+        "127.0.0.1", 0, ssl.create_default_context(cafile=str(ca_file)), ca_file=str(ca_file)
+    )
+    async with serve(answer_all(response(b"ok")), server_tls) as server:
+        endpoint = msgspec.structs.replace(endpoint, port=server.port)
+        async with HttpClient(endpoint, keepalive=None, user_agent=UA) as client:
+            assert (await client.request("GET", "/", timeout=2)).body == b"ok"
+            # The server moves to the new CA's certificate; a half-written CA file is
+            # not loaded (the connection fails, the next one tries again).
+            (tmp_path / "rotated").mkdir()
+            rotated_chain = tmp_path / "rotated" / "server.pem"
+            rotated_chain.write_bytes(rotated.server_cert_pem + rotated.server_key_pem)
+            server_tls.load_cert_chain(rotated_chain)
+            client._drop_idle()
+            replace_file(ca_file, rotated.ca_pem[:100])
+            with pytest.raises(TransportError, match="certificate verify failed"):
+                await client.request("GET", "/", timeout=2)
+            replace_file(ca_file, rotated.ca_pem)
+            assert (await client.request("GET", "/", timeout=2)).body == b"ok"
+    assert server.accepts == 2  # the failed handshake never reached the handler
