@@ -173,12 +173,13 @@ class TcpKeepalive(msgspec.Struct, frozen=True):
 
 
 class Response(msgspec.Struct, frozen=True):
-    """A complete response; header names are lower-case, repeated fields joined by ", "."""
+    """A complete response; header names are lower-case, repeated fields joined by ", ".
+    The body is the buffer it was received in."""
 
     status: int
     reason: str
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes | bytearray
 
 
 class _Head(msgspec.Struct, frozen=True):
@@ -576,7 +577,7 @@ class Stream:
             body += chunk
         return bytes(body[:limit])
 
-    async def lines(self) -> AsyncIterator[bytes]:
+    async def lines(self) -> AsyncIterator[bytearray]:
         r"""The body's newline-delimited lines, without the newline (nor a trailing
         ``\r``); blank lines are skipped. Ends at the clean end of the body.
 
@@ -585,23 +586,36 @@ class Stream:
         in without making one, such as blank lines from a proxy that keeps a dead
         watch open, do not count. Raises :class:`TransportError` for a line longer
         than the size limit or a connection closed before the end of the body.
+
+        A line that fills the buffer (the usual case: each chunk ends one) is handed
+        over as it is, not copied: a line may be as large as a Pod (README "Memory").
         """
         deadline = self._deadline()
         pending = bytearray()
         while (chunk := await self._chunk(deadline, "non-blank line")) is not None:
+            start = len(pending)
             pending += chunk
-            if b"\n" in chunk:
-                *complete, rest = pending.split(b"\n")
-                pending = rest
-                for line in complete:
-                    self._check_length(line)
-                    if line.strip():
-                        yield bytes(line.removesuffix(b"\r"))
-                        deadline = self._deadline()
+            newline = pending.find(b"\n", start)
+            while newline >= 0:
+                if newline == len(pending) - 1:
+                    line, pending = pending, bytearray()
+                    del line[newline:]
+                else:
+                    line = pending[:newline]
+                    del pending[: newline + 1]
+                self._check_length(line)
+                if line.endswith(b"\r"):
+                    del line[-1:]
+                if line and not line.isspace():
+                    yield line
+                    deadline = self._deadline()
+                newline = pending.find(b"\n")
             self._check_length(pending)
         # The body ended cleanly, so an unterminated last line is complete too.
-        if pending.strip():
-            yield bytes(pending.removesuffix(b"\r"))
+        if pending.endswith(b"\r"):
+            del pending[-1:]
+        if pending and not pending.isspace():
+            yield pending
 
     def _check_length(self, line: bytearray) -> None:
         if len(line) > self._max_line:
@@ -898,7 +912,8 @@ class HttpClient:
             conn.abort()
             raise
         self._release(conn)
-        return Response(head.status, head.reason, head.headers, bytes(body))
+        # The body as it was received, not copied: it may be as large as a Pod.
+        return Response(head.status, head.reason, head.headers, body)
 
     def _release(self, conn: _Connection) -> None:
         if conn.reusable and not self._closed and len(self._idle) < _MAX_IDLE:

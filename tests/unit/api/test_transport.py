@@ -547,7 +547,7 @@ async def test_endless_head_or_trailers_fail_fast_in_bounded_memory(shape: str) 
 
 @pytest.mark.parametrize("shape", ["trailer-fields", "one-trailer-field"])
 async def test_endless_trailers_end_a_stream_fast_in_bounded_memory(shape: str) -> None:
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(send_forever(*ENDLESS[shape])) as server,
         client_for(server) as client,
@@ -571,7 +571,7 @@ async def test_default_body_limit_is_3_mib() -> None:
 async def test_default_watch_line_limit_is_3_mib() -> None:
     at_limit = b"a" * 3 * MIB
     answer = chunked(at_limit + b"\n", b"b" * (3 * MIB + 1))
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(answer_all(answer)) as server,
         default_client(server) as client,
@@ -767,7 +767,7 @@ async def test_cancelled_stream_closes_its_socket_and_leaves_no_task() -> None:
         await peer.send(chunked(b'{"n":1}\n', end=False))
         await peer.until_closed()
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     first_line = asyncio.Event()
 
     async def watch(client: HttpClient) -> None:
@@ -805,7 +805,7 @@ WATCH_LINES = [
 ]
 
 
-async def collect(stream: Stream, into: list[bytes]) -> None:
+async def collect(stream: Stream, into: list[bytes | bytearray]) -> None:
     async for line in stream.lines():
         into.append(line)
 
@@ -860,7 +860,7 @@ async def test_silent_stream_raises_read_timeout() -> None:
         await peer.send(chunked(b"first\n", end=False))
         await peer.until_closed()
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(handler) as server,
         client_for(server) as client,
@@ -884,7 +884,7 @@ async def test_trickled_bytes_do_not_keep_a_stream_up(trickle: bytes) -> None:
                 await asyncio.sleep(0.1)
                 await peer.send(b"1\r\n%s\r\n" % trickle)
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(handler) as server,
         client_for(server) as client,
@@ -930,7 +930,7 @@ async def test_stream_closed_mid_body_is_an_error() -> None:
         await peer.read_request()
         await peer.send(chunked(b"one\ntw", end=False))
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(handler) as server,
         client_for(server) as client,
@@ -947,7 +947,7 @@ async def test_stream_line_over_the_limit_is_an_error() -> None:
         await peer.send(chunked(b"x" * 16 + b"\n", b"y" * 9, b"y" * 8, end=False))
         await peer.until_closed()
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(handler) as server,
         client_for(server, max_body=16) as client,
@@ -1132,3 +1132,61 @@ async def test_a_rotated_ca_file_is_trusted_by_new_connections(pki: Pki, tmp_pat
             replace_file(ca_file, rotated.ca_pem)
             assert (await client.request("GET", "/", timeout=2)).body == b"ok"
     assert server.accepts == 2  # the failed handshake never reached the handler
+
+
+# --- no extra copies of a large body ---------------------------------------------
+
+
+def sending_in_pieces(body: bytes) -> Handler:
+    """Answer one request with ``body`` in 64 KiB chunks, each written once the previous
+    one left: the server holds no copy of its own."""
+
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(body), 64 * 1024):
+            piece = body[start : start + 64 * 1024]
+            await peer.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        await peer.send(b"0\r\n\r\n")
+        await peer.until_closed()
+
+    return handler
+
+
+async def allocated_peak(operation: Awaitable[object]) -> int:
+    """The peak of the memory allocated while ``operation`` runs."""
+    tracemalloc.start()
+    try:
+        await operation
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def test_a_3_mib_body_is_kept_once() -> None:
+    body = b"x" * (3 * MIB - 100)
+    results: list[bytes | bytearray] = []
+    async with serve(sending_in_pieces(body)) as server, default_client(server) as client:
+
+        async def get() -> None:
+            results.append((await client.request("GET", "/", timeout=10)).body)
+
+        peak = await allocated_peak(get())
+    assert results == [body]
+    # The body and its buffer's slack; a second copy would double it.
+    assert peak < 4.5 * MIB, peak / MIB
+
+
+async def test_a_3_mib_watch_line_is_kept_once() -> None:
+    line = b"y" * (3 * MIB - 100) + b"\n"
+    lines: list[bytes | bytearray] = []
+    async with serve(sending_in_pieces(line)) as server, default_client(server) as client:
+
+        async def watch() -> None:
+            async with client.stream("GET", "/", connect_timeout=2, read_timeout=5) as stream:
+                async for received in stream.lines():
+                    lines.append(received)
+
+        peak = await allocated_peak(watch())
+    assert lines == [line[:-1]]
+    assert peak < 4.5 * MIB, peak / MIB
