@@ -1,5 +1,5 @@
 """A Pod decoded from the API server's JSON with only what the reporter reads
-(README "Memory").
+(docs/design.md "Limits of the HTTP client").
 
 The reporter reads the status of containers its Pod's spec names (the adapter's, its
 own). A Pod can carry tens of thousands of other container statuses (87,371 fit in a

@@ -588,7 +588,7 @@ class Stream:
         than the size limit or a connection closed before the end of the body.
 
         A line that fills the buffer (the usual case: each chunk ends one) is handed
-        over as it is, not copied: a line may be as large as a Pod (README "Memory").
+        over as it is, not copied: a line may be as large as a Pod.
         """
         deadline = self._deadline()
         pending = bytearray()
