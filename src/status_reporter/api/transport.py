@@ -512,10 +512,6 @@ class _Connection:
 
     async def _receive(self, deadline: float | None) -> None:
         receiver = self._receiver
-        if self.received and self._inbox.eof and not self._inbox.pending:
-            raise TransportError(
-                f"connection to {self.authority} closed before the response was complete"
-            )
         data = await self._read(deadline)
         if not data:
             if not receiver.finish():
