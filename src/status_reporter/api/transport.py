@@ -655,6 +655,7 @@ class _Attempt:
         return self.reused and not self.received
 
     async def run(self) -> Response:
+        """Send the copy (connecting first when it has no connection) and read its answer."""
         if self.conn is None:
             self.conn = await self._client._connect()
         return await self._client._roundtrip(self.conn, self._request)
