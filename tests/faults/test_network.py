@@ -1,8 +1,9 @@
 """The reporter's HTTP client on real networks, against the real API server: a slow
 server (a slow answer is not a dead connection), a stray response on an idle pooled
 connection, an egress proxy (Debian's tinyproxy with basic auth, from a kubeconfig's
-``proxy-url`` and from ``HTTPS_PROXY``), a cluster CA rotated mid-run, and a stop while
-the write hangs on a pooled connection.
+``proxy-url`` and from ``HTTPS_PROXY``), a cluster CA rotated mid-run, a stop while
+the write hangs on a pooled connection, and a 3 MiB Pod with 87,371 container
+statuses on a read and as one watch line.
 
 Each case asserts the condition on the Job, the exit code and what reached the server,
 and records what it measured (printed as a table at the end).
@@ -14,18 +15,22 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness.checks import SUCCESS, summary
 from harness.cluster import AdapterJob, service_account_token
 from harness.controlplane import ControlPlane, serving_certificates
 from harness.faultproxy import FaultProxy
-from harness.httpproxy import Delayed, HttpProxy, Request, Stray
+from harness.httpproxy import Chunked, Delayed, HttpProxy, Request, Sized, Stray, pod_get, pod_watch
+from harness.reporter import ReporterRun
 from harness.tinyproxy import TinyProxy
+from lightkube import Client
+from lightkube.resources.core_v1 import Pod
 
-from tests.faults.conftest import Start, monitoring, record
+from tests.faults.conftest import Start, exit_figures, monitoring, record
 
 pytestmark = pytest.mark.faults
 
@@ -256,3 +261,85 @@ def test_a_cluster_ca_rotated_mid_run(
     assert run.last_word()["written"] is True
     assert "certificate verify failed" not in run.output
     assert outcome.seconds < 10, outcome
+
+
+# --- a Pod with 87,371 container statuses ----------------------------------------------
+
+MIB = 1024 * 1024
+STATUSES = 87_371
+# What the reporter may add to its peak memory for any response up to the 3 MiB cap.
+MEMORY_BOUND_MIB = 13.0
+
+
+def crowded_pod(
+    document: dict[str, Any], adapter_state: dict[str, Any], resource_version: str
+) -> bytes:
+    """The Pod ``document`` with the adapter in ``adapter_state`` and 87,370 more
+    container statuses (of containers it does not have): 3 MiB of JSON, room left for
+    the watch event around it."""
+    document = json.loads(json.dumps(document))
+    document["metadata"]["resourceVersion"] = resource_version
+    document["metadata"].pop("managedFields", None)
+    statuses = document["status"]["containerStatuses"]
+    for status in statuses:
+        if status["name"] == "adapter":
+            status["state"] = adapter_state
+    budget = 3 * MIB - 64 - len(json.dumps(document, separators=(",", ":")))
+    width = (budget // (STATUSES - len(statuses))) - len('{"name":"x","ready":false},')
+    statuses.extend(
+        {"name": f"x{i:0{width}d}", "ready": False} for i in range(STATUSES - len(statuses))
+    )
+    body = json.dumps(document, separators=(",", ":")).encode()
+    assert 3 * MIB - 64 - STATUSES <= len(body) <= 3 * MIB - 64, len(body)
+    return body
+
+
+def _crash_run(job: AdapterJob, reporter: Start, http_proxy: HttpProxy) -> ReporterRun:
+    """Run the reporter through ``http_proxy``; the adapter exits 1 (if the proxy did
+    not say so first)."""
+    run = monitoring(reporter(job, proxy=http_proxy))
+    time.sleep(1)
+    job.terminated(1, "Error")
+    assert run.wait(timeout=30) == 1, run.output
+    assert summary(job.condition()) == CRASH
+    return run
+
+
+def test_a_3_mib_pod_with_87371_statuses_on_a_read_and_a_watch(
+    make_job: Callable[..., AdapterJob],
+    reporter: Start,
+    http_proxy: HttpProxy,
+    admin: Client,
+) -> None:
+    """The Pod read at start-up is 3 MiB of JSON holding 87,371 container statuses (the
+    adapter running), and the watch sends it as one event line with the adapter
+    terminated. The crash is reported, and the peak memory stays within 13 MiB of the
+    same run with the Pod as stored (it was +24.1 on the read and +29.3 as a line)."""
+    plain = make_job()
+    plain.running()
+    baseline = exit_figures(_crash_run(plain, reporter, http_proxy))[0]
+
+    job = make_job()
+    job.running()
+    stored = admin.get(Pod, job.pod, namespace=job.namespace).to_dict()
+    version = int(stored["metadata"]["resourceVersion"])
+    running = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+    terminated = {"terminated": {"exitCode": 1, "reason": "Error"}}
+    read = http_proxy.answer(pod_get(job.pod), Sized(crowded_pod(stored, running, str(version))))
+    line = b'{"type":"MODIFIED","object":%s}\n' % crowded_pod(
+        stored, terminated, str(version + 1000)
+    )
+    watch = http_proxy.answer(pod_watch, Chunked(line))
+    started = time.monotonic()
+    run = _crash_run(job, reporter, http_proxy)
+    crowded = exit_figures(run)[0]
+    outcome = record(
+        "3 MiB Pod with 87,371 statuses on the read and as one watch line",
+        job,
+        run,
+        started,
+        f"max_rss_mib={crowded} against {baseline} as stored",
+    )
+    assert read.served >= 1, outcome.measured
+    assert watch.served >= 1, outcome.measured
+    assert crowded - baseline <= MEMORY_BOUND_MIB, outcome.measured
