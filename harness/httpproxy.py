@@ -231,6 +231,12 @@ class HttpProxy:
                 self._server.close()
             for writer in list(self._writers):
                 writer.transport.abort()
+            # Connections still being served (a delayed answer, say) end here, not as
+            # tasks destroyed pending when the loop stops.
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         self._call(close())
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -107,7 +107,7 @@ def test_a_stray_response_on_an_idle_connection_is_never_matched(
     """Every read is followed, 0.3 s later, by a stray 500 response on its connection,
     which then sits idle in the pool. The PATCH must get its own answer: one PATCH, and
     the stray never read (it was read as the PATCH's answer, and the PATCH sent again)."""
-    http_proxy.answer(plain_get, Stray(STALE, after=0.3))
+    strays = http_proxy.answer(plain_get, Stray(STALE, after=0.3))
     run = monitoring(reporter(job, proxy=http_proxy))
     time.sleep(1)  # the strays have arrived on the idle connections
     written = time.monotonic()
@@ -117,6 +117,7 @@ def test_a_stray_response_on_an_idle_connection_is_never_matched(
     record("stray responses on idle pooled connections", job, run, written, f"{patches} PATCH")
     assert summary(job.condition()) == PASSED
     assert patches == 1, run.output
+    assert strays.served >= 2, strays  # the Job's read and the Pod's, at least
     assert "STALE-DUP" not in run.output
 
 
@@ -137,6 +138,7 @@ def test_a_stop_while_the_write_hangs_on_a_pooled_connection(
     record("SIGTERM while the write hangs on a pooled connection", job, run, stopped)
     assert summary(job.condition()) == PASSED, run.output
     assert code == 0, run.output
+    assert "stopped while writing; one last attempt" in run.output, run.output
     assert run.last_word()["written"] is True
 
 
