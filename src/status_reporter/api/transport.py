@@ -49,11 +49,8 @@ from typing import Final, Self
 import httptools
 import msgspec
 
-# A response body or a watch line. etcd stores an object in at most 1.5 MiB of
-# protobuf; its JSON can be far larger: kube-apiserver v1.37.2 accepted a Pod whose JSON
-# it returned as 4.0 MiB (10,405 containers with explicit false flags; docs/design.md
-# "Limits of the HTTP client"). Twice that leaves room for shapes richer in defaults.
-DEFAULT_MAX_BODY: Final = 8 * 1024 * 1024
+# A response body or a watch line: twice etcd's limit on a stored object (1.5 MiB).
+DEFAULT_MAX_BODY: Final = 3 * 1024 * 1024
 # Status lines, header and trailer fields of one response in all; the API server's are
 # a few hundred bytes.
 MAX_HEAD: Final = 64 * 1024
