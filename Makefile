@@ -73,7 +73,7 @@ test-integration: $(STAMP) controlplane ## Integration tests against a local kub
 
 .PHONY: test-faults
 test-faults: $(STAMP) controlplane ## Fault injection: outages, a frozen server, a hostile network, stops (root, iptables)
-	@command -v iptables >/dev/null 2>&1 || hack/faults/install-tools.sh
+	@hack/faults/install-tools.sh
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(PYTEST) tests/faults
 
 .PHONY: image-tools

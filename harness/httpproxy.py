@@ -8,7 +8,10 @@ own serving certificate (signed by the harness CA, valid for 127.0.0.1), forward
 request to the real kube-apiserver over HTTPS (the client's ``Authorization`` header
 included, so the audit log still names the reporter), and replaces the response of
 the requests that match a :class:`Rule`: an empty chunked body, a chunked body followed
-by trailer fields that never end, a body of any size.
+by trailer fields that never end, a body of any size; or it forwards them late
+(:class:`Delayed`), or forwards them and sends a stray extra response on the idle
+connection afterwards (:class:`Stray`). It can also move to another serving certificate
+(a rotated CA) and reset every client connection.
 
 It runs its own event loop in a thread, listens on 127.0.0.1 only, and uses nothing
 but the standard library.
@@ -81,7 +84,24 @@ class Chunked:
     endless_trailers: bool = False
 
 
-Hostile = Sized | Chunked
+@dataclass(frozen=True)
+class Delayed:
+    """Forward the request ``seconds`` late: a slow API server."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Stray:
+    """Forward the request, then, ``after`` seconds later, send ``response`` (a whole
+    HTTP response) on the same connection unasked: a proxy's duplicate, or the tail of
+    an answer given up on."""
+
+    response: bytes
+    after: float = 0.3
+
+
+Hostile = Sized | Chunked | Delayed | Stray
 Match = Callable[[Request], bool]
 
 
@@ -151,6 +171,7 @@ class HttpProxy:
         self._server_tls.load_cert_chain(cert_file, key_file)
         self._client_tls = ssl.create_default_context(cafile=str(ca_file))
         self._writers: set[asyncio.StreamWriter] = set()
+        self._clients: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -178,6 +199,17 @@ class HttpProxy:
     def _call(self, work: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=10)
 
+    def rotate(self, cert_file: Path, key_file: Path) -> None:
+        """Present ``cert_file`` from the next handshake on, and reset every client
+        connection, so that each client must make a new one."""
+
+        async def rotate() -> None:
+            self._server_tls.load_cert_chain(cert_file, key_file)
+            for writer in list(self._clients):
+                writer.transport.abort()
+
+        self._call(rotate())
+
     def start(self) -> HttpProxy:
         """Listen on a free loopback port."""
         self._thread.start()
@@ -199,6 +231,12 @@ class HttpProxy:
                 self._server.close()
             for writer in list(self._writers):
                 writer.transport.abort()
+            # Connections still being served (a delayed answer, say) end here, not as
+            # tasks destroyed pending when the loop stops.
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         self._call(close())
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -232,10 +270,17 @@ class HttpProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self._clients.add(writer)
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             while (request := await _read_request(reader)) is not None:
                 hostile = self._rule_for(request)
+                stray = None
+                if isinstance(hostile, Delayed):
+                    await asyncio.sleep(hostile.seconds)
+                    hostile = None
+                elif isinstance(hostile, Stray):
+                    stray, hostile = hostile, None
                 if hostile is not None:
                     if not await self._send(writer, hostile):
                         break
@@ -247,15 +292,19 @@ class HttpProxy:
                     self._writers.add(upstream[1])
                 if not await _forward(request, upstream, writer):
                     break
+                if stray is not None:
+                    # Later, on the connection as it then is: idle, most likely.
+                    self._loop.call_later(stray.after, _write_unless_closed, writer, stray.response)
         except (OSError, EOFError, ValueError, asyncio.LimitOverrunError):
             pass  # the client or the API server went away, or spoke no HTTP
         finally:
+            self._clients.discard(writer)
             for side in (writer, upstream[1] if upstream else None):
                 if side is not None:
                     self._writers.discard(side)
                     side.transport.abort()
 
-    async def _send(self, writer: asyncio.StreamWriter, response: Hostile) -> bool:
+    async def _send(self, writer: asyncio.StreamWriter, response: Sized | Chunked) -> bool:
         """Send a hostile response; whether the connection can serve another request."""
         if isinstance(response, Sized):
             writer.write(_response_head(f"Content-Length: {len(response.body)}\r\n"))
@@ -281,6 +330,11 @@ class HttpProxy:
             sent += len(batch)
             self.trailer_bytes += len(batch)
         return False
+
+
+def _write_unless_closed(writer: asyncio.StreamWriter, data: bytes) -> None:
+    if not writer.is_closing():
+        writer.write(data)
 
 
 async def _yield(writer: asyncio.StreamWriter) -> None:

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Installs iptables from Debian packages: the fault suite drops the packets of
-# established loopback connections with it (a half-open network).
+# Installs what the fault suite needs from Debian packages, each only when missing:
+# iptables (it drops the packets of established loopback connections: a half-open
+# network) and tinyproxy-bin (a real CONNECT proxy with basic auth, started by the
+# tests on 127.0.0.1; the package holds the executable only, no service).
 set -euo pipefail
-if command -v iptables >/dev/null 2>&1; then
+packages=()
+command -v iptables >/dev/null 2>&1 || packages+=(iptables)
+command -v tinyproxy >/dev/null 2>&1 || packages+=(tinyproxy-bin)
+if [[ ${#packages[@]} -eq 0 ]]; then
 	exit 0
 fi
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then
-	command -v sudo >/dev/null 2>&1 || { echo "iptables is missing and there is no sudo" >&2; exit 1; }
+	command -v sudo >/dev/null 2>&1 || { echo "${packages[*]} missing and there is no sudo" >&2; exit 1; }
 	sudo="sudo"
 fi
 $sudo apt-get update -qq
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null

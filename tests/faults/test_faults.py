@@ -169,10 +169,10 @@ def test_a_hung_proxy_then_a_crash(job: AdapterJob, reporter: Start, proxy: Faul
     Required: AdapterExitedWithError, never AdapterTimeout. Nothing polls the Pod while
     its watch looks up, and a silent watch is given up after min(75 s, time left), so
     the crash is learned at the deadline, from its last read of the Pod. That read goes
-    to the stalled pooled connection, gets half of its 5 s to start an answer, then goes
-    once more on a new connection: the condition is on the Job at most 3.5 s after the
-    deadline (60 s after start-up; measured 2.5 s). Pins transport's retry of a silent
-    reused connection: without it that read waits its whole 5 s (measured 5.0 s; the
+    to the stalled pooled connection and, with no byte of answer after max(2 s, half of
+    its 5 s), is hedged once on a new connection: the condition is on the Job at most
+    3.5 s after the deadline (60 s after start-up; measured 2.5 s). Pins transport's
+    hedged read: without it that read waits its whole 5 s (measured 5.0 s; the
     crash is then taken from the poll that the watch's own timeout, 1 s past the
     deadline, starts). Not "well before the deadline": nothing reads the Pod earlier.
     """

@@ -100,6 +100,8 @@ class MemoryCluster:
         self.rules = PROJECT_RULES if rules is None else rules
         self.review_incomplete = False
         self.calls: Counter[str] = Counter()
+        # Per patch: whether it asked for a new connection.
+        self.fresh_patches: list[bool] = []
         self.watch_versions: list[str] = []
         self.watch_timeouts: list[float] = []
         # Every watch ends at once, with no event (a hostile server or proxy).
@@ -210,9 +212,12 @@ class MemoryCluster:
             await hook()
         return pod
 
-    async def patch_job_status(self, name: str, patch: Mapping[str, Any], *, timeout: float) -> Job:
+    async def patch_job_status(
+        self, name: str, patch: Mapping[str, Any], *, timeout: float, fresh: bool = False
+    ) -> Job:
         """Merge the patch's conditions by type, as the strategic merge does."""
         await self._enter("patch", timeout)
+        self.fresh_patches.append(fresh)
         self._check_job(name)
         self.patches.append(patch)
         conditions = list(self.job.status.conditions)

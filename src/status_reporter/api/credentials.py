@@ -3,7 +3,9 @@ service account, or else a kubeconfig.
 
 In a Pod this is the service account: ``KUBERNETES_SERVICE_HOST`` and
 ``KUBERNETES_SERVICE_PORT``, its token (read again after a 401: the kubelet rotates
-it) and CA certificate. Elsewhere it is the current context of the kubeconfig files
+it) and CA certificate (read again when it changes: a rotated cluster CA), reached
+through the proxy the environment names, if any (:mod:`status_reporter.api.proxy`).
+Elsewhere it is the current context of the kubeconfig files
 (:mod:`status_reporter.api.kubeconfig`, imported only then), as client-go keeps
 ``rest.InClusterConfig`` apart from ``clientcmd``.
 
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from status_reporter.api.auth import Credentials, CredentialsError, TokenFileAuth, tls_context
+from status_reporter.api.proxy import proxy_from_environment
 from status_reporter.api.transport import Endpoint
 
 # Paths are plain strings: importing pathlib (with urllib.parse) would add about 5 %
@@ -36,7 +39,7 @@ def load(
     port = env.get("KUBERNETES_SERVICE_PORT", "")
     token = os.path.join(service_account_dir, "token")
     if host and port and os.path.exists(token):
-        return _in_cluster(host, port, service_account_dir)
+        return _in_cluster(host, port, service_account_dir, env)
     if not host:
         no_service_account = "KUBERNETES_SERVICE_HOST unset"
     elif not port:
@@ -60,10 +63,14 @@ def load(
     return load_kubeconfig(paths, env)
 
 
-def _in_cluster(host: str, port: str, service_account_dir: str) -> Credentials:
+def _in_cluster(
+    host: str, port: str, service_account_dir: str, env: Mapping[str, str]
+) -> Credentials:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise CredentialsError(f"KUBERNETES_SERVICE_PORT is not a port number: {port!r}")
     ca = os.path.join(service_account_dir, "ca.crt")
     tls = tls_context(cafile=ca, where=f"CA file {ca}")
     token = TokenFileAuth(os.path.join(service_account_dir, "token"))
-    return Credentials(Endpoint(host, int(port), tls), token, "in-cluster")
+    proxy = proxy_from_environment(env, "https", host, int(port))
+    endpoint = Endpoint(host, int(port), tls, proxy=proxy, ca_file=ca)
+    return Credentials(endpoint, token, "in-cluster")

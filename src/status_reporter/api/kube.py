@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from status_reporter.api.auth import Credentials, CredentialsError
+from status_reporter.api.podjson import decode_pod
 from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
 from status_reporter.api.transport import HttpClient, Response, TransportError
 from status_reporter.core.models import (
@@ -44,7 +45,6 @@ _STRATEGIC_MERGE: Final = "application/strategic-merge-patch+json"
 _ERROR_BODY_LIMIT: Final = 64 * 1024
 _STATUS: Final = msgspec.json.Decoder(Status)
 _EVENT: Final = msgspec.json.Decoder(WatchEvent)
-_POD: Final = msgspec.json.Decoder(Pod)
 _BOOKMARK: Final = msgspec.json.Decoder(Bookmark)
 _JOB: Final = msgspec.json.Decoder(Job)
 _REVIEW: Final = msgspec.json.Decoder(RulesReview)
@@ -59,7 +59,9 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _error(status: int, reason: str, headers: Mapping[str, str], body: bytes) -> ApiError:
+def _error(
+    status: int, reason: str, headers: Mapping[str, str], body: bytes | bytearray
+) -> ApiError:
     try:
         detail = _STATUS.decode(body)
         message = detail.message or detail.reason or reason
@@ -69,7 +71,7 @@ def _error(status: int, reason: str, headers: Mapping[str, str], body: bytes) ->
     return ApiError(status, text, retry_after(headers))
 
 
-def _decode(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
+def _decode(decoder: msgspec.json.Decoder[_T], body: bytes | bytearray) -> _T:
     try:
         return decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -121,22 +123,23 @@ class HttpApi:
         timeout: float,
         body: bytes | None = None,
         content_type: str | None = None,
-    ) -> bytes:
+        fresh: bool = False,
+    ) -> bytes | bytearray:
         extra = {"Content-Type": content_type} if content_type else None
 
         async def send() -> Response:
             with _as_api_errors():
                 headers = await self._headers(extra)
                 return await self._client.request(
-                    method, target, headers=headers, body=body, timeout=timeout
+                    method, target, headers=headers, body=body, timeout=timeout, fresh=fresh
                 )
 
         response = await send()
         if response.status == 401 and await self._refresh():
             response = await send()
         if response.status >= 300:
-            body = response.body[:_ERROR_BODY_LIMIT]
-            raise _error(response.status, response.reason, response.headers, body)
+            error_body = response.body[:_ERROR_BODY_LIMIT]
+            raise _error(response.status, response.reason, response.headers, error_body)
         return response.body
 
     async def get_job(self, name: str, *, timeout: float) -> Job:
@@ -145,10 +148,17 @@ class HttpApi:
 
     async def get_pod(self, *, timeout: float) -> Pod:
         """Read the Pod."""
-        return _decode(_POD, await self._request("GET", self._pod_path, timeout=timeout))
+        body = await self._request("GET", self._pod_path, timeout=timeout)
+        try:
+            return decode_pod(body)
+        except msgspec.DecodeError as exc:
+            raise Unreachable(f"malformed response from the API server: {exc}") from None
 
-    async def patch_job_status(self, name: str, patch: Mapping[str, Any], *, timeout: float) -> Job:
-        """Strategic-merge ``patch`` into the ``jobs/status`` of ``name``; the Job as stored."""
+    async def patch_job_status(
+        self, name: str, patch: Mapping[str, Any], *, timeout: float, fresh: bool = False
+    ) -> Job:
+        """Strategic-merge ``patch`` into the ``jobs/status`` of ``name``; the Job as stored
+        (on a new connection when ``fresh``)."""
         query = query_string({"fieldManager": FIELD_MANAGER})
         target = f"{self._job_path(name)}/status?{query}"
         body = await self._request(
@@ -157,6 +167,7 @@ class HttpApi:
             timeout=timeout,
             body=msgspec.json.encode(patch),
             content_type=_STRATEGIC_MERGE,
+            fresh=fresh,
         )
         return _decode(_JOB, body)
 
@@ -245,13 +256,13 @@ def _as_api_errors() -> Iterator[None]:
         raise CredentialsUnavailable(str(exc)) from exc
 
 
-async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[PodEvent]:
+async def _events(lines: AsyncIterator[bytes | bytearray]) -> AsyncIterator[PodEvent]:
     with _as_api_errors():
         async for line in lines:
             yield decode_event(line)
 
 
-def decode_event(line: bytes) -> PodEvent:
+def decode_event(line: bytes | bytearray) -> PodEvent:
     """One line of a Pod watch as a :class:`PodEvent`.
 
     Raises:
@@ -263,6 +274,6 @@ def decode_event(line: bytes) -> PodEvent:
             return PodEvent(event.type, error=_STATUS.decode(event.object))
         if event.type == "BOOKMARK":
             return PodEvent(event.type, pod=Pod(metadata=_BOOKMARK.decode(event.object).metadata))
-        return PodEvent(event.type, pod=_POD.decode(event.object))
+        return PodEvent(event.type, pod=decode_pod(event.object))
     except msgspec.DecodeError as exc:
         raise Unreachable(f"malformed watch event: {exc}") from None

@@ -1,5 +1,5 @@
 """A kubeconfig as kubectl reads it: the current context of the merged files, its
-server and CA, and a token, a token file, a client certificate or an exec credential
+server, CA and proxy, and a token, a token file, a client certificate or an exec credential
 plugin (README "Configuration").
 
 Only a reporter outside a Pod reads one (a developer's machine, the test harness):
@@ -30,7 +30,8 @@ from status_reporter.api.auth import (
     read_file,
     tls_context,
 )
-from status_reporter.api.transport import Endpoint
+from status_reporter.api.proxy import parse_proxy_url, proxy_from_environment
+from status_reporter.api.transport import Endpoint, Proxy
 
 _UNSUPPORTED_USER_FIELDS: Final = {
     "username": "basic authentication (username/password)",
@@ -148,7 +149,7 @@ def load_kubeconfig(paths: list[str], env: Mapping[str, str]) -> Credentials:
         raise CredentialsError(
             f'{where}: cluster "{cluster_name}" not found in kubeconfig {source}'
         )
-    endpoint, exec_cluster = _cluster(clusters[cluster_name], cluster_name)
+    endpoint, exec_cluster = _cluster(clusters[cluster_name], cluster_name, env)
     user_name = context.text("user", where)
     if user_name is None:
         return Credentials(endpoint, NoAuth(), source)
@@ -178,11 +179,13 @@ def _named(
     return entries
 
 
-def _cluster(entry: _Entry, name: str) -> tuple[Endpoint, dict[str, Any]]:
-    """The endpoint, and the cluster as an exec plugin sees it (provideClusterInfo)."""
+def _cluster(entry: _Entry, name: str, env: Mapping[str, str]) -> tuple[Endpoint, dict[str, Any]]:
+    """The endpoint, and the cluster as an exec plugin sees it (provideClusterInfo).
+
+    Its ``proxy-url`` is used as it is (as client-go does: no ``NO_PROXY``); without
+    one, the environment's proxy settings decide.
+    """
     where = entry.where("cluster", name)
-    if entry.value.get("proxy-url"):
-        raise CredentialsError(f"{where}: proxy-url is not supported")
     server = entry.text("server", where)
     if server is None:
         raise CredentialsError(f"{where}: no server")
@@ -198,8 +201,16 @@ def _cluster(entry: _Entry, name: str) -> tuple[Endpoint, dict[str, Any]]:
     if url.path.strip("/") or url.query or url.fragment:
         raise CredentialsError(f"{where}: server {server!r}: a URL path is not supported")
     exec_cluster: dict[str, Any] = {"server": server}
+    host, port = url.hostname, port or (80 if url.scheme == "http" else 443)
+    proxy_url = entry.text("proxy-url", where)
+    proxy: Proxy | None
+    if proxy_url is not None:
+        proxy = parse_proxy_url(proxy_url, f"{where}: proxy-url")
+        exec_cluster["proxy-url"] = proxy_url
+    else:
+        proxy = proxy_from_environment(env, url.scheme, host, port)
     if url.scheme == "http":
-        return Endpoint(url.hostname, port or 80), exec_cluster
+        return Endpoint(host, port, proxy=proxy), exec_cluster
     tls, ca_pem, insecure = _cluster_tls(entry, where)
     server_name = entry.text("tls-server-name", where)
     exec_cluster["insecure-skip-tls-verify"] = insecure
@@ -207,7 +218,13 @@ def _cluster(entry: _Entry, name: str) -> tuple[Endpoint, dict[str, Any]]:
         exec_cluster["tls-server-name"] = server_name
     if ca_pem:
         exec_cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
-    return Endpoint(url.hostname, port or 443, tls, server_name), exec_cluster
+    ca_file = (
+        None
+        if entry.data("certificate-authority-data", where)
+        else entry.path("certificate-authority", where)
+    )
+    endpoint = Endpoint(host, port, tls, server_name, proxy=proxy, ca_file=ca_file)
+    return endpoint, exec_cluster
 
 
 def _cluster_tls(entry: _Entry, where: str) -> tuple[ssl.SSLContext, bytes | None, bool]:

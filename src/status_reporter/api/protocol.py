@@ -100,8 +100,13 @@ class Api(Protocol):
         """Read the Pod."""
         ...
 
-    async def patch_job_status(self, name: str, patch: Mapping[str, Any], *, timeout: float) -> Job:
-        """Strategic-merge ``patch`` into the status of Job ``name``; the Job as stored."""
+    async def patch_job_status(
+        self, name: str, patch: Mapping[str, Any], *, timeout: float, fresh: bool = False
+    ) -> Job:
+        """Strategic-merge ``patch`` into the status of Job ``name``; the Job as stored.
+
+        ``fresh`` sends it on a new connection (a last attempt has no time to find a
+        pooled one dead)."""
         ...
 
     async def create_event(self, event: Mapping[str, Any], *, timeout: float) -> None:

@@ -1,34 +1,47 @@
-"""A small HTTP/1.1 client for the Kubernetes API: httptools over asyncio streams and
-stdlib ssl.
+"""A small HTTP/1.1 client for the Kubernetes API: httptools over asyncio and stdlib
+ssl, direct or through an HTTP(S) proxy's CONNECT tunnel.
 
 :class:`HttpClient` sends one request at a time per connection and keeps at most
 two idle keep-alive connections for reuse. Each request is bounded as a whole
-(connect, TLS handshake, send, whole body). Watches use :meth:`HttpClient.stream`,
-which opens a dedicated connection and bounds the wait for the head and then for each
-non-blank line instead.
+(connect, proxy tunnel, TLS handshake, send, whole body). Watches use
+:meth:`HttpClient.stream`, which opens a dedicated connection and bounds the wait for
+the head and then for each non-blank line instead.
 
 Responses are parsed by httptools (the llhttp parser): status line, headers,
-Content-Length and chunked bodies, keep-alive rules. This module writes the request
-head itself, after checking every part of it, and owns the socket loop.
+Content-Length and chunked bodies, keep-alive rules. Where RFC 9112 lets a client be
+lenient, it accepts what Go's ``net/http`` accepts: bare LF line ends, obs-folded
+header fields, and Content-Length beside chunked coding (chunked wins, and that
+connection is never reused). This module writes the request head itself, after
+checking every part of it, and owns the socket loop.
 
 Every failure to complete an exchange is a :class:`TransportError` with a one-line
 message; a connection whose exchange failed, timed out or was cancelled is aborted,
-never reused. A response's status line, header and trailer fields may hold
-:data:`MAX_HEAD` bytes in all, its body (or a watch line) ``max_body``.
+never reused, and so is an idle one that received anything (a stray response) or was
+closed by the server: a response is never matched to another request. A response's
+status line, header and trailer fields may hold :data:`MAX_HEAD` bytes in all, its
+body (or a watch line) ``max_body``.
 
-The only retries are the ones that make keep-alive safe, each on a new connection and
-only while no byte of the response has arrived: a reused connection that the server
-closed while it sat idle, and one that gave no answer within half the time left (a
-proxy that stopped forwarding on its established connections).
+A slow answer is not a dead connection. A request goes out again on a new connection
+only when its reused connection is known dead (closed or reset before any byte of the
+answer), at most once. A read (GET) that has had no byte of its answer after
+max(2 s, half its timeout) is hedged once: a copy goes out on a new connection while
+the first keeps waiting, and the first answer wins (a proxy that stopped forwarding on
+its established connections). A write is never hedged. Same-host 307 and 308
+redirects are followed within the request's timeout.
+
+When the CA file an endpoint names changes (a rotated cluster CA), the next new
+connection trusts its certificates too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import socket
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Final, Self
@@ -41,18 +54,30 @@ DEFAULT_MAX_BODY: Final = 3 * 1024 * 1024
 # Status lines, header and trailer fields of one response in all; the API server's are
 # a few hundred bytes.
 MAX_HEAD: Final = 64 * 1024
+# A read is hedged after max(this, half its timeout) without a byte of its answer.
+HEDGE_AFTER: Final = 2.0
+# Go's limit on redirects followed for one request.
+MAX_REDIRECTS: Final = 10
 # What a status line and a field line hold besides the reason and the name and value:
 # "HTTP/1.1 200 ", its CRLF and the blank line ending the head; ": " and CRLF.
 _STATUS_LINE_FRAMING: Final = 17
 _FIELD_FRAMING: Final = 4
+# Received bytes held for a connection before it stops reading from the socket, and
+# the most handed to the parser at once.
+_BUFFERED: Final = 64 * 1024
 _READ_SIZE: Final = 64 * 1024
 _MAX_IDLE: Final = 2
+# Methods whose repetition changes nothing on the server: the only ones hedged.
+_HEDGED: Final = frozenset({"GET", "HEAD"})
+_REDIRECTS: Final = frozenset({307, 308})
 
 # RFC 9110: a method and a field name are tokens; the target is visible ASCII (the
 # caller percent-encodes); a field value is visible ASCII, spaces and tabs.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET: Final = re.compile(r"[\x21-\x7e]+")
 _FIELD_VALUE: Final = re.compile(r"[\t\x20-\x7e]*")
+# A received field value: anything but control characters other than tab (as Go).
+_RECEIVED_VALUE: Final = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 
 
 class TransportError(Exception):
@@ -69,17 +94,47 @@ class ReadTimeout(TransportError):
     timeout."""
 
 
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Proxy(msgspec.Struct, frozen=True):
+    """An HTTP proxy reached at ``host``:``port`` (over TLS when ``tls``) that opens
+    CONNECT tunnels; ``authorization`` is its ``Proxy-Authorization`` value, if any."""
+
+    host: str
+    port: int
+    tls: bool = False
+    authorization: str | None = None
+
+    @property
+    def authority(self) -> str:
+        """``host:port``, the host in brackets when it is an IPv6 address."""
+        return _authority(self.host, self.port)
+
+    def __repr__(self) -> str:
+        # The credentials stay out of logs and tracebacks.
+        scheme = "https" if self.tls else "http"
+        hidden = "<credentials>@" if self.authorization else ""
+        return f"Proxy({scheme}://{hidden}{self.authority})"
+
+
 class Endpoint(msgspec.Struct, frozen=True):
     """Where the server is: ``tls`` None means plain HTTP.
 
     ``host`` is an IP address or DNS name (IPv6 without brackets).
     ``server_hostname`` is the TLS SNI and verification name; None means ``host``.
+    ``proxy`` is the proxy to tunnel through, if any. ``ca_file`` is the file ``tls``
+    took its CA certificates from: when it changes, new connections trust what it
+    holds then too.
     """
 
     host: str
     port: int
     tls: ssl.SSLContext | None = None
     server_hostname: str | None = None
+    proxy: Proxy | None = None
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.host.startswith("["):
@@ -88,8 +143,7 @@ class Endpoint(msgspec.Struct, frozen=True):
     @property
     def authority(self) -> str:
         """``host:port``, the host in brackets when it is an IPv6 address."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return _authority(self.host, self.port)
 
 
 class TcpKeepalive(msgspec.Struct, frozen=True):
@@ -119,12 +173,13 @@ class TcpKeepalive(msgspec.Struct, frozen=True):
 
 
 class Response(msgspec.Struct, frozen=True):
-    """A complete response; header names are lower-case, repeated fields joined by ", "."""
+    """A complete response; header names are lower-case, repeated fields joined by ", ".
+    The body is the buffer it was received in."""
 
     status: int
     reason: str
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes | bytearray
 
 
 class _Head(msgspec.Struct, frozen=True):
@@ -164,6 +219,97 @@ def _request_head(method: str, target: str, fields: Mapping[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
+class _Inbox(asyncio.Protocol):
+    """What a connection received and has not read yet, whether the peer closed it,
+    and the write side's flow control. It holds at most about :data:`_BUFFERED`
+    bytes: past that the socket is not read until the reader catches up."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._reading_paused = False
+        self.eof = False
+        self._error: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Bytes wait to be read, or the peer closed the connection."""
+        return bool(self._chunks) or self.eof
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > _BUFFERED and not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> None:
+        self.eof = True
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self._error = exc
+        self._wake()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def read(self) -> bytes:
+        """The next bytes received; b"" once the peer closed (OSError if it reset)."""
+        while not self._chunks and not self.eof:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._chunks:
+            data = self._chunks.popleft()
+            if len(data) > _READ_SIZE:
+                # One piece at a time: the parser's bounds are checked between them.
+                self._chunks.appendleft(data[_READ_SIZE:])
+                data = data[:_READ_SIZE]
+            self._size -= len(data)
+            if self._reading_paused and self._size <= _BUFFERED and self.transport is not None:
+                self._reading_paused = False
+                self.transport.resume_reading()
+            return data
+        if isinstance(self._error, OSError):
+            raise self._error
+        return b""
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer has room (OSError if it was lost)."""
+        if self.eof and self._error is not None:
+            raise ConnectionResetError("connection lost")
+        if self._writable is not None:
+            await self._writable
+
+
+class _InvalidField(ValueError):
+    """A header or trailer field Go would refuse: a name that is not a token, or a
+    value holding control characters."""
+
+
 class _Receiver:
     """The parser of one response and what its callbacks delivered so far."""
 
@@ -184,6 +330,13 @@ class _Receiver:
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
+        # What Go's net/http accepts and RFC 9112 allows a client to: Content-Length
+        # beside chunked coding (chunked wins), bare LF line ends, obs-folded fields.
+        self.parser.set_dangerous_leniencies(
+            lenient_chunked_length=True,
+            lenient_optional_cr_before_lf=True,
+            lenient_headers=True,
+        )
         self.head: _Head | None = None
         self.body: list[bytes] = []
         self.complete = False
@@ -233,6 +386,9 @@ class _Receiver:
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head_size += len(name) + len(value) + _FIELD_FRAMING
         self._progress = True
+        # Lenient parsing (for obs-fold) leaves this check to the receiver.
+        if not (_TOKEN.fullmatch(name.decode("latin-1")) and _RECEIVED_VALUE.fullmatch(value)):
+            raise _InvalidField(f"invalid header field {name[:64]!r}")
         if self.head is None:  # not trailers: nothing reads those
             self._fields.append((name, value))
 
@@ -257,46 +413,71 @@ class _Receiver:
             self._informational = False
         elif not self.complete:
             self.complete = True
-            self.keep_alive = self.parser.should_keep_alive()
+            headers = self.head.headers if self.head is not None else {}
+            # Content-Length beside chunked coding: the framing was ambiguous, so what
+            # follows on this connection cannot be trusted (Go does the same).
+            ambiguous = "content-length" in headers and "transfer-encoding" in headers
+            self.keep_alive = self.parser.should_keep_alive() and not ambiguous
 
 
 class _Connection:
     """One TCP or TLS connection and the receiver of its current response."""
 
-    __slots__ = ("_eof", "_receiver", "authority", "reader", "received", "writer")
+    __slots__ = ("_inbox", "_receiver", "authority", "received", "transport")
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, authority: str
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, transport: asyncio.Transport, inbox: _Inbox, authority: str) -> None:
+        self.transport = transport
+        self._inbox = inbox
         self.authority = authority
         self._receiver = _Receiver()
         # Whether any byte of the current response has arrived: before that, a
         # failure on a reused connection means the server had closed it while idle.
         self.received = False
-        self._eof = False
 
     @property
     def reusable(self) -> bool:
         """The response is complete, the server keeps the connection open, and nothing
         arrived after the response."""
         receiver = self._receiver
-        return receiver.complete and receiver.keep_alive and not receiver.extra
+        return receiver.complete and receiver.keep_alive and not receiver.extra and self.quiet
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing arrived since the last response, and the peer has not closed: an idle
+        connection that is not quiet holds a stray response or is dead."""
+        return not self._inbox.pending and not self.transport.is_closing()
 
     def abort(self) -> None:
         """Close the socket now: no TLS close_notify, nothing to wait for."""
-        self.writer.transport.abort()
+        self.transport.abort()
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str, peer: str) -> None:
+        """Upgrade the connection to TLS, verified as ``server_hostname``."""
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await loop.start_tls(
+                self.transport, self._inbox, context, server_hostname=server_hostname
+            )
+        except OSError as exc:
+            # loop.start_tls has closed the socket, as it does when cancelled.
+            raise TransportError(f"TLS handshake with {peer} failed: {_reason(exc)}") from exc
+        if transport is None:
+            raise TransportError(f"TLS handshake with {peer} failed: connection closed")
+        self.transport = self._inbox.transport = transport
+
+    async def write(self, data: bytes) -> None:
+        """Write ``data`` and wait for room in the buffer."""
+        try:
+            self.transport.write(data)
+            await self._inbox.drain()
+        except OSError as exc:
+            raise TransportError(f"connection to {self.authority} lost: {_reason(exc)}") from exc
 
     async def send(self, request: bytes) -> None:
         """Write a whole request and get ready for its response."""
         self.received = False
         self._receiver = _Receiver()
-        try:
-            self.writer.write(request)
-            await self.writer.drain()
-        except OSError as exc:
-            raise TransportError(f"connection to {self.authority} lost: {_reason(exc)}") from exc
+        await self.write(request)
 
     async def wait_response(self) -> None:
         """Wait until the first bytes of the response arrive."""
@@ -325,12 +506,12 @@ class _Connection:
         receiver.body.clear()
         return chunk
 
+    async def read_raw(self) -> bytes:
+        """The next bytes as they came (b"" at the end), outside any response."""
+        return await self._read(None)
+
     async def _receive(self, deadline: float | None) -> None:
         receiver = self._receiver
-        if self._eof:
-            raise TransportError(
-                f"connection to {self.authority} closed before the response was complete"
-            )
         data = await self._read(deadline)
         if not data:
             if not receiver.finish():
@@ -342,7 +523,12 @@ class _Connection:
             receiver.feed(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             if not receiver.complete:
-                raise TransportError(f"invalid HTTP response from {self.authority}: {exc}") from exc
+                # httptools wraps what a callback raised.
+                cause = exc.__context__
+                detail = str(cause) if isinstance(cause, _InvalidField) else str(exc)
+                raise TransportError(
+                    f"invalid HTTP response from {self.authority}: {detail}"
+                ) from exc
             receiver.extra = True  # garbage after a complete response
         if receiver.head_too_large:
             raise TransportError(
@@ -352,16 +538,14 @@ class _Connection:
     async def _read(self, deadline: float | None) -> bytes:
         async with asyncio.timeout_at(deadline):
             try:
-                data = await self.reader.read(_READ_SIZE)
+                data = await self._inbox.read()
             except OSError as exc:
                 # Includes ETIMEDOUT when keepalive probes went unanswered.
                 raise TransportError(
                     f"connection to {self.authority} lost: {_reason(exc)}"
                 ) from exc
-        if not data:
-            if not self.received:
-                raise TransportError(f"connection to {self.authority} closed before a response")
-            self._eof = True
+        if not data and not self.received:
+            raise TransportError(f"connection to {self.authority} closed before a response")
         self.received = True
         return data
 
@@ -389,7 +573,7 @@ class Stream:
             body += chunk
         return bytes(body[:limit])
 
-    async def lines(self) -> AsyncIterator[bytes]:
+    async def lines(self) -> AsyncIterator[bytearray]:
         r"""The body's newline-delimited lines, without the newline (nor a trailing
         ``\r``); blank lines are skipped. Ends at the clean end of the body.
 
@@ -398,23 +582,36 @@ class Stream:
         in without making one, such as blank lines from a proxy that keeps a dead
         watch open, do not count. Raises :class:`TransportError` for a line longer
         than the size limit or a connection closed before the end of the body.
+
+        A line that fills the buffer (the usual case: each chunk ends one) is handed
+        over as it is, not copied: a line may be as large as a Pod.
         """
         deadline = self._deadline()
         pending = bytearray()
         while (chunk := await self._chunk(deadline, "non-blank line")) is not None:
+            start = len(pending)
             pending += chunk
-            if b"\n" in chunk:
-                *complete, rest = pending.split(b"\n")
-                pending = rest
-                for line in complete:
-                    self._check_length(line)
-                    if line.strip():
-                        yield bytes(line.removesuffix(b"\r"))
-                        deadline = self._deadline()
+            newline = pending.find(b"\n", start)
+            while newline >= 0:
+                if newline == len(pending) - 1:
+                    line, pending = pending, bytearray()
+                    del line[newline:]
+                else:
+                    line = pending[:newline]
+                    del pending[: newline + 1]
+                self._check_length(line)
+                if line.endswith(b"\r"):
+                    del line[-1:]
+                if line and not line.isspace():
+                    yield line
+                    deadline = self._deadline()
+                newline = pending.find(b"\n")
             self._check_length(pending)
         # The body ended cleanly, so an unterminated last line is complete too.
-        if pending.strip():
-            yield bytes(pending.removesuffix(b"\r"))
+        if pending.endswith(b"\r"):
+            del pending[-1:]
+        if pending and not pending.isspace():
+            yield pending
 
     def _check_length(self, line: bytearray) -> None:
         if len(line) > self._max_line:
@@ -434,6 +631,36 @@ class Stream:
             ) from None
 
 
+class _Attempt:
+    """One copy of a request, on a given connection or on a new one."""
+
+    __slots__ = ("_client", "_request", "conn", "reused")
+
+    def __init__(self, client: HttpClient, request: bytes, conn: _Connection | None) -> None:
+        self._client = client
+        self._request = request
+        self.conn = conn
+        self.reused = conn is not None
+
+    @property
+    def received(self) -> bool:
+        """Some of the answer has arrived: the connection is alive."""
+        return self.conn is not None and self.conn.received
+
+    @property
+    def dead_on_reuse(self) -> bool:
+        """After a TransportError: the reused connection failed before any byte of the
+        answer, so the server closed it while it was idle (or reset it) and never
+        answered the request."""
+        return self.reused and not self.received
+
+    async def run(self) -> Response:
+        """Send the copy (connecting first when it has no connection) and read its answer."""
+        if self.conn is None:
+            self.conn = await self._client._connect()
+        return await self._client._roundtrip(self.conn, self._request)
+
+
 class HttpClient:
     """HTTP/1.1 client for one endpoint. Close it with :meth:`aclose` (or ``async with``)."""
 
@@ -451,6 +678,8 @@ class HttpClient:
         self._max_body = max_body
         self._idle: list[_Connection] = []
         self._closed = False
+        # The CA file as the endpoint's TLS context last loaded it.
+        self._ca_stamp = _stamp(endpoint.ca_file)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -476,19 +705,31 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: float,
+        fresh: bool = False,
     ) -> Response:
         """Send one request and read the whole response, all within ``timeout`` seconds.
 
-        ``target`` is the path and query, already encoded. Raises
-        :class:`RequestTimeout` when the time is up, :class:`TransportError` when the
-        exchange fails, and ValueError for a malformed method, target or header.
+        ``target`` is the path and query, already encoded. ``fresh`` sends it on a new
+        connection, not an idle one (a last attempt with no time to find a pooled
+        connection dead). Same-host 307 and 308 redirects are followed within the
+        timeout. Raises :class:`RequestTimeout` when the time is up,
+        :class:`TransportError` when the exchange fails, and ValueError for a
+        malformed method, target or header.
         """
         request = self._request(method, target, headers, body)
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             async with asyncio.timeout_at(deadline):
-                return await self._exchange(request, deadline)
+                for _ in range(MAX_REDIRECTS):
+                    response = await self._exchange(method, request, deadline, fresh=fresh)
+                    location = self._redirect(response)
+                    if location is None:
+                        return response
+                    request = self._request(method, location, headers, body)
+                return await self._exchange(method, request, deadline, fresh=fresh)
         except TimeoutError:
+            # The idle connections most likely went the same silent way.
+            self._drop_idle()
             raise RequestTimeout(
                 f"no response from {self._endpoint.authority} within {timeout} s"
             ) from None
@@ -507,10 +748,10 @@ class HttpClient:
         :class:`Stream` once the headers have arrived. The connection is closed when
         the context exits, whichever way.
 
-        Connecting (with the TLS handshake) is bounded by ``connect_timeout``, else
-        :class:`RequestTimeout`; the response head, and then each non-blank line of
-        :meth:`Stream.lines` (or the body of :meth:`Stream.read_body`), by
-        ``read_timeout``, else :class:`ReadTimeout`.
+        Connecting (with the proxy tunnel and the TLS handshake) is bounded by
+        ``connect_timeout``, else :class:`RequestTimeout`; the response head, and then
+        each non-blank line of :meth:`Stream.lines` (or the body of
+        :meth:`Stream.read_body`), by ``read_timeout``, else :class:`ReadTimeout`.
         """
         request = self._request(method, target, headers, None)
         self._check_open()
@@ -544,6 +785,16 @@ class HttpClient:
         while self._idle:
             self._idle.pop().abort()
 
+    def _take_idle(self) -> _Connection | None:
+        """An idle connection fit for another request: one that received nothing since
+        its last response and was not closed by the server; the others are closed."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.quiet:
+                return conn
+            conn.abort()
+        return None
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"the HTTP client for {self._endpoint.authority} is closed")
@@ -561,35 +812,91 @@ class HttpClient:
             fields["content-length"] = str(len(body))
         return _request_head(method, target, fields) + (body or b"")
 
-    async def _exchange(self, request: bytes, deadline: float) -> Response:
-        self._check_open()
-        conn = self._idle.pop() if self._idle else None
-        if conn is not None:
-            # A proxy may stop forwarding on its established connections while new ones
-            # still work: a reused connection gets half the time left to start its
-            # answer, a new one the rest.
-            first_byte_by = (asyncio.get_running_loop().time() + deadline) / 2
-            try:
-                return await self._roundtrip(conn, request, first_byte_by)
-            except TimeoutError:
-                # The other idle connections most likely go the same dead way.
-                self._drop_idle()
-            except TransportError:
-                if conn.received:
-                    raise
-                # Nothing came back: the server most likely closed the idle connection
-                # as the request went out, so it never saw the request. Retry once.
-        return await self._roundtrip(await self._connect(), request, None)
+    def _redirect(self, response: Response) -> str | None:
+        """The target a 307 or 308 response sends the request to, when it stays on this
+        server (the same scheme, host and port); None otherwise."""
+        if response.status not in _REDIRECTS:
+            return None
+        location = response.headers.get("location", "")
+        endpoint = self._endpoint
+        scheme = "https" if endpoint.tls is not None else "http"
+        if location.startswith("/") and not location.startswith("//"):
+            target = location
+        else:
+            prefix, default_port = f"{scheme}://", 443 if endpoint.tls is not None else 80
+            if not location.lower().startswith(prefix):
+                return None
+            authority, slash, path = location[len(prefix) :].partition("/")
+            own = {endpoint.authority.lower()}
+            if endpoint.port == default_port:
+                own.add(endpoint.authority.lower().rsplit(":", 1)[0])
+            if authority.lower() not in own:
+                return None
+            target = slash + path or "/"
+        target = target.partition("#")[0]
+        return target if _TARGET.fullmatch(target) else None
 
-    async def _roundtrip(
-        self, conn: _Connection, request: bytes, first_byte_by: float | None
+    async def _exchange(
+        self, method: str, request: bytes, deadline: float, *, fresh: bool
     ) -> Response:
-        """One exchange on ``conn``; TimeoutError when no byte of the response has
-        arrived by ``first_byte_by`` (loop time; None waits without bound)."""
+        self._check_open()
+        first = _Attempt(self, request, None if fresh else self._take_idle())
+        if method in _HEDGED:
+            now = asyncio.get_running_loop().time()
+            hedge_at = now + max(HEDGE_AFTER, (deadline - now) / 2)
+            if hedge_at < deadline:
+                return await self._hedged(first, request, hedge_at)
         try:
-            async with asyncio.timeout_at(first_byte_by):
-                await conn.send(request)
-                await conn.wait_response()
+            return await first.run()
+        except TransportError:
+            if not first.dead_on_reuse:
+                raise
+        # Known dead before it answered: the request goes out again, once.
+        return await _Attempt(self, request, None).run()
+
+    async def _hedged(self, first: _Attempt, request: bytes, hedge_at: float) -> Response:
+        """``first``, and a copy on a new connection when no byte of the answer has
+        come by ``hedge_at``; the first answer wins, the other copy is abandoned."""
+        tasks = {asyncio.create_task(first.run())}
+        try:
+            done, _ = await asyncio.wait(
+                tasks, timeout=hedge_at - asyncio.get_running_loop().time()
+            )
+            if done:
+                try:
+                    return done.pop().result()
+                except TransportError:
+                    if not first.dead_on_reuse:
+                        raise
+                return await _Attempt(self, request, None).run()
+            if first.received:
+                # Slow, but answering: the connection is alive.
+                return await tasks.pop()
+            if first.reused:
+                # The other idle connections most likely went the same silent way.
+                self._drop_idle()
+            tasks.add(asyncio.create_task(_Attempt(self, request, None).run()))
+            error: BaseException | None = None
+            while tasks:
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if (exc := task.exception()) is None:
+                        return task.result()
+                    error = error or exc
+            assert error is not None
+            raise error
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                # Their connections are aborted as they end.
+                await asyncio.wait(tasks)
+
+    async def _roundtrip(self, conn: _Connection, request: bytes) -> Response:
+        """One exchange on ``conn``."""
+        try:
+            await conn.send(request)
+            await conn.wait_response()
             head = await conn.read_head(None)
             body = bytearray()
             while (chunk := await conn.read_chunk(None)) is not None:
@@ -602,7 +909,8 @@ class HttpClient:
             conn.abort()
             raise
         self._release(conn)
-        return Response(head.status, head.reason, head.headers, bytes(body))
+        # The body as it was received, not copied: it may be as large as a Pod.
+        return Response(head.status, head.reason, head.headers, body)
 
     def _release(self, conn: _Connection) -> None:
         if conn.reusable and not self._closed and len(self._idle) < _MAX_IDLE:
@@ -610,30 +918,101 @@ class HttpClient:
         else:
             conn.abort()
 
+    def _trust_current_ca(self) -> None:
+        """Load the endpoint's CA file again if it changed since it was last loaded.
+
+        Certificates are added to the context (OpenSSL has no way to remove them): the
+        new CA is trusted from the next connection on, the old one until the end.
+        """
+        endpoint = self._endpoint
+        if endpoint.ca_file is None or endpoint.tls is None:
+            return
+        stamp = _stamp(endpoint.ca_file)
+        if stamp is None or stamp == self._ca_stamp:
+            return
+        try:
+            endpoint.tls.load_verify_locations(cafile=endpoint.ca_file)
+        except (OSError, ssl.SSLError):
+            return  # being rewritten: the next connection tries again
+        self._ca_stamp = stamp
+
     async def _connect(self) -> _Connection:
         endpoint = self._endpoint
-        authority = endpoint.authority
+        proxy = endpoint.proxy
+        host, port = (proxy.host, proxy.port) if proxy else (endpoint.host, endpoint.port)
+        peer = proxy.authority if proxy else endpoint.authority
+        what = f"proxy {peer}" if proxy else peer
+        self._trust_current_ca()
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
+            transport, inbox = await loop.create_connection(_Inbox, host, port)
         except ConnectionRefusedError:
-            raise TransportError(f"connection to {authority} refused") from None
+            raise TransportError(f"connection to {what} refused") from None
         except OSError as exc:
-            raise TransportError(f"cannot connect to {authority}: {_reason(exc)}") from exc
-        # asyncio sets TCP_NODELAY on every TCP transport: small requests never wait.
-        if self._keepalive is not None:
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self._keepalive.idle)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, self._keepalive.interval)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, self._keepalive.count)
-        if endpoint.tls is not None:
-            try:
-                await writer.start_tls(
-                    endpoint.tls, server_hostname=endpoint.server_hostname or endpoint.host
+            raise TransportError(f"cannot connect to {what}: {_reason(exc)}") from exc
+        conn = _Connection(transport, inbox, endpoint.authority)
+        try:
+            # asyncio sets TCP_NODELAY on every TCP transport: small requests never wait.
+            if self._keepalive is not None:
+                sock = transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self._keepalive.idle)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, self._keepalive.interval)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, self._keepalive.count)
+            if proxy is not None:
+                if proxy.tls:
+                    # As Go does: the proxy is verified with the cluster's TLS settings.
+                    context = endpoint.tls or ssl.create_default_context()
+                    await conn.start_tls(context, proxy.host, f"proxy {peer}")
+                await self._tunnel(conn, proxy)
+            if endpoint.tls is not None:
+                await conn.start_tls(
+                    endpoint.tls, endpoint.server_hostname or endpoint.host, endpoint.authority
                 )
-            except OSError as exc:
-                # loop.start_tls has closed the socket, as it does when cancelled.
+        except BaseException:
+            conn.abort()
+            raise
+        return conn
+
+    async def _tunnel(self, conn: _Connection, proxy: Proxy) -> None:
+        """Ask ``proxy`` for a tunnel to the endpoint (CONNECT) and check its answer."""
+        authority = self._endpoint.authority
+        fields = {"host": authority, "user-agent": self._user_agent}
+        if proxy.authorization is not None:
+            fields["proxy-authorization"] = proxy.authorization
+        await conn.write(_request_head("CONNECT", authority, fields))
+        received = b""
+        while not (end := re.search(rb"\r?\n\r?\n", received)):
+            if len(received) > MAX_HEAD:
+                raise TransportError(f"proxy {proxy.authority}: CONNECT answer too long")
+            try:
+                data = await conn.read_raw()
+            except TransportError:
+                data = b""
+            if not data:
                 raise TransportError(
-                    f"TLS handshake with {authority} failed: {_reason(exc)}"
-                ) from exc
-        return _Connection(reader, writer, authority)
+                    f"proxy {proxy.authority} closed the connection before answering CONNECT"
+                )
+            received += data
+        status_line = received.split(b"\n", 1)[0].strip().decode("latin-1")
+        version, _, rest = status_line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not code.isdigit() or len(code) != 3:
+            raise TransportError(f"proxy {proxy.authority}: invalid answer to CONNECT")
+        if not 200 <= int(code) < 300:
+            raise TransportError(
+                f"proxy {proxy.authority} refused CONNECT to {authority}: {code} {reason}".rstrip()
+            )
+        if received[end.end() :]:
+            raise TransportError(f"proxy {proxy.authority} sent data before the TLS handshake")
+
+
+def _stamp(path: str | None) -> tuple[int, int, int] | None:
+    """What tells a file's versions apart: inode, modification time and size."""
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)

@@ -86,7 +86,9 @@ class ConditionWriter:
         """Record ``condition`` (nothing is sent when an identical one is already there).
 
         Without a copy of the Job, one is read first, unless ``read_first`` is False
-        (a last attempt with little time: the patch alone, as if no condition existed).
+        (a last attempt with little time: the patch alone, as if no condition existed,
+        on a new connection, since a pooled one may be dead and there is no time left
+        to find out).
         A held copy that shows the identical condition is read again before the write
         is skipped: another writer may have changed the condition since it was read.
 
@@ -107,7 +109,9 @@ class ConditionWriter:
         patch = status_patch(planned)
         job = await call(
             self._ops.patch_status,
-            lambda timeout: self._api.patch_job_status(self._ops.job, patch, timeout=timeout),
+            lambda timeout: self._api.patch_job_status(
+                self._ops.job, patch, timeout=timeout, fresh=not read_first
+            ),
             clock=self._clock,
             deadline=deadline,
             log=self._log,

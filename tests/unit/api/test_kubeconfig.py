@@ -374,7 +374,12 @@ def test_yaml_errors_give_the_position_not_the_text(
             'user "u": basic authentication (username/password) is not supported',
         ),
         ({"as": "someone-else"}, {}, 'user "u": impersonation (as) is not supported'),
-        ({}, {"proxy-url": "http://proxy:3128"}, 'cluster "c": proxy-url is not supported'),
+        (
+            {},
+            {"proxy-url": "socks5://proxy:1080"},
+            'cluster "c": proxy-url: socks5 proxies are not supported;'
+            " use an http:// or https:// proxy",
+        ),
         (
             {"token": "t", "exec": {"command": "x", "apiVersion": V1}},
             {},

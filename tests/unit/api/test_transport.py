@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
 import time
@@ -12,10 +13,12 @@ import tracemalloc
 from collections.abc import Awaitable
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from status_reporter.api import transport
 from status_reporter.api.transport import (
     MAX_HEAD,
     Endpoint,
@@ -26,8 +29,9 @@ from status_reporter.api.transport import (
     TcpKeepalive,
     TransportError,
 )
-from tests.unit.transport_pki import SERVER_NAME, Pki
+from tests.unit.transport_pki import SERVER_NAME, Pki, make_pki
 from tests.unit.transport_server import (
+    Handler,
     Peer,
     Server,
     answer_all,
@@ -194,7 +198,10 @@ async def test_idle_connection_closed_by_server_is_replaced() -> None:
     assert server.accepts == 2
 
 
-async def test_reused_connection_closed_without_answer_is_retried_on_a_new_one() -> None:
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+async def test_reused_connection_closed_without_answer_is_retried_on_a_new_one(
+    method: str,
+) -> None:
     async def handler(peer: Peer) -> None:
         await peer.read_request()
         await peer.send(response(b"first" if peer.index == 0 else b"retried"))
@@ -203,7 +210,7 @@ async def test_reused_connection_closed_without_answer_is_retried_on_a_new_one()
 
     async with serve(handler) as server, client_for(server) as client:
         await client.request("GET", "/one", timeout=2)
-        result = await client.request("GET", "/two", timeout=2)
+        result = await client.request(method, "/two", body=b"{}", timeout=2)
     assert result.body == b"retried"
     assert server.accepts == 2
     assert [r.split(b" ")[1] for r in server.requests] == [b"/one", b"/two", b"/two"]
@@ -225,26 +232,108 @@ async def test_stale_connection_is_retried_only_once() -> None:
     assert server.accepts == 2
 
 
-async def test_silent_reused_connection_is_dropped_with_the_idle_ones_and_retried() -> None:
-    async def handler(peer: Peer) -> None:
-        # A proxy that stopped forwarding on its established connections.
-        await peer.read_request()
-        await peer.send(response(b"from %d" % peer.index))
-        await silent(peer)
+@pytest.fixture
+def quick_hedge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads hedged after max(0.2 s, half their timeout): the rule, at test speed."""
+    monkeypatch.setattr(transport, "HEDGE_AFTER", 0.2)
 
-    async with serve(handler) as server, client_for(server) as client:
+
+async def silent_after_first(peer: Peer) -> None:
+    """Answer the first request on each connection, then go silent: a proxy that stopped
+    forwarding on its established connections."""
+    await peer.read_request()
+    await peer.send(response(b"from %d" % peer.index))
+    await silent(peer)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "hedged_after"), [(3, 2.0), (5, 2.5)], ids=["2s-floor", "half-the-timeout"]
+)
+async def test_read_silent_on_a_reused_connection_is_hedged_on_a_new_one(
+    timeout: float, hedged_after: float
+) -> None:
+    async with serve(silent_after_first) as server, client_for(server) as client:
         await asyncio.gather(*(client.request("GET", "/", timeout=2) for _ in range(2)))
         assert len(client._idle) == 2
         started = time.monotonic()
-        result = await client.request("GET", "/", timeout=2)
-        assert 1 <= time.monotonic() - started < 1.5  # half the time went to the dead one
-        await server.wait_closed_by_client(2)  # the one that went silent and the other idle
+        result = await client.request("GET", "/", timeout=timeout)
+        elapsed = time.monotonic() - started
+        await server.wait_closed_by_client(2)  # the silent one, abandoned, and the other idle
         assert len(client._idle) == 1
+    assert hedged_after <= elapsed < hedged_after + 0.5
     assert result.body == b"from 2"
     assert (server.accepts, len(server.requests)) == (3, 4)
 
 
-async def test_silent_reused_and_new_connections_time_out_at_the_timeout() -> None:
+async def test_first_answer_wins_and_the_other_copy_is_abandoned(quick_hedge: None) -> None:
+    async def handler(peer: Peer) -> None:
+        if peer.index == 1:
+            await silent(peer)  # the copy: slower still
+            return
+        await peer.read_request()
+        await peer.send(response(b"first"))
+        await peer.read_request()
+        await asyncio.sleep(0.7)  # slow, past the hedge at 0.5 s
+        await peer.send(response(b"slow but first"))
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        result = await client.request("GET", "/", timeout=1)
+        await server.wait_closed_by_client(1)  # the copy's connection, abandoned
+    assert result.body == b"slow but first"
+    assert (server.accepts, len(server.requests)) == (2, 3)
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+async def test_slow_answer_on_a_reused_connection_is_one_request(method: str) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(response(b"first"))
+        await peer.read_request()
+        await asyncio.sleep(0.6)
+        await peer.send(response(b"slow"))
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        result = await client.request(method, "/", body=b"{}", timeout=1)
+    assert result.body == b"slow"
+    assert (server.accepts, len(server.requests)) == (1, 2)
+
+
+async def test_slow_read_answered_within_half_its_timeout_is_not_hedged(quick_hedge: None) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(response(b"first"))
+        await peer.read_request()
+        await asyncio.sleep(0.4)  # past the 0.2 s floor, before half of 1 s
+        await peer.send(response(b"slow"))
+        await peer.until_closed()
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        assert (await client.request("GET", "/", timeout=1)).body == b"slow"
+    assert (server.accepts, len(server.requests)) == (1, 2)
+
+
+async def test_write_is_never_hedged(quick_hedge: None) -> None:
+    async with serve(silent_after_first) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout):
+            await client.request("PATCH", "/", body=b"{}", timeout=1)
+        assert 1 <= time.monotonic() - started < 1.3
+        await server.wait_closed_by_client(1)
+    assert (server.accepts, len(server.requests)) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "accepts", "requests"), [(1, 1, 2), (3, 2, 3)], ids=["not-hedged", "hedged"]
+)
+async def test_silent_connections_time_out_at_the_whole_timeout(
+    timeout: float, accepts: int, requests: int
+) -> None:
     async def handler(peer: Peer) -> None:
         if peer.index == 0:
             await peer.read_request()
@@ -254,11 +343,41 @@ async def test_silent_reused_and_new_connections_time_out_at_the_timeout() -> No
     async with serve(handler) as server, client_for(server) as client:
         await client.request("GET", "/", timeout=2)
         started = time.monotonic()
-        with pytest.raises(RequestTimeout, match=r"within 1 s$"):
-            await client.request("GET", "/", timeout=1)
-        assert 1 <= time.monotonic() - started < 1.3
-        await server.wait_closed_by_client(2)
-    assert (server.accepts, len(server.requests)) == (2, 3)
+        with pytest.raises(RequestTimeout, match=rf"within {timeout} s$"):
+            await client.request("GET", "/", timeout=timeout)
+        assert timeout <= time.monotonic() - started < timeout + 0.3
+        await server.wait_closed_by_client(accepts)
+    assert (server.accepts, len(server.requests)) == (accepts, requests)
+
+
+async def test_fresh_request_does_not_use_an_idle_connection() -> None:
+    async with serve(answer_all(response(b"ok"))) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        assert len(client._idle) == 1
+        await client.request("PATCH", "/", body=b"{}", timeout=2, fresh=True)
+    assert server.accepts == 2
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05], ids=["same-read", "later"])
+async def test_stray_response_on_an_idle_connection_is_never_matched(delay: float) -> None:
+    async def handler(peer: Peer) -> None:
+        if peer.index == 0:
+            await peer.read_request()
+            await peer.send(response(b"first"))
+            await asyncio.sleep(delay)
+            await peer.send(response(b"STALE-DUP"))  # a proxy's duplicate, say
+            await peer.until_closed()
+        else:
+            await answer_all(response(b"own answer"))(peer)
+
+    async with serve(handler) as server, client_for(server) as client:
+        await client.request("GET", "/", timeout=2)
+        await asyncio.sleep(delay + 0.05)
+        result = await client.request("PATCH", "/", body=b"{}", timeout=2)
+        assert result.body == b"own answer"
+        await server.wait_closed_by_client(1)  # the connection that had the stray bytes
+    assert server.accepts == 2
+    assert [r.split(b" ")[0] for r in server.requests] == [b"GET", b"PATCH"]
 
 
 async def test_reused_connection_that_started_answering_is_not_retried() -> None:
@@ -428,7 +547,7 @@ async def test_endless_head_or_trailers_fail_fast_in_bounded_memory(shape: str) 
 
 @pytest.mark.parametrize("shape", ["trailer-fields", "one-trailer-field"])
 async def test_endless_trailers_end_a_stream_fast_in_bounded_memory(shape: str) -> None:
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(send_forever(*ENDLESS[shape])) as server,
         client_for(server) as client,
@@ -452,7 +571,7 @@ async def test_default_body_limit_is_3_mib() -> None:
 async def test_default_watch_line_limit_is_3_mib() -> None:
     at_limit = b"a" * 3 * MIB
     answer = chunked(at_limit + b"\n", b"b" * (3 * MIB + 1))
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(answer_all(answer)) as server,
         default_client(server) as client,
@@ -502,7 +621,7 @@ async def test_closed_client_refuses_requests() -> None:
         await client.request("GET", "/", timeout=2)
         (idle,) = client._idle
         await client.aclose()
-        assert idle.writer.transport.is_closing()
+        assert idle.transport.is_closing()
         await server.wait_closed_by_client(1)
         with pytest.raises(RuntimeError, match="is closed"):
             await client.request("GET", "/", timeout=2)
@@ -598,7 +717,7 @@ async def test_tls_with_a_name_not_in_the_certificate_fails(pki: Pki, tmp_path: 
 
 def client_socket(client: HttpClient) -> socket.socket:
     (conn,) = client._idle
-    sock: socket.socket = conn.writer.get_extra_info("socket")
+    sock: socket.socket = conn.transport.get_extra_info("socket")
     return sock
 
 
@@ -648,7 +767,7 @@ async def test_cancelled_stream_closes_its_socket_and_leaves_no_task() -> None:
         await peer.send(chunked(b'{"n":1}\n', end=False))
         await peer.until_closed()
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     first_line = asyncio.Event()
 
     async def watch(client: HttpClient) -> None:
@@ -686,7 +805,7 @@ WATCH_LINES = [
 ]
 
 
-async def collect(stream: Stream, into: list[bytes]) -> None:
+async def collect(stream: Stream, into: list[bytes | bytearray]) -> None:
     async for line in stream.lines():
         into.append(line)
 
@@ -741,7 +860,7 @@ async def test_silent_stream_raises_read_timeout() -> None:
         await peer.send(chunked(b"first\n", end=False))
         await peer.until_closed()
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(handler) as server,
         client_for(server) as client,
@@ -765,7 +884,7 @@ async def test_trickled_bytes_do_not_keep_a_stream_up(trickle: bytes) -> None:
                 await asyncio.sleep(0.1)
                 await peer.send(b"1\r\n%s\r\n" % trickle)
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(handler) as server,
         client_for(server) as client,
@@ -811,7 +930,7 @@ async def test_stream_closed_mid_body_is_an_error() -> None:
         await peer.read_request()
         await peer.send(chunked(b"one\ntw", end=False))
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(handler) as server,
         client_for(server) as client,
@@ -828,7 +947,7 @@ async def test_stream_line_over_the_limit_is_an_error() -> None:
         await peer.send(chunked(b"x" * 16 + b"\n", b"y" * 9, b"y" * 8, end=False))
         await peer.until_closed()
 
-    lines: list[bytes] = []
+    lines: list[bytes | bytearray] = []
     async with (
         serve(handler) as server,
         client_for(server, max_body=16) as client,
@@ -868,3 +987,206 @@ def test_keepalive_declares_a_dead_connection_within_two_intervals(interval: int
 def test_keepalive_default() -> None:
     keepalive = TcpKeepalive.dead_within(2 * 10)
     assert (keepalive.idle, keepalive.interval, keepalive.count) == (5, 3, 4)
+
+
+# --- what Go's net/http accepts ---------------------------------------------------
+
+
+async def test_content_length_beside_chunked_chunked_wins_and_the_connection_is_not_reused() -> (
+    None
+):
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+    )
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        bodies = [(await client.request("GET", "/", timeout=2)).body for _ in range(2)]
+    assert bodies == [b"hello", b"hello"]
+    assert server.accepts == 2
+
+
+async def test_bare_lf_line_ends_are_accepted() -> None:
+    answer = b"HTTP/1.1 200 OK\nContent-Length: 5\nX-Kind: lf\n\nhello"
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        result = await client.request("GET", "/", timeout=2)
+        assert (await client.request("GET", "/", timeout=2)).body == b"hello"
+    assert (result.body, result.headers["x-kind"]) == (b"hello", "lf")
+    assert server.accepts == 1
+
+
+async def test_obs_folded_header_fields_are_joined() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nX-Folded: one\r\n two\r\nContent-Length: 2\r\n\r\nok"
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        result = await client.request("GET", "/", timeout=2)
+    assert (result.body, result.headers["x-folded"]) == (b"ok", "one two")
+
+
+@pytest.mark.parametrize(
+    "field", [b"X-Bad: a\x01b", b"Bad Name: x", b"X-Bad: a\x7fb"], ids=["ctl", "space", "del"]
+)
+async def test_fields_go_refuses_are_refused(field: bytes) -> None:
+    answer = b"HTTP/1.1 200 OK\r\n%s\r\nContent-Length: 2\r\n\r\nok" % field
+    async with serve(answer_all(answer)) as server, client_for(server) as client:
+        with pytest.raises(TransportError, match=r"^invalid HTTP response from 127\.0\.0\.1:"):
+            await client.request("GET", "/", timeout=2)
+
+
+def redirecting(location: bytes, status: bytes = b"307 Temporary Redirect") -> Handler:
+    """Redirect requests for /old to ``location``; answer the others with their target."""
+
+    async def handler(peer: Peer) -> None:
+        while (request := await peer.read_request()) is not None:
+            target = request.split(b" ")[1]
+            if target == b"/old":
+                await peer.send(response(status=status, headers=b"Location: %s\r\n" % location))
+            else:
+                await peer.send(response(b"at " + target))
+
+    return handler
+
+
+@pytest.mark.parametrize("status", [b"307 Temporary Redirect", b"308 Permanent Redirect"])
+@pytest.mark.parametrize("absolute", [False, True], ids=["path", "absolute"])
+async def test_same_host_redirects_are_followed_with_method_and_body(
+    status: bytes, absolute: bool
+) -> None:
+    async with serve(redirecting(b"")) as server:
+        prefix = b"http://127.0.0.1:%d" % server.port if absolute else b""
+        server.handler = redirecting(prefix + b"/new?x=1", status)
+        async with client_for(server) as client:
+            result = await client.request("PATCH", "/old", body=b'{"a":1}', timeout=2)
+    assert result.body == b"at /new?x=1"
+    assert [r.split(b" ")[:2] for r in server.requests] == [
+        [b"PATCH", b"/old"],
+        [b"PATCH", b"/new?x=1"],
+    ]
+    assert server.requests[1].endswith(b'\r\n\r\n{"a":1}')
+
+
+@pytest.mark.parametrize(
+    "location",
+    [b"http://other.test/new", b"https://127.0.0.1:%d/new", b"//other.test/new", b""],
+    ids=["other-host", "other-scheme", "scheme-relative", "none"],
+)
+async def test_redirects_elsewhere_are_returned_as_they_are(location: bytes) -> None:
+    async with serve(redirecting(b"")) as server:
+        server.handler = redirecting(location.replace(b"%d", b"%d" % server.port))
+        async with client_for(server) as client:
+            result = await client.request("GET", "/old", timeout=2)
+    assert result.status == 307
+    assert len(server.requests) == 1
+
+
+async def test_a_redirect_loop_ends() -> None:
+    async with serve(redirecting(b"/old")) as server, client_for(server) as client:
+        result = await client.request("GET", "/old", timeout=2)
+    assert result.status == 307
+    assert len(server.requests) == transport.MAX_REDIRECTS + 1
+
+
+async def test_redirects_stay_within_the_request_timeout() -> None:
+    async def handler(peer: Peer) -> None:
+        while await peer.read_request() is not None:
+            await asyncio.sleep(0.2)
+            await peer.send(response(status=b"307 Temporary Redirect", headers=b"Location: /a\r\n"))
+
+    async with serve(handler) as server, client_for(server) as client:
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout):
+            await client.request("GET", "/", timeout=0.5)
+        assert time.monotonic() - started < 0.8
+
+
+# --- a rotated CA ----------------------------------------------------------------
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` at once, as the kubelet updates a projected volume."""
+    staged = path.with_suffix(".new")
+    staged.write_bytes(data)
+    os.replace(staged, path)
+
+
+async def test_a_rotated_ca_file_is_trusted_by_new_connections(pki: Pki, tmp_path: Path) -> None:
+    rotated = make_pki.__wrapped__()  # another CA, and a server certificate it signed
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(pki.ca_pem)
+    server_tls = pki.server_context(tmp_path)
+    endpoint = Endpoint(
+        "127.0.0.1", 0, ssl.create_default_context(cafile=str(ca_file)), ca_file=str(ca_file)
+    )
+    async with serve(answer_all(response(b"ok")), server_tls) as server:
+        endpoint = msgspec.structs.replace(endpoint, port=server.port)
+        async with HttpClient(endpoint, keepalive=None, user_agent=UA) as client:
+            assert (await client.request("GET", "/", timeout=2)).body == b"ok"
+            # The server moves to the new CA's certificate; a half-written CA file is
+            # not loaded (the connection fails, the next one tries again).
+            (tmp_path / "rotated").mkdir()
+            rotated_chain = tmp_path / "rotated" / "server.pem"
+            rotated_chain.write_bytes(rotated.server_cert_pem + rotated.server_key_pem)
+            server_tls.load_cert_chain(rotated_chain)
+            client._drop_idle()
+            replace_file(ca_file, rotated.ca_pem[:100])
+            with pytest.raises(TransportError, match="certificate verify failed"):
+                await client.request("GET", "/", timeout=2)
+            replace_file(ca_file, rotated.ca_pem)
+            assert (await client.request("GET", "/", timeout=2)).body == b"ok"
+    assert server.accepts == 2  # the failed handshake never reached the handler
+
+
+# --- no extra copies of a large body ---------------------------------------------
+
+
+def sending_in_pieces(body: bytes) -> Handler:
+    """Answer one request with ``body`` in 64 KiB chunks, each written once the previous
+    one left: the server holds no copy of its own."""
+
+    async def handler(peer: Peer) -> None:
+        await peer.read_request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(body), 64 * 1024):
+            piece = body[start : start + 64 * 1024]
+            await peer.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        await peer.send(b"0\r\n\r\n")
+        await peer.until_closed()
+
+    return handler
+
+
+async def allocated_peak(operation: Awaitable[object]) -> int:
+    """The peak of the memory allocated while ``operation`` runs."""
+    tracemalloc.start()
+    try:
+        await operation
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def test_a_3_mib_body_is_kept_once() -> None:
+    body = b"x" * (3 * MIB - 100)
+    results: list[bytes | bytearray] = []
+    async with serve(sending_in_pieces(body)) as server, default_client(server) as client:
+
+        async def get() -> None:
+            results.append((await client.request("GET", "/", timeout=10)).body)
+
+        peak = await allocated_peak(get())
+    assert results == [body]
+    # The body and its buffer's slack; a second copy would double it.
+    assert peak < 4.5 * MIB, peak / MIB
+
+
+async def test_a_3_mib_watch_line_is_kept_once() -> None:
+    line = b"y" * (3 * MIB - 100) + b"\n"
+    lines: list[bytes | bytearray] = []
+    async with serve(sending_in_pieces(line)) as server, default_client(server) as client:
+
+        async def watch() -> None:
+            async with client.stream("GET", "/", connect_timeout=2, read_timeout=5) as stream:
+                async for received in stream.lines():
+                    lines.append(received)
+
+        peak = await allocated_peak(watch())
+    assert lines == [line[:-1]]
+    assert peak < 4.5 * MIB, peak / MIB

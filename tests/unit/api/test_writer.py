@@ -54,6 +54,12 @@ async def test_an_identical_condition_read_first_is_not_written(
     ]
 
 
+async def test_a_normal_write_may_use_a_pooled_connection() -> None:
+    cluster = MemoryCluster(FakeClock(autojump=True))
+    await writer(cluster).write(DONE, deadline=cluster.clock.now() + 4)
+    assert cluster.fresh_patches == [False]
+
+
 async def test_a_held_copy_is_planned_from_without_a_read() -> None:
     cluster = MemoryCluster(FakeClock(autojump=True))
     condition_writer = writer(cluster)
@@ -93,6 +99,7 @@ async def test_a_last_attempt_without_a_copy_only_patches() -> None:
     cluster = MemoryCluster(FakeClock(autojump=True))
     await writer(cluster).write(DONE, deadline=cluster.clock.now() + 4, read_first=False)
     assert (cluster.calls["get_job"], cluster.calls["patch"]) == (0, 1)
+    assert cluster.fresh_patches == [True]  # a pooled connection may be dead
     assert cluster.condition() is not None
 
 
