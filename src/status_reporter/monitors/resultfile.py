@@ -15,7 +15,7 @@ from typing import Final
 
 from status_reporter.base.clock import Clock, ticks
 from status_reporter.base.logs import Logger
-from status_reporter.core.contract import ResultState
+from status_reporter.core.contract import ResultState, resolve_results_path
 from status_reporter.core.record import Record
 
 # After an event that concerns the file, the next ones wait this long in the kernel's
@@ -84,7 +84,10 @@ async def watch_file(
 class ResultFile:
     """When the result file is read: at once after a poll tick, a termination, a stop or
     a recheck (:meth:`look_again`); at most every :data:`MIN_READ_INTERVAL` after file
-    events, however fast an adapter rewrites it. ``wake`` wakes the decision loop."""
+    events, however fast an adapter rewrites it. ``wake`` wakes the decision loop.
+
+    The directories of ``path`` that exist when it is made are resolved then, once, and
+    logged; ``read`` then follows no symlink on the way (README "The adapter contract")."""
 
     def __init__(
         self,
@@ -96,7 +99,8 @@ class ResultFile:
         read: Callable[[str], ResultState],
         wake: Callable[[], None],
     ) -> None:
-        self._path = path
+        self._path = resolve_results_path(path)
+        log.info("result file path resolved", results_path=path, resolved_path=self._path)
         self._interval = interval
         self._clock = clock
         self._log = log

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from status_reporter.base import logs
-from status_reporter.monitors.resultfile import EVENT_GAP_SECONDS, watch_file
+from status_reporter.core.contract import ResultMissing
+from status_reporter.core.record import Record
+from status_reporter.monitors.resultfile import EVENT_GAP_SECONDS, ResultFile, watch_file
 from tests.unit.fakes import FakeClock, settle
 
 
@@ -134,3 +136,33 @@ async def test_a_burst_of_writes_costs_one_notification_per_gap(tmp_path: Path) 
     await watch.events()
     assert watch.calls == 3
     await watch.stop()
+
+
+def test_the_path_is_resolved_once_and_logged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "var-run").symlink_to(tmp_path / "run")
+    configured = str(tmp_path / "var-run" / "sub" / "r.json")
+    read: list[str] = []
+
+    def reading(path: str) -> ResultMissing:
+        read.append(path)
+        return ResultMissing()
+
+    result = ResultFile(
+        configured,
+        interval=2.0,
+        clock=FakeClock(),
+        log=logs.get_logger(),
+        read=reading,
+        wake=lambda: None,
+    )
+    resolved = str(tmp_path / "run" / "sub" / "r.json")
+    assert f"result file path resolved results_path={configured} resolved_path={resolved}" in (
+        capsys.readouterr().out
+    )
+    (tmp_path / "var-run").unlink()  # whatever happens to the link later
+    result.refresh(Record(deadline=100.0, max_wait_seconds=100, settle_seconds=2.0))
+    assert read == [resolved]
