@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 from harness.checks import stalled_pipe
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from status_reporter import __version__
 from status_reporter.base import logs
@@ -66,7 +68,7 @@ def test_text_entries() -> None:
     (line,) = lines(stream)
     assert re.fullmatch(
         r"\S+Z WARN  \[status-reporter\] \[[^\]]+\] \[[^\]]+\] slow API "
-        r'job=j retry_in=1.5 error="said \\"no\\"" details=\{"a":\[1\]\} gone=null',
+        r'job=j retry_in=1.5 error="said \\"no\\"" details="\{\\"a\\":\[1\]\}" gone=null',
         line,
     ), line
 
@@ -77,7 +79,7 @@ def test_raw_json_is_embedded_as_json() -> None:
     assert json.loads(stream.getvalue())["details"] == {"a": [1, 2]}
     stream = capture()
     logs.get_logger().info("details", details=RawJson(b'{"a":\n [1, 2]}'))
-    assert lines(stream)[0].endswith('details={"a":\\n [1, 2]}')
+    assert lines(stream)[0].endswith('details="{\\"a\\":\\n [1, 2]}"')
 
 
 def test_level_filter_and_warn_name() -> None:
@@ -116,7 +118,94 @@ def test_control_characters_are_escaped(fmt: LogFormat) -> None:
     if fmt is LogFormat.JSON:
         assert json.loads(raw)["reason"] == HOSTILE
     else:
-        assert "\\x1b[31mred\\x07\\x00\\x85next\\u2028line\\u2029para\\nnew\\rline\\x7f" in raw
+        quoted = (
+            '"ok\\u001b[31mred\\u0007\\u0000\\u0085next\\u2028line\\u2029para\\nnew\\rline\\u007f"'
+        )
+        # The message and the value alike: quoted, with logfmt's (JSON's) escapes.
+        assert f"] {quoted} reason={quoted}" in raw
+
+
+# --- text logs quote as logfmt does: no text can add or fake a field ------------------------
+
+
+def logfmt_fields(line: str) -> dict[str, str]:
+    """The key=value fields of a text line as a logfmt reader takes them: a quoted value
+    is one token whatever it holds; bare words and a quoted message are not fields."""
+    fields: dict[str, str] = {}
+    index = 0
+    while index < len(line):
+        if line[index] == " ":
+            index += 1
+        elif line[index] == '"':
+            index = quoted_end(line, index)
+        else:
+            end = index
+            while end < len(line) and line[end] not in ' ="':
+                end += 1
+            if line[end : end + 2] == '="':
+                value_end = quoted_end(line, end + 1)
+                fields[line[index:end]] = json.loads(line[end + 1 : value_end])
+                end = value_end
+            elif line[end : end + 1] == "=":
+                value_end = line.find(" ", end)
+                value_end = len(line) if value_end < 0 else value_end
+                fields[line[index:end]] = line[end + 1 : value_end]
+                end = value_end
+            index = max(end, index + 1)
+    return fields
+
+
+def quoted_end(line: str, start: int) -> int:
+    """Where the quoted string starting at ``start`` ends (after its closing quote)."""
+    index = start + 1
+    while line[index] != '"':
+        index += 2 if line[index] == "\\" else 1
+    return index + 1
+
+
+FORGED = " job=victim-job level=error reason=Forged "
+
+
+def test_a_forged_field_in_details_stays_inside_its_value() -> None:
+    stream = capture()
+    details = json.dumps({"note": FORGED}).encode()
+    logs.get_logger(job="j").info("adapter result details", details=RawJson(details))
+    (line,) = lines(stream)
+    assert logfmt_fields(line) == {"job": "j", "details": details.decode()}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [FORGED, json.dumps(FORGED), "a=b", '"', "\\", "", "x\\", 'x\\" job=v', "a\xa0b=c", "\u2028"],
+)
+def test_text_values_are_quoted_when_a_reader_could_split_them(value: str) -> None:
+    stream = capture()
+    logs.get_logger(job="j").info("adapter result", reason=value, error=value)
+    (line,) = lines(stream)
+    assert logfmt_fields(line) == {"job": "j", "reason": value, "error": value}
+
+
+def test_safe_values_stay_bare() -> None:
+    stream = capture()
+    logs.get_logger(job="j").info("condition written", reason="Ok", path="/results/r.json")
+    assert lines(stream)[0].endswith(" condition written job=j reason=Ok path=/results/r.json")
+
+
+def test_a_message_that_could_hold_a_field_is_quoted() -> None:
+    stream = capture()
+    logs.get_logger(job="j").error(f"cannot load credentials:{FORGED}")
+    (line,) = lines(stream)
+    assert logfmt_fields(line) == {"job": "j"}
+    assert f'"cannot load credentials:{FORGED}" job=j' in line
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["reason", "error", "details", "path"]), st.text()))
+def test_any_text_reads_back_as_exactly_its_fields(values: dict[str, str]) -> None:
+    stream = capture()
+    logs.get_logger(job="j").info("adapter result", **values)
+    (line,) = lines(stream)
+    assert logfmt_fields(line) == {"job": "j", **values}
 
 
 @pytest.mark.parametrize("fmt", [LogFormat.TEXT, LogFormat.JSON])
