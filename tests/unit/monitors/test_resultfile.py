@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import resource
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,12 +87,13 @@ async def test_a_directory_deleted_and_created_again_is_watched_again(tmp_path: 
 async def test_an_overflowing_event_queue_means_look_again(tmp_path: Path) -> None:
     watch = await Watch(tmp_path).start()
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
-    noise = tmp_path / "noise"
+    noise = [tmp_path / "noise-a", tmp_path / "noise-b"]
     # Events about other files only, more than the kernel queues, while the watcher
-    # cannot read them: only the overflow itself can make it look again.
-    for _ in range(limit // 2 + 100):
-        noise.write_bytes(b"")
-        noise.unlink()
+    # cannot read them: only the overflow itself can make it look again. Only a name
+    # created is an event of the directory's, and two names in turn are never merged.
+    for index in range(limit + 100):
+        noise[index % 2].write_bytes(b"")
+        noise[index % 2].unlink()
     before = watch.calls
     for _ in range(500):  # thousands of queued events to get through first
         await asyncio.sleep(0.01)
@@ -125,16 +126,67 @@ async def test_inotify_unavailable(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 async def test_a_burst_of_writes_costs_one_notification_per_gap(tmp_path: Path) -> None:
-    """Events after one that concerned the file wait in the kernel's queue (which merges
-    identical ones) for EVENT_GAP_SECONDS: the cost does not follow the write rate."""
-    watch = await Watch(tmp_path).start()
+    """Events after a wake-up wait in the kernel's queue (which merges identical ones)
+    for EVENT_GAP_SECONDS: the cost does not follow the write rate."""
+    watch = Watch(tmp_path)
+    watch.path.write_text("{}")  # the file exists: it is watched itself
+    await watch.start()
+    assert watch.calls == 1  # once when the watch is in place
     for index in range(200):
         watch.path.write_text(str(index))
     await watch.events()
-    assert watch.calls == 2  # once when the watch is in place, once for the burst
+    assert watch.calls == 2  # once for the burst
+    for index in range(200):
+        watch.path.write_text(str(index))
+    await watch.events()
+    assert watch.calls == 2  # the next burst waits for the gap
     await watch.clock.advance(EVENT_GAP_SECONDS)
     await watch.events()
     assert watch.calls == 3
+    await watch.clock.advance(EVENT_GAP_SECONDS)
+    await watch.events()
+    assert watch.calls == 3
+    await watch.stop()
+
+
+async def notifications(watch: Watch, action: Callable[[], object]) -> int:
+    """How many notifications ``action`` causes, a gap included."""
+    before = watch.calls
+    action()
+    await watch.events()
+    await watch.clock.advance(EVENT_GAP_SECONDS)
+    await watch.events()
+    return watch.calls - before
+
+
+async def test_the_file_created_replaced_by_rename_and_removed_notifies(tmp_path: Path) -> None:
+    watch = await Watch(tmp_path).start()
+    staged = tmp_path / "staged"
+    # Created (the directory's event), then written (the file's own).
+    assert await notifications(watch, lambda: watch.path.write_text("{}")) == 1
+    assert await notifications(watch, lambda: watch.path.write_text("[]")) == 1
+    assert await notifications(watch, lambda: staged.write_text("{}")) == 0
+    # Moved in: a new file, watched in its turn.
+    assert await notifications(watch, lambda: staged.rename(watch.path)) == 1
+    assert await notifications(watch, lambda: watch.path.write_text("{}")) == 1
+    assert await notifications(watch, watch.path.unlink) == 1
+    await watch.stop()
+
+
+async def test_other_names_never_notify(tmp_path: Path) -> None:
+    watch = await Watch(tmp_path).start()
+    other = tmp_path / "progress.log"
+    for _ in range(100):
+        with other.open("a") as log:
+            log.write("x\n")
+        (tmp_path / "adapter-result.json.tmp").write_text("{}")
+        (tmp_path / "adapter-result.json.tmp").unlink()
+        (tmp_path / "x-adapter-result.json").write_text("{}")
+        (tmp_path / "x-adapter-result.json").unlink()
+    for _ in range(4):
+        await watch.events()
+        await watch.clock.advance(EVENT_GAP_SECONDS)
+    assert watch.calls == 1
     await watch.stop()
 
 
