@@ -15,6 +15,7 @@ import pytest
 from status_reporter.base import logs
 from status_reporter.core.contract import ResultMissing
 from status_reporter.core.record import Record
+from status_reporter.monitors import resultfile
 from status_reporter.monitors.resultfile import EVENT_GAP_SECONDS, ResultFile, watch_file
 from tests.unit.fakes import FakeClock, settle
 
@@ -218,3 +219,56 @@ def test_the_path_is_resolved_once_and_logged(
     (tmp_path / "var-run").unlink()  # whatever happens to the link later
     result.refresh(Record(deadline=100.0, max_wait_seconds=100, settle_seconds=2.0))
     assert read == [resolved]
+
+
+@pytest.fixture
+def wake_ups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The bytes of events the watcher read at each wake-up, from now on."""
+    reads: list[int] = []
+    real_drain = resultfile._drain
+
+    def counting(fd: int) -> bytes:
+        events = real_drain(fd)
+        reads.append(len(events))
+        return events
+
+    monkeypatch.setattr(resultfile, "_drain", counting)
+    return reads
+
+
+async def test_what_other_files_do_is_filtered_by_the_kernel(
+    tmp_path: Path, wake_ups: list[int]
+) -> None:
+    watch = Watch(tmp_path)
+    watch.path.write_text("{}")  # watched itself, too
+    progress = tmp_path / "progress.log"
+    progress.write_text("")
+    await watch.start()
+    for index in range(1_000):
+        with progress.open("a") as log:  # echo >> progress.log
+            log.write(f"{index}\n")
+    progress.unlink()
+    await watch.events()
+    assert wake_ups == []  # no event reached the reporter at all
+    await watch.stop()
+
+
+async def test_names_created_in_a_storm_are_read_in_bulk_once_per_gap(
+    tmp_path: Path, wake_ups: list[int]
+) -> None:
+    watch = await Watch(tmp_path).start()
+    for index in range(5_000):
+        (tmp_path / f"storm-{index}").write_bytes(b"")
+    await watch.events()
+    assert len(wake_ups) == 1  # then it waits for the gap, the events in the kernel's queue
+    for index in range(5_000):
+        (tmp_path / f"storm-{index}").unlink()
+        (tmp_path / f"storm-{index}").write_bytes(b"")
+    await watch.events()
+    assert len(wake_ups) == 1
+    await watch.clock.advance(EVENT_GAP_SECONDS)
+    await watch.events()
+    assert len(wake_ups) == 2  # 5,000 events: one read of them all, in bulk
+    assert wake_ups[1] >= 5_000 * 16
+    assert watch.calls == 1  # none of them was the file
+    await watch.stop()
