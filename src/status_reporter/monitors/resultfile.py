@@ -39,8 +39,11 @@ EVENT_GAP_SECONDS: Final = 0.025
 # loop), the gap doubles up to the maximum, so the cost does not follow the writes.
 MIN_READ_INTERVAL: Final = 0.025
 MAX_READ_INTERVAL: Final = 0.5
-# Bytes read from an inotify descriptor at a time: about 1,500 events with short names.
+# Bytes read from an inotify descriptor at a time (about 2,000 events with short
+# names), and reads at most per wake-up: more than a full queue (16,384 events by
+# default, up to 272 bytes each). One read's bytes are kept at a time.
 _READ_BYTES: Final = 64 * 1024
+_MAX_READS: Final = 80
 # inotify_event for IN_Q_OVERFLOW: wd -1, the mask, no cookie, no name.
 _OVERFLOW: Final = struct.pack("=iIII", -1, 0x4000, 0, 0)
 
@@ -63,13 +66,17 @@ def _inotify() -> Inotify:
     return inotify
 
 
-def _drain(fd: int) -> bytes:
-    """Every event queued on the inotify descriptor ``fd``, as raw bytes."""
-    chunks = []
+def _drain(fd: int, *needles: bytes) -> bool:
+    """Read the events queued on the inotify descriptor ``fd``; whether one of them
+    holds one of ``needles`` (without needles: whether there was any event)."""
+    found = False
     with contextlib.suppress(BlockingIOError):
-        while chunk := os.read(fd, _READ_BYTES):
-            chunks.append(chunk)
-    return b"".join(chunks)
+        for _ in range(_MAX_READS):
+            chunk = os.read(fd, _READ_BYTES)
+            if not chunk:
+                break
+            found = found or not needles or any(needle in chunk for needle in needles)
+    return found
 
 
 async def _readable(*fds: int) -> None:
@@ -141,7 +148,7 @@ class _FileWatch:
 
     def changed(self) -> bool:
         """Whether an event about the file arrived since the last call."""
-        return self._inotify is not None and bool(_drain(self._inotify.fd))
+        return self._inotify is not None and _drain(self._inotify.fd)
 
     def close(self) -> None:
         """Stop watching the file."""
@@ -210,11 +217,11 @@ async def _watch_directory(
         notify()
         while True:
             await _readable(fd, *file.fds)
-            events = _drain(fd)
-            if named in events or _OVERFLOW in events:
+            changed = file.changed()
+            if _drain(fd, named, _OVERFLOW):
                 file.arm()
                 notify()
-            elif file.changed():
+            elif changed:
                 notify()
             if _identity(directory) != identity:
                 notify()

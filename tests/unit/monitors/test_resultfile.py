@@ -8,6 +8,7 @@ import contextlib
 import os
 import resource
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -221,24 +222,36 @@ def test_the_path_is_resolved_once_and_logged(
     assert read == [resolved]
 
 
+@dataclass
+class Reads:
+    """The watcher's wake-ups that read its directory's events, and the bytes of each
+    read of an inotify descriptor."""
+
+    wake_ups: int = 0
+    chunks: list[int] = field(default_factory=list)
+
+
 @pytest.fixture
-def wake_ups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The bytes of events the watcher read at each wake-up, from now on."""
-    reads: list[int] = []
-    real_drain = resultfile._drain
+def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
+    """What the watcher reads, from now on."""
+    seen = Reads()
+    real_drain, real_read = resultfile._drain, os.read
 
-    def counting(fd: int) -> bytes:
-        events = real_drain(fd)
-        reads.append(len(events))
-        return events
+    def draining(fd: int, *needles: bytes) -> bool:
+        seen.wake_ups += bool(needles)
+        return real_drain(fd, *needles)
 
-    monkeypatch.setattr(resultfile, "_drain", counting)
-    return reads
+    def reading(fd: int, size: int) -> bytes:
+        chunk = real_read(fd, size)
+        seen.chunks.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(resultfile, "_drain", draining)
+    monkeypatch.setattr("status_reporter.monitors.resultfile.os.read", reading)
+    return seen
 
 
-async def test_what_other_files_do_is_filtered_by_the_kernel(
-    tmp_path: Path, wake_ups: list[int]
-) -> None:
+async def test_what_other_files_do_is_filtered_by_the_kernel(tmp_path: Path, reads: Reads) -> None:
     watch = Watch(tmp_path)
     watch.path.write_text("{}")  # watched itself, too
     progress = tmp_path / "progress.log"
@@ -249,26 +262,29 @@ async def test_what_other_files_do_is_filtered_by_the_kernel(
             log.write(f"{index}\n")
     progress.unlink()
     await watch.events()
-    assert wake_ups == []  # no event reached the reporter at all
+    assert reads == Reads()  # no event reached the reporter at all
     await watch.stop()
 
 
 async def test_names_created_in_a_storm_are_read_in_bulk_once_per_gap(
-    tmp_path: Path, wake_ups: list[int]
+    tmp_path: Path, reads: Reads
 ) -> None:
     watch = await Watch(tmp_path).start()
     for index in range(5_000):
         (tmp_path / f"storm-{index}").write_bytes(b"")
     await watch.events()
-    assert len(wake_ups) == 1  # then it waits for the gap, the events in the kernel's queue
+    assert reads.wake_ups == 1  # then it waits for the gap, the events in the kernel's queue
     for index in range(5_000):
         (tmp_path / f"storm-{index}").unlink()
         (tmp_path / f"storm-{index}").write_bytes(b"")
     await watch.events()
-    assert len(wake_ups) == 1
+    assert reads.wake_ups == 1
+    before = len(reads.chunks)
     await watch.clock.advance(EVENT_GAP_SECONDS)
     await watch.events()
-    assert len(wake_ups) == 2  # 5,000 events: one read of them all, in bulk
-    assert wake_ups[1] >= 5_000 * 16
+    assert reads.wake_ups == 2
+    # 5,000 events of 32 bytes: read in bulk, 64 KiB at a time, and never decoded.
+    assert sum(reads.chunks[before:]) == 5_000 * 32
+    assert len(reads.chunks[before:]) <= 5
     assert watch.calls == 1  # none of them was the file
     await watch.stop()
