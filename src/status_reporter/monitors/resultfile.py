@@ -113,7 +113,6 @@ class _FileWatch:
     def __init__(self, path: str) -> None:
         self._path = path
         self._inotify: Inotify | None = None
-        self._watched: tuple[int, int] | None = None
 
     @property
     def fds(self) -> tuple[int, ...]:
@@ -121,30 +120,23 @@ class _FileWatch:
         return () if self._inotify is None else (self._inotify.fd,)
 
     def arm(self) -> None:
-        """Watch the file at the path now, unless it is the one watched already.
+        """Watch the file at the path now: the name was created or moved in.
 
-        A new instance for a new file: the old one's watch goes with it, and
-        asyncinotify's table of watches never grows.
+        Always a new instance, even for the same inode number (a deleted file's number
+        is soon reused): the old one's watch goes with it, and asyncinotify's table of
+        watches never grows.
         """
         from asyncinotify import Mask  # noqa: PLC0415 - loaded with watch_file's
 
-        try:
-            info = os.stat(self._path, follow_symlinks=False)
-        except OSError:
-            return
-        if (info.st_dev, info.st_ino) == self._watched:
-            return
         self.close()
         mask = Mask.CLOSE_WRITE | Mask.ATTRIB | Mask.DELETE_SELF | Mask.MOVE_SELF
         try:
             self._inotify = _inotify()
             self._inotify.add_watch(self._path, mask | Mask.DONT_FOLLOW)
         except OSError:
-            # Gone again, or no inotify instance to be had: the directory's events and
-            # polling still cover it.
+            # Not there (yet, or any more), or no inotify instance to be had: the
+            # directory's events and polling still cover it.
             self.close()
-            return
-        self._watched = (info.st_dev, info.st_ino)
 
     def changed(self) -> bool:
         """Whether an event about the file arrived since the last call."""
@@ -155,7 +147,6 @@ class _FileWatch:
         if self._inotify is not None:
             self._inotify.close()
         self._inotify = None
-        self._watched = None
 
 
 async def watch_file(

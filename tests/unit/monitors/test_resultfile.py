@@ -288,3 +288,13 @@ async def test_names_created_in_a_storm_are_read_in_bulk_once_per_gap(
     assert len(reads.chunks[before:]) <= 5
     assert watch.calls == 1  # none of them was the file
     await watch.stop()
+
+
+async def test_a_file_deleted_and_created_again_is_watched_again(tmp_path: Path) -> None:
+    watch = await Watch(tmp_path).start()
+    for _ in range(3):
+        # A new file, often with the deleted one's inode number: watched anew all the same.
+        assert await notifications(watch, lambda: watch.path.write_text("{}")) == 1
+        assert await notifications(watch, lambda: watch.path.write_text("[]")) == 1
+        assert await notifications(watch, watch.path.unlink) == 1
+    await watch.stop()
