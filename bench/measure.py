@@ -10,11 +10,14 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import math
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -39,6 +42,7 @@ from harness.observe import (
     request_key,
 )
 from harness.reporter import SCRIPT, ReporterRun, start_reporter
+from harness.storm import Storm, cpu_seconds
 from lightkube import Client
 
 SUCCESS = {"status": "success", "reason": "BenchmarkDone", "message": "measured"}
@@ -94,6 +98,9 @@ class Settings:
     watch_settle: float = 30.0
     watch_samples: int = 5
     watch_interval: float = 2.0
+    # Other processes churning other names in the results directory (harness/storm.py).
+    storm_seconds: float = 30.0
+    storm_processes: int = 2
     # The reference binary to run side by side; empty: quote external figures only.
     reference_binary: str = ""
     # The status-reporter console script to measure (make bench: the image's install).
@@ -116,6 +123,7 @@ SMOKE = Settings(
     watch_settle=0.5,
     watch_samples=2,
     watch_interval=0.2,
+    storm_seconds=2.0,
 )
 
 
@@ -156,6 +164,20 @@ class ScalePoint:
     ready: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StormPoint:
+    """The reporter while other processes churned its results directory: the rate they
+    reached, the share of a core the reporter used meanwhile, and how long after the
+    result's write (during the storm) its condition was on the Job."""
+
+    rate: float
+    seconds: float
+    cpu_share: float
+    seen_seconds: float
+    poll_interval: float
+    file_system: str
+
+
 @dataclass
 class Results:
     """Everything a benchmark run measured."""
@@ -167,6 +189,7 @@ class Results:
     reference_note: str = ""
     # Why status-reporter's result-at-once runs could not use in-cluster credentials.
     in_cluster_note: str = ""
+    storm: StormPoint | None = None
 
     def select(self, scenario: str, mode: str = "auto", role: str = "project") -> list[Run]:
         """The runs of one scenario, monitor mode and Role."""
@@ -743,6 +766,8 @@ def run_all(
     scale(bench, settings, results)
     log("waiting for the longest adapter run times")
     pool.shutdown(wait=True)
+    # Alone on the machine: the storm takes every core it can.
+    results.storm = storm(bench, settings)
     bench.watcher.stop()
     results.runs.extend(future.result() for future in background)  # re-raises failures
     time.sleep(0.5)  # a watch's ResponseComplete is logged once its connection has closed
@@ -750,6 +775,56 @@ def run_all(
         bench.account(run)
     results.seconds = time.monotonic() - started
     return results
+
+
+def _file_system(path: Path) -> str:
+    """The type of the file system that holds ``path`` (``tmpfs``, ``ext4``...)."""
+    best, kind = "", "?"
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, mount, fs_type, *_ = line.split()
+        if str(path).startswith(mount.rstrip("/") + "/") and len(mount) > len(best):
+            best, kind = mount, fs_type
+    return kind
+
+
+def storm(bench: Bench, settings: Settings) -> StormPoint:
+    """One reporter under the project Role, monitoring, while ``storm_processes``
+    processes create, append to and delete other files in its results directory for
+    ``storm_seconds``; then the result is written, the storm still on. The directory is
+    a tmpfs where there is one (an ``emptyDir`` with ``medium: Memory``): an ext4
+    journal caps a storm far below 100,000 operations a second."""
+    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private directory in it
+    results_dir = Path(tempfile.mkdtemp(prefix="storm-", dir=shm if shm.is_dir() else None))
+    bench.log(
+        f"storm: {settings.storm_processes} processes on other files for "
+        f"{settings.storm_seconds:g} s ({_file_system(results_dir)})"
+    )
+    namespace = create_namespace(bench.admin)
+    job = create_job(bench.admin, namespace, results_dir)
+    job.running()
+    run, spawned = bench.start(job, "auto")
+    poll_interval = float(bench.env("auto")["POLL_INTERVAL_SECONDS"])
+    try:
+        bench.wait_ready(run, job, "auto", "project", spawned)
+        pid = run.process.pid
+        with Storm(results_dir, settings.storm_seconds + 1.0, settings.storm_processes) as churn:
+            time.sleep(0.5)  # every process at full speed
+            cpu, started = cpu_seconds(pid), time.monotonic()
+            time.sleep(settings.storm_seconds)
+            share = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+            written = time.monotonic()
+            write_atomically(job, json.dumps(SUCCESS))
+            deadline = written + 60
+            while job.condition() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            seen = time.monotonic() - written if job.condition() is not None else math.nan
+        run.wait(timeout=60)
+    finally:
+        run.stop()
+        shutil.rmtree(results_dir, ignore_errors=True)
+    return StormPoint(
+        churn.rate, churn.elapsed, share, seen, poll_interval, _file_system(results_dir)
+    )
 
 
 def median(values: list[float]) -> float:

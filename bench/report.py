@@ -30,6 +30,7 @@ from bench.measure import (
     WORST_CASE,
     Results,
     Run,
+    StormPoint,
 )
 from bench.reference import SOURCES, Source, Span, reference_requests
 from bench.watches import WatchPoint
@@ -53,6 +54,11 @@ FIRST_REQUEST_SECONDS = 0.080
 REQUESTS_PROJECT_ROLE = 5 + 1
 REQUESTS_OVER_REFERENCE = 1
 LATENCY_P99_SECONDS = {LATENCY_RESULT: 0.100, LATENCY_CRASH: 0.500}
+# Other processes churning other names in the results directory at this rate or more:
+# the reporter's share of one core meanwhile, and the result still seen within the poll
+# interval.
+STORM_RATE = 100_000
+STORM_CPU_SHARE = 0.10
 
 MODE_LABELS = {
     "auto": "`auto`",
@@ -408,6 +414,7 @@ def targets(results: Results, real_pod: Verdict) -> list[Verdict]:
             "(section 3)",
         ),
     ]
+    verdicts += storm_verdicts(results.storm)
     for kind, what in ((LATENCY_RESULT, "result"), (LATENCY_CRASH, "crash")):
         p99 = latency_p99(results, "auto", kind)
         limit = LATENCY_P99_SECONDS[kind]
@@ -421,6 +428,36 @@ def targets(results: Results, real_pod: Verdict) -> list[Verdict]:
             )
         )
     return verdicts
+
+
+def storm_verdicts(storm: StormPoint | None) -> list[Verdict]:
+    """The reporter's CPU while other files are churned at ``STORM_RATE`` or more, and
+    the result seen during it; no verdict for a storm slower than that."""
+    if storm is None:
+        return []
+    fast_enough = storm.rate >= STORM_RATE
+    source = (
+        f"{storm.rate:,.0f} create/append/delete operations a second on other names for "
+        f"{storm.seconds:.0f} s ({storm.file_system}, `harness/storm.py`); the reporter's "
+        "user + system time from `/proc/PID/stat` before and after"
+    )
+    return [
+        Verdict(
+            f"CPU while other files are churned (≥ {STORM_RATE:,} operations/s)",
+            f"≤ {STORM_CPU_SHARE:.0%} of one core",
+            f"{storm.cpu_share:.1%}",
+            _at_most(storm.cpu_share, STORM_CPU_SHARE) if fast_enough else None,
+            source,
+        ),
+        Verdict(
+            "result → condition during that storm",
+            f"< POLL_INTERVAL_SECONDS ({storm.poll_interval:g} s)",
+            _ms(storm.seen_seconds),
+            (storm.seen_seconds < storm.poll_interval) if fast_enough else None,
+            "the result written (renamed into place) while the storm went on; until the "
+            "condition is on the Job",
+        ),
+    ]
 
 
 def targets_table(verdicts: Sequence[Verdict]) -> list[str]:

@@ -52,11 +52,15 @@ def test_benchmark_smoke_run(plane: ControlPlane, tmp_path: Path) -> None:
     assert {math.isnan(r.ready) for r in worst} == {True, False}
     assert all(r.exit_code == 0 and r.rss_mib > 0 for r in worst)
     assert {(p.mode, p.n) for p in results.scale} == {(m, 1) for m in MODES}
+    assert results.storm is not None
+    assert results.storm.rate > 0
+    assert results.storm.seen_seconds > 0
     assert [p.n for p in measured.watches] == list(SMOKE.watches)
     assert measured.watches[-1].still_open == SMOKE.watches[-1]
     report = write_report(measured, binaries(), load, tmp_path, smoke=True)
     text = report.read_text()
     assert "Smoke run" in text
+    assert "CPU while other files are churned" in text
     assert f"status-reporter measured from `{SCRIPT}`: Python 3." in text
     assert "peak RSS in a real Pod" in text
     # Where a mount namespace is possible, the result-at-once runs authenticate in-cluster.

@@ -6,8 +6,8 @@ and ``hostname``, plus the ``job``, ``namespace`` and ``pod`` it is about.
 ``{timestamp} {LEVEL} [{component}] [{version}] [{hostname}] {message} key=value...``.
 
 Logging never fails and never floods: any ``str`` renders (lone surrogates are
-escaped), control characters of adapter-supplied text are escaped in text logs (no
-log injection), every line stays under 64 KiB, and an identical line repeated
+escaped), text values are quoted and escaped as logfmt does in text logs (no text can
+add a field or a line), every line stays under 64 KiB, and an identical line repeated
 within :data:`REPEAT_WINDOW_SECONDS` is dropped and counted.
 """
 
@@ -49,16 +49,23 @@ _NAMES: Final = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: 
 _FIELDS: Final = "status_reporter_fields"
 _LOGGER: Final = logging.getLogger("status_reporter")
 
-# C0 and C1 controls, DEL and the Unicode line separators: what a terminal or a log
-# collector could take as a new line or an escape sequence.
-_CONTROLS: Final = {
-    **{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
+# Inside a quoted text value, as logfmt escapes (JSON's escapes): the quote, the
+# backslash, C0 and C1 controls and DEL. Anything else that is not printable (line
+# separators, lone surrogates, format characters) is escaped as \uXXXX after this.
+_QUOTED_ESCAPES: Final = {
+    **{code: f"\\u{code:04x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
+    ord("\\"): "\\\\",
+    ord('"'): '\\"',
     ord("\n"): "\\n",
     ord("\r"): "\\r",
     ord("\t"): "\\t",
-    0x2028: "\\u2028",
-    0x2029: "\\u2029",
 }
+# A bare value ends at a space, and a reader takes "=" or a quote in one as the start
+# of another field; a backslash is kept out of bare text so that it never reads as an
+# escape.
+_NOT_BARE_VALUE: Final = (" ", "=", '"', "\\")
+# A message is free text, so spaces stay bare in it; the rest needs quotes as in a value.
+_NOT_BARE_MESSAGE: Final = ("=", '"', "\\")
 # What JSON leaves raw inside strings of the same set: DEL, the C1 controls and the
 # line separators. In valid UTF-8 these bytes only occur as those characters.
 _JSON_UNESCAPED: Final = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
@@ -70,24 +77,40 @@ class RawJson(msgspec.Struct, frozen=True):
     text: bytes
 
 
-def _escape(text: str) -> str:
-    """Escape control characters, then lone surrogates (as backslash escapes)."""
-    escaped = text.translate(_CONTROLS)
-    try:
-        escaped.encode("utf-8")
-    except UnicodeEncodeError:
-        escaped = escaped.encode("utf-8", "backslashreplace").decode("utf-8")
-    return escaped
+def _unicode_escape(char: str) -> str:
+    """``char`` as a JSON escape (a UTF-16 pair beyond U+FFFF)."""
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a quoted logfmt value: one token, whatever it holds, on one line."""
+    escaped = text.translate(_QUOTED_ESCAPES)
+    if not escaped.isprintable():
+        escaped = "".join(ch if ch.isprintable() else _unicode_escape(ch) for ch in escaped)
+    return f'"{escaped}"'
+
+
+def _logfmt(text: str, unsafe: tuple[str, ...]) -> str:
+    """``text`` bare when no character of it could end it or start another field."""
+    if text and text.isprintable() and not any(char in text for char in unsafe):
+        return text
+    return _quoted(text)
 
 
 def _text_value(value: object) -> str:
+    """A field's value in a text line: quoted as logfmt quotes it, so that no text an
+    adapter supplies (a result's ``details``, an error) can add or fake a field."""
     if isinstance(value, RawJson):
-        return _escape(value.text.decode("utf-8", "backslashreplace"))
-    if isinstance(value, str):
-        if value and not any(ch.isspace() or ch in '"=\\' for ch in value):
-            return _escape(value)
-        return '"' + _escape(value.replace("\\", "\\\\").replace('"', '\\"')) + '"'
-    return _escape(_json(value).decode("utf-8"))
+        text = value.text.decode("utf-8", "backslashreplace")
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = _json(value).decode("utf-8")
+    return _logfmt(text, _NOT_BARE_VALUE)
 
 
 def _enc_hook(value: object) -> object:
@@ -174,7 +197,7 @@ class _Formatter(logging.Formatter):
         static = self._static
         head = (
             f"{timestamp} {level.upper():<5} [{static['component']}] [{static['version']}] "
-            f"[{static['hostname']}] {_escape(message)}"
+            f"[{static['hostname']}] {_logfmt(message, _NOT_BARE_MESSAGE)}"
         )
         parts = [head, *(f"{key}={_text_value(value)}" for key, value in fields.items())]
         return (" ".join(parts) + "\n").encode("utf-8", "backslashreplace")

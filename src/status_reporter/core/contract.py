@@ -1,8 +1,8 @@
 """The adapter result contract (README "The adapter contract"): reading the result file
 safely and parsing it.
 
-:func:`read_result` is the only function here that touches the file system; the
-rest is pure and turns bytes into a :data:`ResultState`.
+:func:`read_result` and :func:`resolve_results_path` are the only functions here that
+touch the file system; the rest is pure and turns bytes into a :data:`ResultState`.
 
 Parsing never builds Python objects for ``details`` or for keys the contract does
 not read: msgspec validates the whole document but keeps ``details`` as a slice of
@@ -431,19 +431,101 @@ def _os_error(exc: OSError) -> ResultInvalid:
     return ResultInvalid(error=error, fingerprint=hash(error))
 
 
+def resolve_results_path(path: str) -> str:
+    """``path`` made absolute, with the directories on it that exist now resolved.
+
+    For the sidecar's start-up: those directories belong to the image or to the volume
+    mount (Debian's ``/var/run`` is a symlink to ``/run``), so their symlinks are
+    followed, once. The first directory that does not exist yet, everything below it and
+    the file's own name are kept as written: :func:`read_result` refuses a symlink there.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    resolved = "/"
+    parts = [part for part in directory.split("/") if part]
+    for index, part in enumerate(parts):
+        candidate = os.path.join(resolved, part)
+        if not os.path.isdir(candidate):
+            return os.path.join(candidate, *parts[index + 1 :], name)
+        resolved = os.path.realpath(candidate)
+    return os.path.join(resolved, name)
+
+
+class _NotADirectory(Exception):
+    """A directory of the result path is something else; ``invalid`` says what."""
+
+    def __init__(self, invalid: ResultInvalid) -> None:
+        super().__init__(invalid.error)
+        self.invalid = invalid
+
+
+# A directory opened only to look names up in it: no read permission needed, and a
+# symlink is not followed (with O_PATH it fails O_DIRECTORY: ENOTDIR).
+_DIRECTORY_FLAGS: Final = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _open_directory(path: str) -> int:
+    """A descriptor of the directory that holds the file at ``path``, each of its
+    components opened from the one above without following a symlink.
+
+    Raises:
+        _NotADirectory: a component is a symlink.
+        OSError: a component is missing (FileNotFoundError) or cannot be opened.
+    """
+    fd = os.open("/" if os.path.isabs(path) else ".", _DIRECTORY_FLAGS)
+    walked = "/" if os.path.isabs(path) else ""
+    try:
+        for part in os.path.dirname(path).split("/"):
+            if not part:
+                continue
+            walked = os.path.join(walked, part)
+            try:
+                below = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+            except NotADirectoryError:
+                if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                    error = f"result directory {walked} is a symbolic link, which is not followed"
+                    raise _NotADirectory(ResultInvalid(error, hash(error))) from None
+                raise
+            os.close(fd)
+            fd = below
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def read_result(path: str) -> ResultState:
     """Read and parse the result file at ``path`` without following symlinks or blocking.
 
-    A missing file (or a missing directory) is :class:`ResultMissing`. A file that
-    ``fstat`` finds larger than ``MAX_RESULT_BYTES`` is not read at all; of any other,
-    at most ``MAX_RESULT_BYTES + 1`` bytes are read, as it may have grown since.
+    No component of ``path`` is followed if it is a symlink: the sidecar reads the path
+    that :func:`resolve_results_path` made at start-up. A missing file (or a missing
+    directory) is :class:`ResultMissing`. A file that ``fstat`` finds larger than
+    ``MAX_RESULT_BYTES`` is not read at all; of any other, at most
+    ``MAX_RESULT_BYTES + 1`` bytes are read, as it may have grown since.
     """
+    name = os.path.basename(path)
     try:
-        # lstat first so that devices and FIFOs are never opened at all.
-        invalid = _not_regular(os.lstat(path).st_mode)
+        directory = _open_directory(path)
+    except FileNotFoundError:
+        return ResultMissing()
+    except _NotADirectory as exc:
+        return exc.invalid
+    except OSError as exc:
+        return _os_error(exc)
+    try:
+        return _read_in(directory, name)
+    finally:
+        os.close(directory)
+
+
+def _read_in(directory: int, name: str) -> ResultState:
+    """Read and parse the result file ``name`` in the open ``directory``."""
+    try:
+        # The type first, so that devices and FIFOs are never opened at all.
+        invalid = _not_regular(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode)
         if invalid is not None:
             return invalid
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name, _FILE_FLAGS, dir_fd=directory)
     except FileNotFoundError:
         return ResultMissing()
     except OSError as exc:
@@ -451,7 +533,7 @@ def read_result(path: str) -> ResultState:
             return _wrong_kind(stat.S_IFLNK)
         return _os_error(exc)
     try:
-        # Checked again on the descriptor: the path may have been replaced since lstat.
+        # Checked again on the descriptor: the path may have been replaced since.
         info = os.fstat(fd)
         invalid = _not_regular(info.st_mode)
         if invalid is not None:

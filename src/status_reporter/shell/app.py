@@ -35,7 +35,12 @@ from status_reporter.core.config import (
     error_report,
     load,
 )
-from status_reporter.core.contract import ResultInvalid, ResultMissing, read_result
+from status_reporter.core.contract import (
+    ResultInvalid,
+    ResultMissing,
+    read_result,
+    resolve_results_path,
+)
 from status_reporter.core.decision import result_verdict
 from status_reporter.shell.engine import Reporter
 from status_reporter.shell.outcome import ExitCode, record_config_error
@@ -71,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def check_result(path: str) -> int:
     """Print the condition that the file at ``path`` would produce; 0 valid, 1 invalid."""
-    state = read_result(path)
+    state = read_result(resolve_results_path(path))
     if isinstance(state, ResultMissing):
         state = ResultInvalid(f"result file not found: {path}", 0)
     condition = result_verdict(state).condition

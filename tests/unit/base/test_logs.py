@@ -16,6 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 from harness.checks import stalled_pipe
+from harness.logfmt import logfmt_fields
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from status_reporter import __version__
 from status_reporter.base import logs
@@ -66,7 +69,7 @@ def test_text_entries() -> None:
     (line,) = lines(stream)
     assert re.fullmatch(
         r"\S+Z WARN  \[status-reporter\] \[[^\]]+\] \[[^\]]+\] slow API "
-        r'job=j retry_in=1.5 error="said \\"no\\"" details=\{"a":\[1\]\} gone=null',
+        r'job=j retry_in=1.5 error="said \\"no\\"" details="\{\\"a\\":\[1\]\}" gone=null',
         line,
     ), line
 
@@ -77,7 +80,7 @@ def test_raw_json_is_embedded_as_json() -> None:
     assert json.loads(stream.getvalue())["details"] == {"a": [1, 2]}
     stream = capture()
     logs.get_logger().info("details", details=RawJson(b'{"a":\n [1, 2]}'))
-    assert lines(stream)[0].endswith('details={"a":\\n [1, 2]}')
+    assert lines(stream)[0].endswith('details="{\\"a\\":\\n [1, 2]}"')
 
 
 def test_level_filter_and_warn_name() -> None:
@@ -116,7 +119,59 @@ def test_control_characters_are_escaped(fmt: LogFormat) -> None:
     if fmt is LogFormat.JSON:
         assert json.loads(raw)["reason"] == HOSTILE
     else:
-        assert "\\x1b[31mred\\x07\\x00\\x85next\\u2028line\\u2029para\\nnew\\rline\\x7f" in raw
+        quoted = (
+            '"ok\\u001b[31mred\\u0007\\u0000\\u0085next\\u2028line\\u2029para\\nnew\\rline\\u007f"'
+        )
+        # The message and the value alike: quoted, with logfmt's (JSON's) escapes.
+        assert f"] {quoted} reason={quoted}" in raw
+
+
+# --- text logs quote as logfmt does: no text can add or fake a field ------------------------
+
+
+FORGED = " job=victim-job level=error reason=Forged "
+
+
+def test_a_forged_field_in_details_stays_inside_its_value() -> None:
+    stream = capture()
+    details = json.dumps({"note": FORGED}).encode()
+    logs.get_logger(job="j").info("adapter result details", details=RawJson(details))
+    (line,) = lines(stream)
+    assert logfmt_fields(line) == {"job": "j", "details": details.decode()}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [FORGED, json.dumps(FORGED), "a=b", '"', "\\", "", "x\\", 'x\\" job=v', "a\xa0b=c", "\u2028"],
+)
+def test_text_values_are_quoted_when_a_reader_could_split_them(value: str) -> None:
+    stream = capture()
+    logs.get_logger(job="j").info("adapter result", reason=value, error=value)
+    (line,) = lines(stream)
+    assert logfmt_fields(line) == {"job": "j", "reason": value, "error": value}
+
+
+def test_safe_values_stay_bare() -> None:
+    stream = capture()
+    logs.get_logger(job="j").info("condition written", reason="Ok", path="/results/r.json")
+    assert lines(stream)[0].endswith(" condition written job=j reason=Ok path=/results/r.json")
+
+
+def test_a_message_that_could_hold_a_field_is_quoted() -> None:
+    stream = capture()
+    logs.get_logger(job="j").error(f"cannot load credentials:{FORGED}")
+    (line,) = lines(stream)
+    assert logfmt_fields(line) == {"job": "j"}
+    assert f'"cannot load credentials:{FORGED}" job=j' in line
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["reason", "error", "details", "path"]), st.text()))
+def test_any_text_reads_back_as_exactly_its_fields(values: dict[str, str]) -> None:
+    stream = capture()
+    logs.get_logger(job="j").info("adapter result", **values)
+    (line,) = lines(stream)
+    assert logfmt_fields(line) == {"job": "j", **values}
 
 
 @pytest.mark.parametrize("fmt", [LogFormat.TEXT, LogFormat.JSON])

@@ -29,6 +29,7 @@ from status_reporter.core.contract import (
     parse_result,
     read_result,
     render_details,
+    resolve_results_path,
     trim,
     truncate_utf8,
 )
@@ -778,17 +779,134 @@ def test_other_os_errors_are_reported(tmp_path: Path) -> None:
     assert state.error == "cannot read result file: File name too long"
 
 
+# --- the directories on the way: resolved once at start-up, then never followed ---------
+
+
+def _valid_elsewhere(tmp_path: Path) -> Path:
+    """A directory outside the results that holds a valid result file."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "r.json").write_text('{"status": "success", "reason": "FromReporterFS"}')
+    return elsewhere
+
+
+def test_a_directory_made_a_symlink_below_the_resolved_ones_is_refused(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    path = resolve_results_path(str(results / "sub" / "r.json"))
+    assert path == str(results / "sub" / "r.json")  # "sub" does not exist at start-up
+    (results / "sub").symlink_to(_valid_elsewhere(tmp_path))
+    state = read_result(path)
+    assert isinstance(state, ResultInvalid)
+    assert state.error == (
+        f"result directory {results / 'sub'} is a symbolic link, which is not followed"
+    )
+
+
+def test_a_symlink_anywhere_below_is_refused(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    path = resolve_results_path(str(results / "a" / "b" / "r.json"))
+    elsewhere = _valid_elsewhere(tmp_path)
+    (results / "a").mkdir()
+    (results / "a" / "b").symlink_to(elsewhere)
+    state = read_result(path)
+    assert isinstance(state, ResultInvalid)
+    assert state.error.endswith("/results/a/b is a symbolic link, which is not followed")
+    (results / "a" / "b").unlink()
+    (results / "a").rmdir()
+    (results / "a").symlink_to(tmp_path)  # .../results/a/b is now .../b: missing
+    state = read_result(path)
+    assert isinstance(state, ResultInvalid)
+    assert state.error.endswith("/results/a is a symbolic link, which is not followed")
+
+
+def test_directories_that_exist_at_start_up_are_resolved_once(tmp_path: Path) -> None:
+    real = tmp_path / "run"
+    real.mkdir()
+    (real / "r.json").write_text('{"status": "success", "reason": "Real"}')
+    var_run = tmp_path / "var-run"
+    var_run.symlink_to(real)  # as Debian's /var/run -> /run
+    path = resolve_results_path(str(var_run / "r.json"))
+    assert path == str(real / "r.json")
+    state = read_result(path)
+    assert isinstance(state, ResultValid)
+    assert state.result.reason == "Real"
+    # Pointing the link elsewhere later changes nothing: it was resolved at start-up.
+    var_run.unlink()
+    var_run.symlink_to(_valid_elsewhere(tmp_path))
+    state = read_result(path)
+    assert isinstance(state, ResultValid)
+    assert state.result.reason == "Real"
+    # A resolved directory replaced by a symlink later is refused like any other.
+    real.rename(tmp_path / "moved")
+    real.symlink_to(tmp_path / "moved")
+    state = read_result(path)
+    assert isinstance(state, ResultInvalid)
+    assert state.error == f"result directory {real} is a symbolic link, which is not followed"
+
+
+def test_resolving_never_follows_the_file_itself(tmp_path: Path) -> None:
+    link = tmp_path / "r.json"
+    link.symlink_to(_valid_elsewhere(tmp_path) / "r.json")
+    path = resolve_results_path(str(link))
+    assert path == str(link)
+    state = read_result(path)
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "result path is a symbolic link, not a regular file"
+
+
+def test_resolving_a_relative_path_or_one_whose_directory_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_results_path("r.json") == str(tmp_path / "r.json")
+    assert resolve_results_path("/nonexistent/x/../r.json") == "/nonexistent/r.json"
+    (tmp_path / "file").write_text("x")  # a file where a directory is expected
+    assert resolve_results_path("file/r.json") == str(tmp_path / "file" / "r.json")
+
+
+def test_a_relative_path_is_read_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "r.json").write_text('{"status": "failure"}')
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(read_result("d/r.json"), ResultValid)
+    (tmp_path / "l").symlink_to(tmp_path / "d")
+    assert isinstance(read_result("l/r.json"), ResultInvalid)
+
+
+def test_a_directory_that_cannot_be_searched_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = os.open
+
+    def refusing_open(
+        path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None
+    ) -> int:
+        if path == "locked":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    (tmp_path / "locked").mkdir()
+    monkeypatch.setattr("status_reporter.core.contract.os.open", refusing_open)
+    state = read_result(str(tmp_path / "locked" / "r.json"))
+    assert isinstance(state, ResultInvalid)
+    assert state.error == "cannot read result file: Permission denied"
+
+
 # --- the path swapped between the type check and the open (a race) ---------------------
 
 
 @pytest.fixture
-def swapped_after_lstat(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``os.lstat`` says "regular file" whatever is there, as if the path was swapped."""
+def swapped_after_stat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.stat`` says "regular file" whatever is there, as if the path was swapped."""
     regular = os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, 0, 0, 2, 0, 0, 0))
-    monkeypatch.setattr("status_reporter.core.contract.os.lstat", lambda _: regular)
+    monkeypatch.setattr("status_reporter.core.contract.os.stat", lambda *_, **__: regular)
 
 
-@pytest.mark.usefixtures("swapped_after_lstat")
+@pytest.mark.usefixtures("swapped_after_stat")
 def test_a_symlink_swapped_in_is_still_not_followed(tmp_path: Path) -> None:
     target = tmp_path / "target.json"
     target.write_text('{"status": "success"}')
@@ -799,7 +917,7 @@ def test_a_symlink_swapped_in_is_still_not_followed(tmp_path: Path) -> None:
     assert state.error == "result path is a symbolic link, not a regular file"
 
 
-@pytest.mark.usefixtures("swapped_after_lstat")
+@pytest.mark.usefixtures("swapped_after_stat")
 def test_a_fifo_swapped_in_is_checked_on_the_descriptor_and_never_blocks(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     os.mkfifo(path)
