@@ -21,6 +21,7 @@ from harness.cluster import (
     patch_job_condition,
 )
 from harness.controlplane import ControlPlane
+from harness.logfmt import logfmt_fields
 from harness.reporter import ReporterRun, start_reporter
 from lightkube import Client
 from lightkube.resources.batch_v1 import Job
@@ -271,8 +272,8 @@ def test_missing_patch_permission_fails_at_start(
     run = start_reporter(plane, job, tmp_path)
     assert run.wait() == 3, run.output
     assert time.monotonic() - started < 5
-    assert f'forbidden: missing permission to patch jobs/status "{job.name}"' in run.output
-    assert "needs 'patch' on 'jobs/status' (API group 'batch')" in run.output
+    assert _logged(f'forbidden: missing permission to patch jobs/status "{job.name}"', run.output)
+    assert _logged("needs 'patch' on 'jobs/status' (API group 'batch')", run.output)
     assert job.condition() is None
 
 
@@ -287,7 +288,15 @@ def test_forbidden_job_read_names_the_verb(
     job = create_job(admin, namespace, tmp_path / "results")
     run = start_reporter(plane, job, tmp_path)
     assert run.wait() == 3, run.output
-    assert f'forbidden: cannot get jobs "{job.name}" in namespace "{namespace}"' in run.output
+    expected = f'forbidden: cannot get jobs "{job.name}" in namespace "{namespace}"'
+    assert _logged(expected, run.output)
+
+
+def _logged(text: str, output: str) -> bool:
+    """Whether a field of a text log line holds ``text`` (values are logfmt-quoted)."""
+    return any(
+        text in value for line in output.splitlines() for value in logfmt_fields(line).values()
+    )
 
 
 # --- fast start-up ------------------------------------------------------------------
@@ -298,7 +307,7 @@ def test_job_that_never_existed(job: AdapterJob, plane: ControlPlane, tmp_path: 
     run = start_reporter(plane, job, tmp_path, {"JOB_NAME": "no-such-job"})
     assert run.wait() == 3, run.output
     assert time.monotonic() - started < 5
-    assert 'not found: cannot get jobs "no-such-job"' in run.output
+    assert _logged('not found: cannot get jobs "no-such-job"', run.output)
 
 
 def test_deleted_job(job: AdapterJob, plane: ControlPlane, tmp_path: Path, admin: Client) -> None:
