@@ -3,6 +3,7 @@ lifecycle, and what the server accepts in a condition."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -21,7 +22,6 @@ from harness.cluster import (
     patch_job_condition,
 )
 from harness.controlplane import ControlPlane
-from harness.logfmt import logfmt_fields
 from harness.reporter import ReporterRun, start_reporter
 from lightkube import Client
 from lightkube.resources.batch_v1 import Job
@@ -293,10 +293,8 @@ def test_forbidden_job_read_names_the_verb(
 
 
 def _logged(text: str, output: str) -> bool:
-    """Whether a field of a text log line holds ``text`` (values are logfmt-quoted)."""
-    return any(
-        text in value for line in output.splitlines() for value in logfmt_fields(line).values()
-    )
+    """Whether ``text`` is in the log, as a quoted text value holds it (JSON escapes)."""
+    return json.dumps(text)[1:-1] in output
 
 
 # --- fast start-up ------------------------------------------------------------------
