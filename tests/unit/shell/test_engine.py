@@ -33,7 +33,7 @@ from status_reporter.monitors.resultfile import MAX_READ_INTERVAL, MIN_READ_INTE
 from status_reporter.shell.engine import Reporter
 from status_reporter.shell.outcome import STOP_EXIT_SECONDS, ExitCode
 from tests.unit.fakes import WALL_START, FakeClock, running, settle, terminated, waiting
-from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
+from tests.unit.memcluster import PROJECT_RULES, REFERENCE_RULES, MemoryCluster, make_pod
 
 SUCCESS = {"status": "success", "reason": "ValidationPassed", "message": "all good"}
 NATIVE = (Container(name="status-reporter", restart_policy="Always"),)
@@ -584,6 +584,21 @@ async def test_second_stop_reports_at_once(
 # --- the write path ----------------------------------------------------------------------
 
 
+async def test_the_decided_outcome_is_left_before_the_write_ends(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    """A SIGKILL during the write's retries (an OOM kill, a node shutdown) still leaves it."""
+    run = await start()
+    cluster.down = True
+    run.write(SUCCESS)
+    await clock.advance(3)
+    assert not run.done
+    assert run.last_word() == {**PASSED_WORD, "written": False}
+    cluster.down = False
+    assert await run.finish(within=6) is ExitCode.RESULT
+    assert run.last_word() == {**PASSED_WORD, "written": True}
+
+
 async def test_the_patch_carries_no_resource_version_and_merges_by_type(
     cluster: MemoryCluster, start: Start
 ) -> None:
@@ -910,6 +925,118 @@ async def test_a_job_name_other_than_the_owner_is_kept_with_a_warning(
     out = logged()
     assert "JOB_NAME differs from the Job that owns this Pod; using JOB_NAME" in out
     assert "job_name=job-a owner=job-b" in out
+
+
+# --- an API server unreachable from the start ---------------------------------------------
+
+PASSED_WORD = {
+    "type": "Available",
+    "status": "True",
+    "reason": "ValidationPassed",
+    "message": "all good",
+}
+
+
+async def test_a_result_during_an_outage_from_the_start_decides_and_is_left_at_once(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    await clock.advance(1)
+    run.write(SUCCESS)
+    await clock.advance(2)
+    assert not run.done
+    # Decided without the API, and left before any write could succeed.
+    assert run.last_word() == {**PASSED_WORD, "written": False}
+    # The write has max(60 s, MAX_WAIT_TIME_SECONDS) from the decision, start-up included.
+    await clock.advance(55)
+    assert not run.done
+    code = await run.finish(within=6)
+    assert code is ExitCode.WRITE_FAILED
+    word = run.last_word()
+    assert {k: v for k, v in word.items() if k != "error"} == {**PASSED_WORD, "written": False}
+    assert 'get pods "pod-a" in namespace "ns-a"' in word["error"]
+    assert "unreachable" in word["error"]
+
+
+async def test_an_api_back_within_the_write_budget_gets_the_result_written(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    await clock.advance(1)
+    run.write(SUCCESS)
+    # Back after MAX_WAIT_TIME_SECONDS, within the write's budget.
+    await clock.advance(39)
+    assert not run.done
+    cluster.down = False
+    assert await run.finish(within=6) is ExitCode.RESULT
+    assert run.written() == ("True", "ValidationPassed", "all good")
+    assert run.last_word() == {**PASSED_WORD, "written": True}
+    # Start-up's checks ran before the write: Pod, Job, review, patch, event.
+    assert cluster.calls["review"] == 1
+    assert len(cluster.patches) == 1
+
+
+@pytest.mark.memcluster(rules=[r for r in PROJECT_RULES if r.resources != ["jobs/status"]])
+async def test_a_start_up_check_failing_when_the_api_answers_leaves_the_result_and_names_it(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    run.write(SUCCESS)
+    await clock.advance(5)
+    cluster.down = False
+    assert await run.finish(within=6) is ExitCode.WRITE_FAILED
+    assert cluster.patches == []
+    word = run.last_word()
+    assert {k: v for k, v in word.items() if k != "error"} == {**PASSED_WORD, "written": False}
+    assert 'missing permission to patch jobs/status "job-a"' in word["error"]
+
+
+async def test_a_missing_pod_found_after_an_early_result_is_a_configuration_error(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start()
+    run.write(SUCCESS)
+    await clock.advance(3)
+    cluster.pod = None
+    cluster.down = False
+    assert await run.finish(within=6) is ExitCode.CONFIG_INVALID
+    word = run.last_word()
+    assert word["reason"] == "ValidationPassed"
+    assert word["written"] is False
+    assert "POD_NAME" in word["error"]
+
+
+@pytest.mark.memcluster(pod=make_pod(("adapter",), NATIVE))
+async def test_a_native_sidecar_whose_pod_was_never_read_ends_with_the_stop(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    """The kubelet stops a native sidecar once the adapter has exited: the result is left
+    and the stop ends the run within its bound, as it does when the Pod was read."""
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    run.write(SUCCESS)
+    await clock.advance(3)
+    assert not run.done
+    stopped_at = clock.now()
+    run.reporter.stop()
+    assert await run.finish(within=STOP_EXIT_SECONDS) is ExitCode.WRITE_FAILED
+    assert clock.now() - stopped_at <= STOP_EXIT_SECONDS
+    assert run.last_word() == {**PASSED_WORD, "written": False}
+
+
+async def test_an_outage_from_the_start_without_a_result_still_ends_at_the_wait(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    await clock.advance(29)
+    assert not run.done
+    assert await run.finish(within=2) is ExitCode.WRITE_FAILED
+    assert "cannot get pods" in run.last_word()["error"]
 
 
 # --- the Job's own deadline ---------------------------------------------------------------
