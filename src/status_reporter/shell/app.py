@@ -156,6 +156,22 @@ def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:
     reporter.stop()
 
 
+def _exit_on_stop(code: int) -> None:
+    """From now until the process ends, a stop exits at once with the decided ``code``.
+
+    Installed while the event loop still runs, over its handlers, and never taken
+    back: the loop is not closed (closing it would give the signals their default
+    action, a death by signal, until the command line's own handler is in place).
+    """
+
+    def exit_now(_signum: int, _frame: object) -> None:
+        logs.flush(_LAST_LINES_SECONDS)
+        os._exit(code)
+
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, exit_now)
+
+
 async def _run(config: Config, early: list[int], log: logs.Logger) -> int:
     try:
         client, api = _connect(
@@ -182,6 +198,7 @@ async def _run(config: Config, early: list[int], log: logs.Logger) -> int:
         log.error("internal error", error=repr(exc))
         reporter.report_failure(f"internal error: {exc!r}")
     finally:
+        _exit_on_stop(code)
         await _close(client)
     return code
 
@@ -213,7 +230,8 @@ def run_sidecar(env: Mapping[str, str], early: list[int]) -> int:
         return ExitCode.CONFIG_INVALID
     logs.configure(config.log_level, config.log_format, background=True)
     log = logs.get_logger(job=config.job_name, namespace=config.job_namespace, pod=config.pod_name)
-    code = asyncio.run(_run(config, early, log))
+    # The loop is never closed: see _exit_on_stop (the process ends soon after).
+    code = asyncio.Runner().run(_run(config, early, log))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     log.info(
         "exiting",
