@@ -97,7 +97,7 @@ def _log_settings(env: Mapping[str, str]) -> tuple[LogLevel, LogFormat]:
 
 def _connect(
     env: Mapping[str, str], pod: str, namespace: str, keepalive: TcpKeepalive | None
-) -> tuple[HttpClient, Api]:
+) -> tuple[HttpClient, HttpApi]:
     """The API for one Pod and its Job, from the in-cluster or kubeconfig credentials.
 
     Raises:
@@ -110,7 +110,8 @@ def _connect(
     return client, HttpApi(client, credentials, pod=pod, namespace=namespace)
 
 
-async def _close(client: HttpClient) -> None:
+async def _close(client: HttpClient, api: HttpApi) -> None:
+    api.close()
     with contextlib.suppress(Exception, TimeoutError):
         await asyncio.wait_for(client.aclose(), _CLOSE_SECONDS)
 
@@ -121,12 +122,13 @@ async def _report_config_error(env: Mapping[str, str], line: str) -> None:
     report = error_report(env)
     log = logs.get_logger(job=report.job, namespace=report.namespace)
     clock = LoopClock()
-    client: HttpClient | None = None
+    connection: tuple[HttpClient, HttpApi] | None = None
     writer: ConditionWriter | None = None
     if report.job:
         pod = (env.get("POD_NAME") or "").strip()
         try:
-            client, api = _connect(env, pod, report.namespace, None)
+            connection = _connect(env, pod, report.namespace, None)
+            api: Api = connection[1]
             ops = Operations.of(report.job, pod, report.namespace)
             writer = ConditionWriter(api, ops, report.condition_type, clock=clock, log=log)
         except CredentialsError as exc:
@@ -141,8 +143,8 @@ async def _report_config_error(env: Mapping[str, str], line: str) -> None:
             log=log,
         )
     finally:
-        if client is not None:
-            await _close(client)
+        if connection is not None:
+            await _close(*connection)
 
 
 def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:
@@ -199,7 +201,7 @@ async def _run(config: Config, early: list[int], log: logs.Logger) -> int:
         reporter.report_failure(f"internal error: {exc!r}")
     finally:
         _exit_on_stop(code)
-        await _close(client)
+        await _close(client, api)
     return code
 
 

@@ -3,6 +3,8 @@ and the encoding of names and query values into request targets."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -96,6 +98,42 @@ class _FailingAuth:
 
     async def refresh(self) -> bool:
         return False
+
+    def close(self) -> None:
+        pass
+
+
+class _SlowAuth:
+    """Credentials that take longer than a request may (a slow credential plugin)."""
+
+    async def headers(self) -> dict[str, str]:
+        await asyncio.sleep(30)
+        return {}
+
+    async def refresh(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+async def test_getting_credentials_counts_against_the_requests_time() -> None:
+    async with serve(answer_all(response(b"{}"))) as server:
+        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
+        credentials = Credentials(Endpoint("127.0.0.1", server.port), _SlowAuth(), "test")
+        api = HttpApi(client, credentials, pod="p", namespace="n")
+        async with client:
+            started = time.monotonic()
+            with pytest.raises(CredentialsUnavailable, match="no credential within") as info:
+                await api.get_job("j", timeout=0.5)
+            assert time.monotonic() - started < 1.5
+            assert is_transient(info.value)
+            started = time.monotonic()
+            with pytest.raises(CredentialsUnavailable):
+                async with api.watch_pod("", timeout_seconds=10, read_timeout=0.5):
+                    pass
+            assert time.monotonic() - started < 1.5
+        assert server.requests == []
 
 
 async def test_credentials_that_cannot_be_had_are_a_transient_api_failure() -> None:
