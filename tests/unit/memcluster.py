@@ -15,6 +15,7 @@ kube-apiserver in ``tests/integration``.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from typing import Any
 import msgspec
 
 from status_reporter.api.protocol import ApiError, PodEvent, Unreachable
+from status_reporter.core.clocks import ServerTime
 from status_reporter.core.models import (
     Container,
     ContainerState,
@@ -108,6 +110,8 @@ class MemoryCluster:
         self.events: list[Mapping[str, Any]] = []
         self.down = False
         self.hang = False
+        # How far the API server's clock is ahead of the node's (None: no Date header).
+        self.server_skew: float | None = 0.0
         self.while_reading: Callable[[], Awaitable[None]] | None = None
         self._failures: dict[str, list[Exception]] = {}
         self._history: list[tuple[int, PodEvent]] = []
@@ -175,6 +179,13 @@ class MemoryCluster:
         return next((c for c in self.job.status.conditions if c.type == condition_type), None)
 
     # --- the Api ----------------------------------------------------------------------
+
+    def server_time(self) -> ServerTime | None:
+        """The server's clock, ``server_skew`` ahead of the node's, in whole seconds as a
+        Date header has it."""
+        if self.server_skew is None:
+            return None
+        return ServerTime(math.floor(self.clock.wall() + self.server_skew), self.clock.now())
 
     async def _enter(self, operation: str, timeout: float) -> None:
         self.calls[operation] += 1

@@ -19,6 +19,7 @@ import msgspec
 from status_reporter.api.auth import Auth, Credentials, CredentialsError
 from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
 from status_reporter.api.transport import HttpClient, Response, TransportError
+from status_reporter.core.clocks import ServerTime, parse_http_date
 from status_reporter.core.models import (
     Bookmark,
     Job,
@@ -107,12 +108,22 @@ class HttpApi:
         self._pods_path = f"/api/v1/namespaces/{quoted_ns}/pods"
         self._pod = pod
         self._namespace = namespace
+        self._server_time: ServerTime | None = None
 
     def _job_path(self, name: str) -> str:
         if not name:
             # An empty name would address the collection, not a Job.
             raise ValueError("a Job name is required")
         return f"{self._jobs_path}/{percent_encode(name)}"
+
+    def server_time(self) -> ServerTime | None:
+        """The API server's clock as the last response with a ``Date`` header showed it."""
+        return self._server_time
+
+    def _note_date(self, headers: Mapping[str, str]) -> None:
+        date = parse_http_date(headers.get("date", ""))
+        if date is not None:
+            self._server_time = ServerTime(date, asyncio.get_running_loop().time())
 
     def close(self) -> None:
         """End what still runs to get credentials (a credential plugin): the reporter exits."""
@@ -158,6 +169,7 @@ class HttpApi:
         response = await send()
         if response.status == 401 and await self._refresh(deadline):
             response = await send()
+        self._note_date(response.headers)
         if response.status >= 300:
             body = response.body[:_ERROR_BODY_LIMIT]
             raise _error(response.status, response.reason, response.headers, body)
@@ -243,6 +255,7 @@ class HttpApi:
                     connect_timeout=max(_MIN_REQUEST_SECONDS, deadline - loop.time()),
                     read_timeout=read_timeout,
                 ) as stream:
+                    self._note_date(stream.headers)
                     if stream.status == 401 and attempt == 0 and await self._refresh(deadline):
                         continue
                     if stream.status >= 300:

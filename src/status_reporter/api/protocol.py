@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from status_reporter.core.clocks import ServerTime
 from status_reporter.core.models import Job, Pod, RulesReviewStatus, Status
 
 
@@ -110,6 +111,11 @@ class Api(Protocol):
 
     async def review_rules(self, *, timeout: float) -> RulesReviewStatus:
         """What this identity may do in the namespace (a SelfSubjectRulesReview)."""
+        ...
+
+    def server_time(self) -> ServerTime | None:
+        """The API server's clock as the last response that carried a ``Date`` showed
+        it; None before any did."""
         ...
 
     def watch_pod(

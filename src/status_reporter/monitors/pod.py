@@ -27,6 +27,7 @@ from status_reporter.api.retry import RetryPolicy, backoff, call
 from status_reporter.base.clock import Clock, ticks
 from status_reporter.base.logs import Logger
 from status_reporter.base.tasks import scope
+from status_reporter.core.clocks import skew
 from status_reporter.core.models import Pod
 from status_reporter.core.pods import PodFacts, is_older, pod_facts
 
@@ -120,7 +121,14 @@ class PodMonitor:
 
     def _take(self, pod: Pod) -> None:
         now, wall = self._clock.now(), self._clock.wall()
-        facts = pod_facts(pod, newest=self._version, adapter=self._adapter, now=now, wall=wall)
+        facts = pod_facts(
+            pod,
+            newest=self._version,
+            adapter=self._adapter,
+            now=now,
+            wall=wall,
+            server_skew=skew(self._api.server_time(), now, wall),
+        )
         if facts is None:
             return
         self._version, self._expired = facts.version, False

@@ -56,6 +56,7 @@ class Reporter:
         read: Callable[[str], ResultState] = read_result,
     ) -> None:
         self._config = config
+        self._api = api
         self._clock = clock
         self._log = log
         self._stop = Interrupt(clock)
@@ -178,7 +179,7 @@ class Reporter:
         """Take what start-up learned: the Job to write to, its deadline, the adapter."""
         config = self._config
         self._startup.plan_write(facts)
-        _clamp_to_job(self._record, self._config, facts.job, self._clock, self._log)
+        _clamp_to_job(self._record, self._config, facts.job, self._server_now(), self._log)
         self._pods.follow(facts.adapter, facts.pod)
         self._log.info(
             "monitoring adapter",
@@ -188,6 +189,11 @@ class Reporter:
             monitor_mode=str(config.monitor_mode),
             pod_updates="watch" if facts.watch_pods else "poll",
         )
+
+    def _server_now(self) -> tuple[float, float]:
+        """Now on the monotonic clock and on the API server's (the node's when unknown)."""
+        now, server = self._clock.now(), self._api.server_time()
+        return now, self._clock.wall() if server is None else server.now(now)
 
     def _details(self) -> None:
         _log_details(self._record, self._log)
@@ -316,10 +322,15 @@ def _pod_monitors(pods: PodMonitor, facts: StartupFacts | None, deadline: float)
     return []
 
 
-def _clamp_to_job(record: Record, config: Config, job: Job, clock: Clock, log: Logger) -> None:
-    """Let the Job's own deadline shorten the wait, so row 7 lands before it."""
-    wait = effective_wait(config.max_wait_time_seconds, job, clock.wall())
-    if record.shorten_wait(clock.now() + wait, wait):
+def _clamp_to_job(
+    record: Record, config: Config, job: Job, now: tuple[float, float], log: Logger
+) -> None:
+    """Let the Job's own deadline shorten the wait, so row 7 lands before it. ``now`` is
+    (monotonic, the API server's clock): the Job's times are the server's, and what is
+    left of them is counted on the monotonic clock."""
+    monotonic, server = now
+    wait = effective_wait(config.max_wait_time_seconds, job, server)
+    if record.shorten_wait(monotonic + wait, wait):
         log.warning(
             "the Job's activeDeadlineSeconds ends first: waiting less than "
             "MAX_WAIT_TIME_SECONDS, so that AdapterTimeout is recorded before it",

@@ -106,8 +106,10 @@ class _FailingAuth:
 class _SlowAuth:
     """Credentials that take longer than a request may (a slow credential plugin)."""
 
+    delay = 30.0
+
     async def headers(self) -> dict[str, str]:
-        await asyncio.sleep(30)
+        await asyncio.sleep(self.delay)
         return {}
 
     async def refresh(self) -> bool:
@@ -134,6 +136,23 @@ async def test_getting_credentials_counts_against_the_requests_time() -> None:
                     pass
             assert time.monotonic() - started < 1.5
         assert server.requests == []
+
+
+async def test_the_api_servers_date_is_noted_with_the_moment_it_came() -> None:
+    date = b"Date: Mon, 07 Dec 2026 20:52:56 GMT\r\n"
+    async with serve(answer_all(response(b"{}", headers=date))) as server:
+        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
+        auth = _SlowAuth()
+        credentials = Credentials(Endpoint("127.0.0.1", server.port), auth, "test")
+        api = HttpApi(client, credentials, pod="p", namespace="n")
+        assert api.server_time() is None
+        async with client:
+            auth.delay = 0
+            await api.get_job("j", timeout=5)
+            noted = api.server_time()
+            assert noted is not None
+            assert noted.date == 1796676776.0  # 2026-12-07T20:52:56Z
+            assert 0 <= asyncio.get_running_loop().time() - noted.at < 1
 
 
 async def test_credentials_that_cannot_be_had_are_a_transient_api_failure() -> None:

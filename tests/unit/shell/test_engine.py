@@ -1077,6 +1077,66 @@ async def test_a_job_deadline_later_than_the_wait_changes_nothing(
     assert "activeDeadlineSeconds" not in logged()
 
 
+# --- clocks that differ -----------------------------------------------------------------
+# The node's clock runs ``node_ahead`` seconds ahead of the API server's (behind when
+# negative); the API server stamps the Job's and the Pod's times on its own.
+
+
+@pytest.mark.parametrize("node_ahead", [-300, 0, 30, 120, 306, 86_400])
+async def test_the_time_left_before_the_jobs_deadline_is_the_api_servers(
+    clock: FakeClock, tmp_path: Path, node_ahead: int
+) -> None:
+    started = rfc3339(WALL_START - node_ahead)  # the Job controller's clock is the server's
+    cluster = MemoryCluster(clock, active_deadline_seconds=300, start_time=started)
+    cluster.server_skew = -node_ahead
+    run = await Run(tmp_path, cluster, max_wait_time_seconds=300).start()
+    # 300 s of activeDeadlineSeconds less the 5 s margin, whatever the clocks say.
+    await clock.advance(293.5)
+    assert not run.done
+    assert await run.finish(within=2) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "AdapterTimeout",
+        "Adapter did not produce results within 4m55s",
+    )
+
+
+@pytest.mark.parametrize("node_ahead", [-300, 0, 10, 120, 300])
+async def test_a_crash_just_before_the_pods_deletion_is_the_crash_whatever_the_clocks(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, node_ahead: int
+) -> None:
+    cluster.server_skew = -node_ahead
+    run = await start()
+    await clock.advance(10.2)
+    crashed = terminated(exit_code=1, reason="Error", finished_at=rfc3339(clock.wall()))
+    cluster.set_container("adapter", crashed, notify=False)  # not posted yet
+    await clock.advance(0.5)
+    cluster.delete_pod(requested_at=rfc3339(clock.wall() - node_ahead))
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error",
+    )
+
+
+@pytest.mark.parametrize("node_ahead", [-300, 0, 10, 120, 300])
+async def test_an_adapter_the_deletion_killed_is_an_interruption_whatever_the_clocks(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, node_ahead: int
+) -> None:
+    cluster.server_skew = -node_ahead
+    run = await start()
+    await clock.advance(10.2)
+    deleted = rfc3339(clock.wall() - node_ahead)
+    await clock.advance(1.5)
+    killed = terminated(exit_code=143, reason="Error", finished_at=rfc3339(clock.wall()))
+    cluster.set_container("adapter", killed, notify=False)
+    cluster.delete_pod(requested_at=deleted)
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+    assert run.written() is not None
+    assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
+
+
 # --- the Event ------------------------------------------------------------------------------
 
 
