@@ -666,6 +666,55 @@ async def test_a_condition_changed_by_another_writer_after_start_up_is_written(
     assert run.last_word()["written"] is True
 
 
+async def test_a_held_condition_of_this_type_is_read_again_before_the_write(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    """Start-up saw False (09:00); another writer sets True (10:00:01) since: the crash
+    is a new transition, not a False kept from the stale copy's 09:00."""
+    cluster.set_conditions(
+        [
+            JobCondition(
+                type="Available",
+                status="False",
+                reason="AdapterTimeout",
+                message="Adapter did not produce results within 5m0s",
+                last_transition_time="2026-11-26T09:00:00Z",
+            )
+        ]
+    )
+    run = await start()
+    cluster.set_conditions(
+        [
+            JobCondition(
+                type="Available",
+                status="True",
+                reason="ValidationPassed",
+                message="all good",
+                last_transition_time="2026-11-26T10:00:01Z",
+            )
+        ]
+    )
+    await clock.advance(2)
+    crashed_at = rfc3339(clock.wall())
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+    written = cluster.condition()
+    assert written is not None
+    assert (written.reason, written.last_transition_time) == ("AdapterExitedWithError", crashed_at)
+    assert cluster.calls["get_job"] == 2
+
+
+async def test_without_a_condition_of_this_type_a_run_reads_the_job_once(
+    cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start()
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    # Pod, Job, review, watch, patch, Event: six requests.
+    assert sum(cluster.calls.values()) == 6
+    assert cluster.calls["get_job"] == 1
+
+
 async def test_the_write_is_retried_for_max_wait_when_that_is_longer(
     clock: FakeClock, cluster: MemoryCluster, start: Start
 ) -> None:
