@@ -13,6 +13,8 @@ imports this module.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import ssl
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -95,9 +97,9 @@ class ExecAuth:
         return before is None or (before.token, before.cert) != (after.token, after.cert)
 
     def close(self) -> None:
-        """Kill a run still going (the reporter is exiting)."""
+        """Kill a run still going, with whatever it started (the reporter is exiting)."""
         if self._process is not None and self._process.returncode is None:
-            self._process.kill()
+            _kill(self._process)
 
     async def _issue(self) -> None:
         """Wait for a run of the plugin, starting one unless one is going on. Giving up
@@ -123,6 +125,8 @@ class ExecAuth:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                # A group of its own: killed, it takes what it started along.
+                start_new_session=True,
             )
         except FileNotFoundError:
             hint = f" ({' '.join(self._install_hint.split())})" if self._install_hint else ""
@@ -139,7 +143,7 @@ class ExecAuth:
         finally:
             self._process = None
             if process.returncode is None:
-                process.kill()
+                _kill(process)
                 # Reaped by the loop's child watcher; do not wait for it.
         if process.returncode != 0:
             tail = " ".join(stderr.decode("utf-8", "replace").split())[-_STDERR_TAIL:]
@@ -197,3 +201,11 @@ class ExecAuth:
 
     def __repr__(self) -> str:
         return f"ExecAuth({self._argv[0]!r})"
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill the plugin's process group (it leads one), or the plugin alone."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()
