@@ -17,8 +17,14 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from status_reporter.api.auth import Auth, Credentials, CredentialsError
-from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
-from status_reporter.api.transport import HttpClient, Response, TransportError
+from status_reporter.api.protocol import (
+    ApiError,
+    CredentialsUnavailable,
+    PodEvent,
+    Unreachable,
+    WatchSilent,
+)
+from status_reporter.api.transport import HttpClient, ReadTimeout, Response, TransportError
 from status_reporter.core.clocks import ServerTime, parse_http_date
 from status_reporter.core.models import (
     Bookmark,
@@ -289,8 +295,11 @@ def _as_api_errors() -> Iterator[None]:
 
 async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[PodEvent]:
     with _as_api_errors():
-        async for line in lines:
-            yield decode_event(line)
+        try:
+            async for line in lines:
+                yield decode_event(line)
+        except ReadTimeout as exc:
+            raise WatchSilent(str(exc)) from exc
 
 
 def decode_event(line: bytes) -> PodEvent:

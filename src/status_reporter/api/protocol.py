@@ -36,6 +36,10 @@ class Unreachable(Exception):
     """The API server gave no answer: connection refused or reset, TLS failure, timeout."""
 
 
+class WatchSilent(Unreachable):
+    """A watch said nothing (no event, no bookmark) within its read timeout."""
+
+
 class CredentialsUnavailable(Unreachable):
     """No request could be made: the credentials could not be had (a token file briefly
     missing, an exec plugin failing). Retried like a request that got no answer."""

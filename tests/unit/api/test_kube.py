@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from status_reporter.api.auth import Credentials, CredentialsError
 from status_reporter.api.kube import HttpApi, decode_event, percent_encode, query_string
-from status_reporter.api.protocol import CredentialsUnavailable, Unreachable
+from status_reporter.api.protocol import CredentialsUnavailable, Unreachable, WatchSilent
 from status_reporter.api.retry import is_transient
 from status_reporter.api.transport import Endpoint, HttpClient
-from tests.unit.transport_server import answer_all, response, serve
+from tests.unit.transport_server import answer_all, chunked, response, serve
 
 SAMPLES = Path(__file__).parents[2] / "samples" / "watch"
 
@@ -153,6 +153,25 @@ async def test_the_api_servers_date_is_noted_with_the_moment_it_came() -> None:
             assert noted is not None
             assert noted.date == 1796676776.0  # 2026-12-07T20:52:56Z
             assert 0 <= asyncio.get_running_loop().time() - noted.at < 1
+
+
+async def _drain_watch(api: HttpApi) -> None:
+    async with api.watch_pod("", timeout_seconds=10, read_timeout=0.3) as events:
+        async for _ in events:
+            pass
+
+
+async def test_a_watch_that_says_nothing_within_its_read_timeout_is_silent() -> None:
+    """Distinct from other failures: a server without bookmarks leaves a watch silent."""
+    async with serve(answer_all(chunked(end=False))) as server:
+        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
+        auth = _SlowAuth()
+        auth.delay = 0
+        credentials = Credentials(Endpoint("127.0.0.1", server.port), auth, "test")
+        api = HttpApi(client, credentials, pod="p", namespace="n")
+        async with client:
+            with pytest.raises(WatchSilent):
+                await _drain_watch(api)
 
 
 async def test_credentials_that_cannot_be_had_are_a_transient_api_failure() -> None:

@@ -28,7 +28,14 @@ from status_reporter.base import logs
 from status_reporter.core.conditions import rfc3339
 from status_reporter.core.config import Config, LogFormat, LogLevel, MonitorMode
 from status_reporter.core.contract import ResultState, read_result
-from status_reporter.core.models import Container, JobCondition, OwnerReference, Status
+from status_reporter.core.models import (
+    Container,
+    JobCondition,
+    ObjectMeta,
+    OwnerReference,
+    Pod,
+    Status,
+)
 from status_reporter.monitors.resultfile import MAX_READ_INTERVAL, MIN_READ_INTERVAL
 from status_reporter.shell.engine import Reporter
 from status_reporter.shell.outcome import STOP_EXIT_SECONDS, ExitCode
@@ -1323,6 +1330,43 @@ async def test_a_silent_watch_is_given_up_by_the_deadline(
     assert long_run.cluster.watch_timeouts[0] == 75.0
     long_run.write(SUCCESS)
     await long_run.finish(within=2)
+
+
+async def test_without_bookmarks_a_silent_watch_is_renewed_quietly(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, logged: Logged
+) -> None:
+    """An API server with its watch cache off sends no bookmarks: each watch goes silent
+    for the bound and is renewed from the last state seen (one watch request per 75 s),
+    with no poll and no warning."""
+    cluster.silent_watches = True
+    run = await start(max_wait_time_seconds=300, container_status_interval_seconds=10)
+    reads = cluster.calls["get_pod"]
+    await clock.advance(230)
+    assert cluster.calls["watch"] == 4  # opened, renewed at 75, 150 and 225 s
+    assert cluster.calls["get_pod"] == reads
+    run.adapter(terminated(exit_code=1))  # seen on the renewed watch
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    out = logged()
+    assert "Pod watch broke" not in out
+    assert out.count("sends no watch bookmarks") == 1
+
+
+async def test_a_silent_watch_after_bookmarks_is_a_broken_one(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, logged: Logged
+) -> None:
+    cluster.silent_watches = True
+    run = await start(max_wait_time_seconds=300, container_status_interval_seconds=10)
+    assert cluster.pod is not None
+    version = cluster.pod.metadata.resource_version
+    cluster.send_watch_event(
+        PodEvent("BOOKMARK", pod=Pod(metadata=ObjectMeta(resource_version=version)))
+    )
+    reads = cluster.calls["get_pod"]
+    await clock.advance(76)
+    assert cluster.calls["get_pod"] > reads  # polled while the watch is down
+    assert "Pod watch broke" in logged()
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=10) is ExitCode.ADAPTER_PROBLEM
 
 
 async def test_a_watch_that_comes_back_stops_the_polling(
