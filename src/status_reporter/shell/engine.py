@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -86,6 +87,7 @@ class Reporter:
         )
         self._startup = Startup(config, api, self._pods, clock=clock, log=log)
         self._outcome = Outcome(config, api, clock=clock, log=log, stop=self._stop)
+        self._log_details = functools.partial(_log_details, self._record, log)
 
     # --- stopping ---------------------------------------------------------------------
 
@@ -152,9 +154,9 @@ class Reporter:
             return ExitCode.WRITE_FAILED
         if early is not None:
             return await self._outcome.conclude_early(
-                early, self._startup, starting, self._read_pod_after_stop, self._details
+                early, self._startup, starting, self._read_pod_after_stop, self._log_details
             )
-        return await self._outcome.conclude(verdict, self._startup, facts, self._details)
+        return await self._outcome.conclude(verdict, self._startup, facts, self._log_details)
 
     async def _until_started(self, starting: asyncio.Future[StartupFacts | Cut]) -> Verdict | None:
         """Wait for start-up while watching the result file: the verdict of a valid result
@@ -179,7 +181,9 @@ class Reporter:
         """Take what start-up learned: the Job to write to, its deadline, the adapter."""
         config = self._config
         self._startup.plan_write(facts)
-        _clamp_to_job(self._record, self._config, facts.job, self._server_now(), self._log)
+        _clamp_to_job(
+            self._record, self._config, facts.job, _server_now(self._api, self._clock), self._log
+        )
         self._pods.follow(facts.adapter, facts.pod)
         self._log.info(
             "monitoring adapter",
@@ -189,14 +193,6 @@ class Reporter:
             monitor_mode=str(config.monitor_mode),
             pod_updates="watch" if facts.watch_pods else "poll",
         )
-
-    def _server_now(self) -> tuple[float, float]:
-        """Now on the monotonic clock and on the API server's (the node's when unknown)."""
-        now, server = self._clock.now(), self._api.server_time()
-        return now, self._clock.wall() if server is None else server.now(now)
-
-    def _details(self) -> None:
-        _log_details(self._record, self._log)
 
     # --- facts ------------------------------------------------------------------------
 
@@ -338,6 +334,12 @@ def _clamp_to_job(
             active_deadline_seconds=job.spec.active_deadline_seconds,
             wait_seconds=wait,
         )
+
+
+def _server_now(api: Api, clock: Clock) -> tuple[float, float]:
+    """Now on the monotonic clock and on the API server's (the node's when unknown)."""
+    now, server = clock.now(), api.server_time()
+    return now, clock.wall() if server is None else server.now(now)
 
 
 def _log_details(record: Record, log: Logger) -> None:
