@@ -219,14 +219,15 @@ class PodMonitor:
 
     def _renewal_without_bookmarks(self, exc: Unreachable, opened: float) -> bool:
         """True for a watch gone silent (that lived) on a server that has sent no bookmark
-        (its watch cache off, say): not a broken watch, one to renew (said once)."""
+        (it sends one only when the resourceVersion moves on, never with its watch cache
+        off): not a broken watch, one to renew (said once)."""
         lived = self._clock.now() - opened >= MIN_WATCH_SECONDS
         if not isinstance(exc, WatchSilent) or self._bookmarks or not lived:
             return False
         if not self._silent_renewals:
             self._log.info(
-                "the API server sends no watch bookmarks (watch cache off?): the Pod watch "
-                "is renewed after each silence of this length",
+                "no watch bookmarks from the API server so far (a quiet cluster, or its "
+                "watch cache off): the Pod watch is renewed after each silence of this length",
                 silence_seconds=BOOKMARK_SILENCE_SECONDS,
                 error=str(exc),
             )

@@ -1348,7 +1348,7 @@ async def test_without_bookmarks_a_silent_watch_is_renewed_quietly(
     assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
     out = logged()
     assert "Pod watch broke" not in out
-    assert out.count("sends no watch bookmarks") == 1
+    assert out.count("no watch bookmarks from the API server so far") == 1
 
 
 async def test_a_silent_watch_after_bookmarks_is_a_broken_one(
