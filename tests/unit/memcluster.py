@@ -15,6 +15,7 @@ kube-apiserver in ``tests/integration``.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -22,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from status_reporter.api.protocol import ApiError, PodEvent, Unreachable
+from status_reporter.api.protocol import ApiError, PodEvent, Unreachable, WatchSilent
+from status_reporter.core.clocks import ServerTime
 from status_reporter.core.models import (
     Container,
     ContainerState,
@@ -106,10 +108,15 @@ class MemoryCluster:
         self.watch_timeouts: list[float] = []
         # Every watch ends at once, with no event (a hostile server or proxy).
         self.empty_watches = False
+        # Watches send events but never a bookmark (an API server without watch cache):
+        # with nothing to send, one ends silent after its read timeout.
+        self.silent_watches = False
         self.patches: list[Mapping[str, Any]] = []
         self.events: list[Mapping[str, Any]] = []
         self.down = False
         self.hang = False
+        # How far the API server's clock is ahead of the node's (None: no Date header).
+        self.server_skew: float | None = 0.0
         self.while_reading: Callable[[], Awaitable[None]] | None = None
         self._failures: dict[str, list[Exception]] = {}
         self._history: list[tuple[int, PodEvent]] = []
@@ -177,6 +184,13 @@ class MemoryCluster:
         return next((c for c in self.job.status.conditions if c.type == condition_type), None)
 
     # --- the Api ----------------------------------------------------------------------
+
+    def server_time(self) -> ServerTime | None:
+        """The server's clock, ``server_skew`` ahead of the node's, in whole seconds as a
+        Date header has it."""
+        if self.server_skew is None:
+            return None
+        return ServerTime(math.floor(self.clock.wall() + self.server_skew), self.clock.now())
 
     async def _enter(self, operation: str, timeout: float) -> None:
         self.calls[operation] += 1
@@ -281,9 +295,16 @@ class MemoryCluster:
             queue.put_nowait(PodEvent("ADDED", pod=self.pod))
         self._watchers.append(queue)
         try:
-            yield _drain(queue)
+            yield _drain(queue, self._silence(read_timeout) if self.silent_watches else None)
         finally:
             self._watchers.remove(queue)
+
+    def _silence(self, read_timeout: float) -> Callable[[], Awaitable[None]]:
+        async def silent() -> None:
+            await self.clock.sleep_until(self.clock.now() + read_timeout)
+            raise WatchSilent(f"no watch event within {read_timeout:g} s")
+
+        return silent
 
 
 async def _nothing() -> AsyncIterator[PodEvent]:
@@ -291,9 +312,25 @@ async def _nothing() -> AsyncIterator[PodEvent]:
     yield  # an async generator that yields nothing
 
 
-async def _drain(queue: asyncio.Queue[PodEvent | Exception]) -> AsyncIterator[PodEvent]:
+async def _drain(
+    queue: asyncio.Queue[PodEvent | Exception],
+    silence: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[PodEvent]:
     while True:
-        item = await queue.get()
+        if silence is not None and queue.empty():
+            # The next item, or the silence's end (it raises), whichever comes first.
+            waiting = asyncio.ensure_future(queue.get())
+            silent = asyncio.ensure_future(silence())
+            try:
+                await asyncio.wait({waiting, silent}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                silent.cancel()
+            if not waiting.done():
+                waiting.cancel()
+                silent.result()  # raises WatchSilent
+            item = waiting.result()
+        else:
+            item = await queue.get()
         if isinstance(item, Exception):
             raise item
         yield item

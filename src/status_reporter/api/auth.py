@@ -38,6 +38,10 @@ class Auth(Protocol):
         is worthwhile."""
         ...
 
+    def close(self) -> None:
+        """End whatever still runs to get a credential (the reporter is exiting)."""
+        ...
+
 
 def bearer(token: str, where: str) -> dict[str, str]:
     """The ``Authorization`` header for ``token``.
@@ -61,6 +65,9 @@ class NoAuth:
     async def refresh(self) -> bool:
         """Nothing to reload."""
         return False
+
+    def close(self) -> None:
+        """Nothing runs."""
 
     def __repr__(self) -> str:
         return "NoAuth()"
@@ -87,6 +94,9 @@ class TokenFileAuth:
         """Read the file again; True when the token changed."""
         before, self._token = self._token, self._read()
         return self._token != before
+
+    def close(self) -> None:
+        """Nothing runs: the file is read when asked."""
 
     def _read(self) -> str:
         # A file read is quick: no need to leave the event loop for it.
@@ -129,6 +139,9 @@ class TokenAuth:
     async def refresh(self) -> bool:
         """A token written in the file cannot change."""
         return False
+
+    def close(self) -> None:
+        """Nothing runs."""
 
     def __repr__(self) -> str:
         return "TokenAuth(<hidden>)"

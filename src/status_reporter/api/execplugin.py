@@ -2,14 +2,19 @@
 for a kubeconfig's ``exec`` user (README "Configuration").
 
 The plugin runs as a child process of the event loop, bounded in time, on the first
-request, when its credential expires and after a 401; a stop cancels the request and
-kills the plugin. It may give a token or a client certificate. Only a kubeconfig names
-a plugin, so a Pod never imports this module.
+request, when its credential expires and after a 401. A request waits for it within
+its own time budget; one that gives up (its time is up, a stop) leaves the run going
+for the next request, which waits for the same run instead of starting another.
+:meth:`ExecAuth.close` kills a run still going when the reporter exits. It may give a
+token or a client certificate. Only a kubeconfig names a plugin, so a Pod never
+imports this module.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import ssl
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -67,39 +72,61 @@ class ExecAuth:
         self._now = now
         # What the last run gave; None before the first.
         self._issued: _Issued | None = None
-        self._lock = asyncio.Lock()
+        # The run going on, shared by every request that waits for it.
+        self._running: asyncio.Task[None] | None = None
+        self._process: asyncio.subprocess.Process | None = None
 
     async def headers(self) -> dict[str, str]:
         """The ``Authorization`` header when the plugin gave a token (else none),
         running the plugin first if there is no valid credential yet."""
-        async with self._lock:  # concurrent requests share one run of the plugin
-            issued = self._issued
-            if issued is None or (
-                issued.expiry is not None and self._now() >= issued.expiry - _EXPIRY_MARGIN
-            ):
-                await self._run()
+        issued = self._issued
+        if issued is None or (
+            issued.expiry is not None and self._now() >= issued.expiry - _EXPIRY_MARGIN
+        ):
+            await self._issue()
         token = self._issued.token if self._issued is not None else None
         return bearer(token, self._where) if token else {}
 
     async def refresh(self) -> bool:
-        """Run the plugin again; True when its credential changed."""
-        async with self._lock:
-            before = self._issued
-            await self._run()
-            after = self._issued
-            assert after is not None
-            return before is None or (before.token, before.cert) != (after.token, after.cert)
+        """Run the plugin again (or wait for the run going on); True when its credential
+        changed."""
+        before = self._issued
+        await self._issue()
+        after = self._issued
+        assert after is not None
+        return before is None or (before.token, before.cert) != (after.token, after.cert)
+
+    def close(self) -> None:
+        """Kill a run still going, with whatever it started (the reporter is exiting)."""
+        if self._process is not None and self._process.returncode is None:
+            _kill(self._process)
+
+    async def _issue(self) -> None:
+        """Wait for a run of the plugin, starting one unless one is going on. Giving up
+        the wait (a cancellation) leaves the run going, bounded by its own time limit."""
+        running = self._running
+        if running is None:
+            running = self._running = asyncio.ensure_future(self._run())
+            running.add_done_callback(self._ran)
+        await asyncio.shield(running)
+
+    def _ran(self, running: asyncio.Task[None]) -> None:
+        self._running = None
+        if not running.cancelled():
+            running.exception()  # seen by the waiters, if any are left
 
     async def _run(self) -> None:
         """Run the plugin as a child process of the event loop: waiting for it never
-        blocks the loop, and a cancelled wait (a stop) kills it."""
+        blocks the loop."""
         try:
-            process = await asyncio.create_subprocess_exec(
+            process = self._process = await asyncio.create_subprocess_exec(
                 *self._argv,
                 env=self._env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                # A group of its own: killed, it takes what it started along.
+                start_new_session=True,
             )
         except FileNotFoundError:
             hint = f" ({' '.join(self._install_hint.split())})" if self._install_hint else ""
@@ -114,9 +141,10 @@ class ExecAuth:
                 f"{self._where}: did not finish within {self._timeout} s"
             ) from None
         finally:
+            self._process = None
             if process.returncode is None:
-                process.kill()
-                # Reaped by the loop's child watcher; do not wait for it on a stop.
+                _kill(process)
+                # Reaped by the loop's child watcher; do not wait for it.
         if process.returncode != 0:
             tail = " ".join(stderr.decode("utf-8", "replace").split())[-_STDERR_TAIL:]
             raise CredentialsError(
@@ -173,3 +201,11 @@ class ExecAuth:
 
     def __repr__(self) -> str:
         return f"ExecAuth({self._argv[0]!r})"
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill the plugin's process group (it leads one), or the plugin alone."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()

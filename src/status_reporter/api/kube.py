@@ -9,16 +9,24 @@ once (a rotated service-account token) and the request repeated.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final, TypeVar
 
 import msgspec
 
-from status_reporter.api.auth import Credentials, CredentialsError
+from status_reporter.api.auth import Auth, Credentials, CredentialsError
 from status_reporter.api.podjson import decode_pod
-from status_reporter.api.protocol import ApiError, CredentialsUnavailable, PodEvent, Unreachable
-from status_reporter.api.transport import HttpClient, Response, TransportError
+from status_reporter.api.protocol import (
+    ApiError,
+    CredentialsUnavailable,
+    PodEvent,
+    Unreachable,
+    WatchSilent,
+)
+from status_reporter.api.transport import HttpClient, ReadTimeout, Response, TransportError
+from status_reporter.core.clocks import ServerTime, parse_http_date
 from status_reporter.core.models import (
     Bookmark,
     Job,
@@ -41,6 +49,9 @@ _UNRESERVED: Final = frozenset(
 FIELD_MANAGER: Final = "status-reporter"
 _JSON: Final = "application/json"
 _STRATEGIC_MERGE: Final = "application/strategic-merge-patch+json"
+# What is left of a request's time once its credentials are had: at least this (the
+# request then fails fast as a timeout when it had none left).
+_MIN_REQUEST_SECONDS: Final = 0.05
 # An error body is a small Status object; anything longer is cut before decoding.
 _ERROR_BODY_LIMIT: Final = 64 * 1024
 _STATUS: Final = msgspec.json.Decoder(Status)
@@ -105,6 +116,7 @@ class HttpApi:
         self._pods_path = f"/api/v1/namespaces/{quoted_ns}/pods"
         self._pod = pod
         self._namespace = namespace
+        self._server_time: ServerTime | None = None
 
     def _job_path(self, name: str) -> str:
         if not name:
@@ -112,8 +124,34 @@ class HttpApi:
             raise ValueError("a Job name is required")
         return f"{self._jobs_path}/{percent_encode(name)}"
 
-    async def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        return {"Accept": _JSON, **await self._credentials.auth.headers(), **(extra or {})}
+    def server_time(self) -> ServerTime | None:
+        """The API server's clock as the last response with a ``Date`` header showed it."""
+        return self._server_time
+
+    def _note_date(self, headers: Mapping[str, str]) -> None:
+        date = parse_http_date(headers.get("date", ""))
+        if date is not None:
+            self._server_time = ServerTime(date, asyncio.get_running_loop().time())
+
+    def close(self) -> None:
+        """End what still runs to get credentials (a credential plugin): the reporter exits."""
+        self._credentials.auth.close()
+
+    async def _headers(
+        self, deadline: float, extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """The request's headers, credentials included, had by ``deadline`` (loop time):
+        getting credentials counts against the time of the request they are for."""
+        auth = await _by(deadline, self._credentials.auth.headers(), self._credentials.auth)
+        return {"Accept": _JSON, **auth, **(extra or {})}
+
+    async def _refresh(self, deadline: float) -> bool:
+        """After a 401: read the credentials again by ``deadline``; True when a retry is
+        worth it."""
+        try:
+            return await _by(deadline, self._credentials.auth.refresh(), self._credentials.auth)
+        except CredentialsError as exc:
+            raise ApiError(401, f"HTTP 401: unauthorized, and the credentials: {exc}") from exc
 
     async def _request(
         self,
@@ -126,17 +164,21 @@ class HttpApi:
         fresh: bool = False,
     ) -> bytes | bytearray:
         extra = {"Content-Type": content_type} if content_type else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
 
         async def send() -> Response:
             with _as_api_errors():
-                headers = await self._headers(extra)
+                headers = await self._headers(deadline, extra)
+                left = max(_MIN_REQUEST_SECONDS, deadline - loop.time())
                 return await self._client.request(
-                    method, target, headers=headers, body=body, timeout=timeout, fresh=fresh
+                    method, target, headers=headers, body=body, timeout=left, fresh=fresh
                 )
 
         response = await send()
-        if response.status == 401 and await self._refresh():
+        if response.status == 401 and await self._refresh(deadline):
             response = await send()
+        self._note_date(response.headers)
         if response.status >= 300:
             error_body = response.body[:_ERROR_BODY_LIMIT]
             raise _error(response.status, response.reason, response.headers, error_body)
@@ -218,16 +260,20 @@ class HttpApi:
     async def _open_watch(
         self, target: str, read_timeout: float
     ) -> AsyncIterator[AsyncIterator[PodEvent]]:
+        loop = asyncio.get_running_loop()
         for attempt in range(2):
+            deadline = loop.time() + read_timeout
             with _as_api_errors():
+                headers = await self._headers(deadline)
                 async with self._client.stream(
                     "GET",
                     target,
-                    headers=await self._headers(),
-                    connect_timeout=read_timeout,
+                    headers=headers,
+                    connect_timeout=max(_MIN_REQUEST_SECONDS, deadline - loop.time()),
                     read_timeout=read_timeout,
                 ) as stream:
-                    if stream.status == 401 and attempt == 0 and await self._refresh():
+                    self._note_date(stream.headers)
+                    if stream.status == 401 and attempt == 0 and await self._refresh(deadline):
                         continue
                     if stream.status >= 300:
                         body = await stream.read_body(_ERROR_BODY_LIMIT)
@@ -235,12 +281,14 @@ class HttpApi:
                     yield _events(stream.lines())
                     return
 
-    async def _refresh(self) -> bool:
-        """After a 401: read the credentials again; True when a retry is worth it."""
-        try:
-            return await self._credentials.auth.refresh()
-        except CredentialsError as exc:
-            raise ApiError(401, f"HTTP 401: unauthorized, and the credentials: {exc}") from exc
+
+async def _by(deadline: float, getting: Awaitable[_T], auth: Auth) -> _T:
+    """``getting``'s result, or CredentialsError once ``deadline`` (loop time) passes."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await getting
+    except TimeoutError:
+        raise CredentialsError(f"{auth!r}: no credential within the request's time") from None
 
 
 @contextmanager
@@ -258,8 +306,11 @@ def _as_api_errors() -> Iterator[None]:
 
 async def _events(lines: AsyncIterator[bytes | bytearray]) -> AsyncIterator[PodEvent]:
     with _as_api_errors():
-        async for line in lines:
-            yield decode_event(line)
+        try:
+            async for line in lines:
+                yield decode_event(line)
+        except ReadTimeout as exc:
+            raise WatchSilent(str(exc)) from exc
 
 
 def decode_event(line: bytes | bytearray) -> PodEvent:

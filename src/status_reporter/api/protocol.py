@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from status_reporter.core.clocks import ServerTime
 from status_reporter.core.models import Job, Pod, RulesReviewStatus, Status
 
 
@@ -33,6 +34,10 @@ class ApiError(Exception):
 
 class Unreachable(Exception):
     """The API server gave no answer: connection refused or reset, TLS failure, timeout."""
+
+
+class WatchSilent(Unreachable):
+    """A watch said nothing (no event, no bookmark) within its read timeout."""
 
 
 class CredentialsUnavailable(Unreachable):
@@ -115,6 +120,11 @@ class Api(Protocol):
 
     async def review_rules(self, *, timeout: float) -> RulesReviewStatus:
         """What this identity may do in the namespace (a SelfSubjectRulesReview)."""
+        ...
+
+    def server_time(self) -> ServerTime | None:
+        """The API server's clock as the last response that carried a ``Date`` showed
+        it; None before any did."""
         ...
 
     def watch_pod(

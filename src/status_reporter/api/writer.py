@@ -16,7 +16,7 @@ from status_reporter.api.protocol import Api, Operations
 from status_reporter.api.retry import RetryPolicy, call
 from status_reporter.base.clock import Clock
 from status_reporter.base.logs import Logger
-from status_reporter.core.conditions import Condition, planned_condition, status_patch
+from status_reporter.core.conditions import Condition, find, planned_condition, status_patch
 from status_reporter.core.models import Job, JobCondition
 
 # The write is retried for at least this long (or MAX_WAIT_TIME_SECONDS if longer).
@@ -89,14 +89,17 @@ class ConditionWriter:
         (a last attempt with little time: the patch alone, as if no condition existed,
         on a new connection, since a pooled one may be dead and there is no time left
         to find out).
-        A held copy that shows the identical condition is read again before the write
-        is skipped: another writer may have changed the condition since it was read.
+        A held copy that already has a condition of this type is read again first:
+        another writer may have changed it since (its ``lastTransitionTime`` is planned
+        from the fresh copy, and an identical one is never concluded from a stale copy).
+        Without one, the held copy is enough: a normal run reads the Job once.
 
         Raises:
             KubeError: it could not be written before ``deadline``.
         """
         fresh = False
-        if self._conditions is None and read_first:
+        held = self._conditions
+        if read_first and (held is None or find(held, self._type) is not None):
             await self.read_job(deadline)
             fresh = True
         planned = self._plan(condition)

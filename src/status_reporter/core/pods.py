@@ -119,18 +119,21 @@ def adapter_state(pod: Pod, name: str) -> AdapterState | None:
     return AdapterState(terminated=terminated, waiting=waiting, ever_ran=ever_ran)
 
 
-def deletion(pod: Pod, now: float, wall: float) -> Stop | None:
+def deletion(pod: Pod, now: float, wall: float, server_skew: float = 0.0) -> Stop | None:
     """The stop that a Pod deletion means, or None when the Pod is not being deleted.
 
     The deletion was requested at ``deletionTimestamp`` minus the grace period: that is
     when the kubelet starts stopping the containers, so an adapter that finished after
-    it was stopped, not finished on its own.
+    it was stopped, not finished on its own. The API server stamped it on its clock,
+    ``server_skew`` seconds ahead of the node's: it is moved onto the node's clock, the
+    one of the kubelet's ``finishedAt`` and of ``wall``.
     """
     meta = pod.metadata
     deleted_at = unix_time(meta.deletion_timestamp)
     if deleted_at is None:
         return None
-    requested = min(wall, deleted_at - (meta.deletion_grace_period_seconds or 0))
+    grace = meta.deletion_grace_period_seconds or 0
+    requested = min(wall, deleted_at - server_skew - grace)
     return Stop(at=now - (wall - requested), wall=requested)
 
 
@@ -148,15 +151,22 @@ class PodFacts(msgspec.Struct, frozen=True):
 
 
 def pod_facts(
-    pod: Pod, *, newest: str, adapter: str | None, now: float, wall: float
+    pod: Pod,
+    *,
+    newest: str,
+    adapter: str | None,
+    now: float,
+    wall: float,
+    server_skew: float = 0.0,
 ) -> PodFacts | None:
     """The facts of ``pod``, or None when it is older than the newest state seen
-    (``newest``): a read that raced a watch event, whose newer state already counts."""
+    (``newest``): a read that raced a watch event, whose newer state already counts.
+    ``server_skew`` is how far the API server's clock is ahead of the node's."""
     version = pod.metadata.resource_version
     if is_older(version, newest):
         return None
     return PodFacts(
         version=version or newest,
         adapter=None if adapter is None else adapter_state(pod, adapter),
-        deletion=deletion(pod, now, wall),
+        deletion=deletion(pod, now, wall, server_skew),
     )

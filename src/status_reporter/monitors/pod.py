@@ -13,6 +13,11 @@ cost; a peer that stays connected but stops talking is detected by the read
 timeout, since the API server sends a bookmark at least every minute. While the
 watch is down the Pod is polled, and the watch is re-established with a backoff
 capped at 5 s. Without ``watch`` permission the Pod is polled for good.
+
+An API server that sends no bookmarks at all (its watch cache off) leaves every
+watch silent until the read timeout: while no bookmark has been seen, a silent
+watch is renewed at once from the last state seen (nothing is missed), quietly and
+without polling: one watch request per :data:`BOOKMARK_SILENCE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -22,11 +27,19 @@ import math
 from collections.abc import Callable
 from typing import Final
 
-from status_reporter.api.protocol import Api, ApiError, Operation, PodEvent, Unreachable
+from status_reporter.api.protocol import (
+    Api,
+    ApiError,
+    Operation,
+    PodEvent,
+    Unreachable,
+    WatchSilent,
+)
 from status_reporter.api.retry import RetryPolicy, backoff, call
 from status_reporter.base.clock import Clock, ticks
 from status_reporter.base.logs import Logger
 from status_reporter.base.tasks import scope
+from status_reporter.core.clocks import skew
 from status_reporter.core.models import Pod
 from status_reporter.core.pods import PodFacts, is_older, pod_facts
 
@@ -76,6 +89,10 @@ class PodMonitor:
         # After a 410 Gone the next watch starts from the current state instead.
         self._expired = False
         self._adapter: str | None = None
+        # Whether the API server has sent a bookmark (does it send them at all?), and how
+        # many silent watches were renewed while it had not.
+        self._bookmarks = False
+        self._silent_renewals = 0
 
     @property
     def following(self) -> bool:
@@ -120,7 +137,14 @@ class PodMonitor:
 
     def _take(self, pod: Pod) -> None:
         now, wall = self._clock.now(), self._clock.wall()
-        facts = pod_facts(pod, newest=self._version, adapter=self._adapter, now=now, wall=wall)
+        facts = pod_facts(
+            pod,
+            newest=self._version,
+            adapter=self._adapter,
+            now=now,
+            wall=wall,
+            server_skew=skew(self._api.server_time(), now, wall),
+        )
         if facts is None:
             return
         self._version, self._expired = facts.version, False
@@ -171,6 +195,9 @@ class PodMonitor:
                     self._expired = self._expired or exc.status == 410
                     error = str(exc)
                 except Unreachable as exc:
+                    if self._renewal_without_bookmarks(exc, opened):
+                        failures = 0
+                        continue
                     error = str(exc)
                 if self._clock.now() - opened >= MIN_WATCH_SECONDS:
                     # It lived: a watch the server ended on time is renewed at once, and
@@ -190,6 +217,23 @@ class PodMonitor:
                     poller = children.spawn(self.poll(), "Pod poll while the watch is down")
                 await self._clock.sleep_until(self._clock.now() + delay)
 
+    def _renewal_without_bookmarks(self, exc: Unreachable, opened: float) -> bool:
+        """True for a watch gone silent (that lived) on a server that has sent no bookmark
+        (it sends one only when the resourceVersion moves on, never with its watch cache
+        off): not a broken watch, one to renew (said once)."""
+        lived = self._clock.now() - opened >= MIN_WATCH_SECONDS
+        if not isinstance(exc, WatchSilent) or self._bookmarks or not lived:
+            return False
+        if not self._silent_renewals:
+            self._log.info(
+                "no watch bookmarks from the API server so far (a quiet cluster, or its "
+                "watch cache off): the Pod watch is renewed after each silence of this length",
+                silence_seconds=BOOKMARK_SILENCE_SECONDS,
+                error=str(exc),
+            )
+        self._silent_renewals += 1
+        return True
+
     @staticmethod
     def _silence_limit(deadline: float, now: float) -> float:
         """How long the watch may stay silent: until a bookmark is overdue, or just past
@@ -206,6 +250,7 @@ class PodMonitor:
             return True
         if event.type == "BOOKMARK":
             # Not a state of the Pod: only where the next watch may resume.
+            self._bookmarks = True
             version = event.pod.metadata.resource_version
             if version and not is_older(version, self._version):
                 self._version, self._expired = version, False

@@ -102,7 +102,7 @@ def _log_settings(env: Mapping[str, str]) -> tuple[LogLevel, LogFormat]:
 
 def _connect(
     env: Mapping[str, str], pod: str, namespace: str, keepalive: TcpKeepalive | None
-) -> tuple[HttpClient, Api]:
+) -> tuple[HttpClient, HttpApi]:
     """The API for one Pod and its Job, from the in-cluster or kubeconfig credentials.
 
     Raises:
@@ -115,7 +115,8 @@ def _connect(
     return client, HttpApi(client, credentials, pod=pod, namespace=namespace)
 
 
-async def _close(client: HttpClient) -> None:
+async def _close(client: HttpClient, api: HttpApi) -> None:
+    api.close()
     with contextlib.suppress(Exception, TimeoutError):
         await asyncio.wait_for(client.aclose(), _CLOSE_SECONDS)
 
@@ -126,12 +127,13 @@ async def _report_config_error(env: Mapping[str, str], line: str) -> None:
     report = error_report(env)
     log = logs.get_logger(job=report.job, namespace=report.namespace)
     clock = LoopClock()
-    client: HttpClient | None = None
+    connection: tuple[HttpClient, HttpApi] | None = None
     writer: ConditionWriter | None = None
     if report.job:
         pod = (env.get("POD_NAME") or "").strip()
         try:
-            client, api = _connect(env, pod, report.namespace, None)
+            connection = _connect(env, pod, report.namespace, None)
+            api: Api = connection[1]
             ops = Operations.of(report.job, pod, report.namespace)
             writer = ConditionWriter(api, ops, report.condition_type, clock=clock, log=log)
         except CredentialsError as exc:
@@ -146,8 +148,8 @@ async def _report_config_error(env: Mapping[str, str], line: str) -> None:
             log=log,
         )
     finally:
-        if client is not None:
-            await _close(client)
+        if connection is not None:
+            await _close(*connection)
 
 
 def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:
@@ -159,6 +161,22 @@ def _on_signal(reporter: Reporter, log: logs.Logger, signum: int) -> None:
         os._exit(code)
     log.info("stop signal received", signal=signal.Signals(signum).name)
     reporter.stop()
+
+
+def _exit_on_stop(code: int) -> None:
+    """From now until the process ends, a stop exits at once with the decided ``code``.
+
+    Installed while the event loop still runs, over its handlers, and never taken
+    back: the loop is not closed (closing it would give the signals their default
+    action, a death by signal, until the command line's own handler is in place).
+    """
+
+    def exit_now(_signum: int, _frame: object) -> None:
+        logs.flush(_LAST_LINES_SECONDS)
+        os._exit(code)
+
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, exit_now)
 
 
 async def _run(config: Config, early: list[int], log: logs.Logger) -> int:
@@ -187,7 +205,8 @@ async def _run(config: Config, early: list[int], log: logs.Logger) -> int:
         log.error("internal error", error=repr(exc))
         reporter.report_failure(f"internal error: {exc!r}")
     finally:
-        await _close(client)
+        _exit_on_stop(code)
+        await _close(client, api)
     return code
 
 
@@ -218,7 +237,8 @@ def run_sidecar(env: Mapping[str, str], early: list[int]) -> int:
         return ExitCode.CONFIG_INVALID
     logs.configure(config.log_level, config.log_format, background=True)
     log = logs.get_logger(job=config.job_name, namespace=config.job_namespace, pod=config.pod_name)
-    code = asyncio.run(_run(config, early, log))
+    # The loop is never closed: see _exit_on_stop (the process ends soon after).
+    code = asyncio.Runner().run(_run(config, early, log))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     log.info(
         "exiting",

@@ -45,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     gc.freeze()
     gc.enable()
     code = app.main(argv, early_signals)
-    # The event loop is gone, and with it its signal handlers: a stop from now on
-    # exits at once with the decided code, never as a death by signal.
+    # A stop from now on exits at once with the decided code, never as a death by
+    # signal (the sidecar's run has handled stops this way since its outcome was known).
     for signum in _STOP_SIGNALS:
         signal.signal(signum, lambda _signum, _frame: os._exit(code))
     from status_reporter.base import logs  # noqa: PLC0415 - imported by app already

@@ -14,19 +14,21 @@ reporter makes one last bounded attempt and exits within
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 from status_reporter.api.protocol import Api, Operations
 from status_reporter.api.retry import KubeError
-from status_reporter.api.writer import FORBIDDEN_GRACE_SECONDS
 from status_reporter.base.clock import Clock
 from status_reporter.base.logs import Logger, RawJson
 from status_reporter.base.tasks import Cut, Interrupt, Scope, scope, supervised
 from status_reporter.core.config import Config, ConfigError, MonitorMode
 from status_reporter.core.contract import ResultState, ResultValid, read_result, render_details
-from status_reporter.core.decision import Rule, Stop, Verdict, decide
+from status_reporter.core.decision import Rule, Stop, Verdict, decide, result_verdict
 from status_reporter.core.jobs import effective_wait
+from status_reporter.core.models import Job
 from status_reporter.core.pods import PodFacts
 from status_reporter.core.record import Record
 from status_reporter.monitors.pod import PodMonitor
@@ -55,6 +57,7 @@ class Reporter:
         read: Callable[[str], ResultState] = read_result,
     ) -> None:
         self._config = config
+        self._api = api
         self._clock = clock
         self._log = log
         self._stop = Interrupt(clock)
@@ -84,6 +87,7 @@ class Reporter:
         )
         self._startup = Startup(config, api, self._pods, clock=clock, log=log)
         self._outcome = Outcome(config, api, clock=clock, log=log, stop=self._stop)
+        self._log_details = functools.partial(_log_details, self._record, log)
 
     # --- stopping ---------------------------------------------------------------------
 
@@ -113,9 +117,33 @@ class Reporter:
     # --- the run ----------------------------------------------------------------------
 
     async def run(self) -> ExitCode:
-        """Run the sidecar until the condition is written (and, as a native sidecar, stopped)."""
+        """Run the sidecar until the condition is written (and, as a native sidecar, stopped).
+
+        The result file is watched from the start, whatever the API server does: start-up
+        (which needs it) runs meanwhile, and a valid result decides without waiting for it.
+        """
+        starting = asyncio.ensure_future(self._stop.cut(self._startup.run(self._record.deadline)))
+        # Whatever ends start-up (done, failed, cut by a stop) is one more fact.
+        starting.add_done_callback(lambda _: self._wake.set())
         try:
-            started = await self._stop.cut(self._startup.run(self._record.deadline))
+            return await self._run(starting)
+        finally:
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await starting
+
+    async def _run(self, starting: asyncio.Future[StartupFacts | Cut]) -> ExitCode:
+        facts: StartupFacts | None = None
+        try:
+            async with scope() as children:
+                for name, monitor in _file_monitors(self._config, self._file):
+                    children.spawn(supervised(name, monitor, self._log), name)
+                early = await self._until_started(starting)
+                if early is None:
+                    started = starting.result()
+                    facts = None if isinstance(started, Cut) else started
+                    verdict = await self._watch(children, facts)
         except ConfigError as exc:
             self._log.error(str(exc))
             await self._outcome.record_config_error(str(exc), self._startup.writer)
@@ -124,35 +152,38 @@ class Reporter:
             self._log.error(str(exc), status=exc.status)
             self._outcome.leave_last_word(error=str(exc))
             return ExitCode.WRITE_FAILED
-        facts = None if isinstance(started, Cut) else started
-        if facts is not None:
-            self._begin(facts)
-        else:
-            now = self._clock.now()
-            await self._read_pod(max(0.2, exit_by(self._stop, now + _STOP_READ_TIMEOUT) - now))
-        verdict = await self._watch(facts)
-        code = await self._outcome.record(verdict, self._startup.writer)
-        if self._outcome.written and facts is not None and facts.create_events:
-            await self._outcome.record_event(self._startup.ops, facts.job.metadata.uid)
-        self._log_details()
-        native = facts.native_sidecar if facts is not None else self._startup.native_sidecar
-        if native and code is not ExitCode.WRITE_FAILED:
-            # Exiting now would make the kubelet restart a native sidecar.
-            if not self._stop.is_set():
-                self._log.info("condition recorded; idle until the Pod stops")
-                await self._stop.wait()
-            return ExitCode.RESULT
-        return code
+        if early is not None:
+            return await self._outcome.conclude_early(
+                early, self._startup, starting, self._read_pod_after_stop, self._log_details
+            )
+        return await self._outcome.conclude(verdict, self._startup, facts, self._log_details)
+
+    async def _until_started(self, starting: asyncio.Future[StartupFacts | Cut]) -> Verdict | None:
+        """Wait for start-up while watching the result file: the verdict of a valid result
+        that came first, or None once start-up has ended (its result is then ``starting``'s)."""
+        while not starting.done():
+            self._wake.clear()
+            read_at = self._file.refresh(self._record)
+            result = self._record.result
+            if isinstance(result, ResultValid):
+                return result_verdict(result)
+            if read_at is None:
+                await self._wake.wait()
+                continue
+            alarm = asyncio.ensure_future(self._recheck_at(read_at))
+            try:
+                await self._wake.wait()
+            finally:
+                alarm.cancel()
+        return None
 
     def _begin(self, facts: StartupFacts) -> None:
         """Take what start-up learned: the Job to write to, its deadline, the adapter."""
         config = self._config
-        writer = self._startup.writer
-        assert writer is not None  # start-up named the Job
-        writer.plan_from(facts.job)
-        if facts.patch_confirmed:
-            writer.trust_permission(FORBIDDEN_GRACE_SECONDS)
-        self._clamp_to_job(facts)
+        self._startup.plan_write(facts)
+        _clamp_to_job(
+            self._record, self._config, facts.job, _server_now(self._api, self._clock), self._log
+        )
         self._pods.follow(facts.adapter, facts.pod)
         self._log.info(
             "monitoring adapter",
@@ -162,19 +193,6 @@ class Reporter:
             monitor_mode=str(config.monitor_mode),
             pod_updates="watch" if facts.watch_pods else "poll",
         )
-
-    def _clamp_to_job(self, facts: StartupFacts) -> None:
-        """Let the Job's own deadline shorten the wait, so row 7 lands before it."""
-        config, job = self._config, facts.job
-        wait = effective_wait(config.max_wait_time_seconds, job, self._clock.wall())
-        if self._record.shorten_wait(self._clock.now() + wait, wait):
-            self._log.warning(
-                "the Job's activeDeadlineSeconds ends first: waiting less than "
-                "MAX_WAIT_TIME_SECONDS, so that AdapterTimeout is recorded before it",
-                max_wait_time_seconds=config.max_wait_time_seconds,
-                active_deadline_seconds=job.spec.active_deadline_seconds,
-                wait_seconds=wait,
-            )
 
     # --- facts ------------------------------------------------------------------------
 
@@ -205,30 +223,22 @@ class Reporter:
 
     # --- watching and deciding ----------------------------------------------------------
 
-    async def _watch(self, facts: StartupFacts | None) -> Verdict:
-        """Run the monitors and the decision loop in one scope, until a verdict."""
+    async def _watch(self, children: Scope, facts: StartupFacts | None) -> Verdict:
+        """After start-up: follow the Pod too, and decide (``facts`` is None when a stop
+        cut start-up short)."""
+        if facts is not None:
+            self._begin(facts)
+        else:
+            await self._read_pod_after_stop()
         if not self._stop.is_set():
-            # A result (or an ended adapter) already there at start-up needs no monitors.
+            # A result (or an ended adapter) already there needs no Pod monitor.
             self._file.refresh(self._record)
             outcome = decide(self._record.snapshot(self._clock.now()))
             if isinstance(outcome, Verdict) and outcome.rule is not Rule.TIMEOUT:
                 return outcome
-        async with scope() as children:
-            for name, monitor, fallback in self._monitors(facts):
-                children.spawn(supervised(name, monitor, self._log, fallback), name)
-            return await self._decide(children)
-
-    def _monitors(self, facts: StartupFacts | None) -> list[_Monitor]:
-        monitors: list[_Monitor] = [("file poll", self._file.poll, None)]
-        if self._config.monitor_mode is MonitorMode.AUTO:
-            monitors.append(("file events", self._file.watch, None))
-        if facts is not None and facts.watch_pods:
-            deadline = self._record.deadline
-            monitors.append(("Pod watch", lambda: self._pods.watch(deadline), self._pods.poll))
-        elif facts is not None:
-            # Start-up has just read the Pod: the first poll is one interval away.
-            monitors.append(("Pod poll", lambda: self._pods.poll(read_now=False), None))
-        return monitors
+        for name, monitor, fallback in _pod_monitors(self._pods, facts, self._record.deadline):
+            children.spawn(supervised(name, monitor, self._log, fallback), name)
+        return await self._decide(children)
 
     async def _decide(self, children: Scope) -> Verdict:
         stop_reads: asyncio.Task[None] | None = None
@@ -268,6 +278,11 @@ class Reporter:
             if adapter is not None:
                 self._pods.follow(adapter, pod)
 
+    async def _read_pod_after_stop(self) -> None:
+        """A stop cut start-up short: one read of the Pod, bounded by the stop's exit."""
+        now = self._clock.now()
+        await self._read_pod(max(0.2, exit_by(self._stop, now + _STOP_READ_TIMEOUT) - now))
+
     async def _read_pod_at_deadline(self) -> None:
         if not self._pods.following:
             return
@@ -281,9 +296,56 @@ class Reporter:
             await self._read_pod(_STOP_READ_TIMEOUT)
             await self._clock.sleep_until(self._clock.now() + _STOP_READ_INTERVAL)
 
-    def _log_details(self) -> None:
-        result = self._record.result
-        if isinstance(result, ResultValid) and result.result.details is not None:
-            details, truncated = render_details(result.result.details)
-            value: object = details if truncated else RawJson(result.result.details)
-            self._log.info("adapter result details", details=value, details_truncated=truncated)
+
+def _file_monitors(
+    config: Config, file: ResultFile
+) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+    """The result file's monitors: polling, and inotify events in auto mode."""
+    monitors: list[tuple[str, Callable[[], Awaitable[None]]]] = [("file poll", file.poll)]
+    if config.monitor_mode is MonitorMode.AUTO:
+        monitors.append(("file events", file.watch))
+    return monitors
+
+
+def _pod_monitors(pods: PodMonitor, facts: StartupFacts | None, deadline: float) -> list[_Monitor]:
+    """The Pod's monitor after start-up (none when a stop cut it short): its watch with
+    polling as the fallback, or polling alone."""
+    if facts is not None and facts.watch_pods:
+        return [("Pod watch", lambda: pods.watch(deadline), pods.poll)]
+    if facts is not None:
+        # Start-up has just read the Pod: the first poll is one interval away.
+        return [("Pod poll", lambda: pods.poll(read_now=False), None)]
+    return []
+
+
+def _clamp_to_job(
+    record: Record, config: Config, job: Job, now: tuple[float, float], log: Logger
+) -> None:
+    """Let the Job's own deadline shorten the wait, so row 7 lands before it. ``now`` is
+    (monotonic, the API server's clock): the Job's times are the server's, and what is
+    left of them is counted on the monotonic clock."""
+    monotonic, server = now
+    wait = effective_wait(config.max_wait_time_seconds, job, server)
+    if record.shorten_wait(monotonic + wait, wait):
+        log.warning(
+            "the Job's activeDeadlineSeconds ends first: waiting less than "
+            "MAX_WAIT_TIME_SECONDS, so that AdapterTimeout is recorded before it",
+            max_wait_time_seconds=config.max_wait_time_seconds,
+            active_deadline_seconds=job.spec.active_deadline_seconds,
+            wait_seconds=wait,
+        )
+
+
+def _server_now(api: Api, clock: Clock) -> tuple[float, float]:
+    """Now on the monotonic clock and on the API server's (the node's when unknown)."""
+    now, server = clock.now(), api.server_time()
+    return now, clock.wall() if server is None else server.now(now)
+
+
+def _log_details(record: Record, log: Logger) -> None:
+    """The valid result's details, after the write (logging never delays it)."""
+    result = record.result
+    if isinstance(result, ResultValid) and result.result.details is not None:
+        details, truncated = render_details(result.result.details)
+        value: object = details if truncated else RawJson(result.result.details)
+        log.info("adapter result details", details=value, details_truncated=truncated)

@@ -9,6 +9,7 @@ and everything after a stop ends within :data:`STOP_EXIT_SECONDS` of it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from status_reporter.api.protocol import Api, Operations
@@ -18,10 +19,11 @@ from status_reporter.base.clock import Clock
 from status_reporter.base.logs import Logger
 from status_reporter.base.tasks import Cut, Interrupt
 from status_reporter.core.conditions import Condition
-from status_reporter.core.config import Config
+from status_reporter.core.config import Config, ConfigError
 from status_reporter.core.decision import Verdict
 from status_reporter.core.events import job_event
 from status_reporter.shell import termination
+from status_reporter.shell.startup import Startup, StartupFacts
 
 # After a stop: exit within this many seconds (the kubelet's grace period is 30 s by
 # default); the last write attempt gets what is left of it.
@@ -94,24 +96,110 @@ class Outcome:
         self._stop = stop
         self.decided: Condition | None = None
         self.written = False
+        # Why the decided condition was not written, when a check or the API said so.
+        self.error: str | None = None
         self.code = ExitCode.WRITE_FAILED
 
-    async def record(self, verdict: Verdict, writer: ConditionWriter | None) -> ExitCode:
-        """Write the decided condition (None: no Job was named) and leave the last word;
-        the exit code."""
-        self.decided = verdict.condition
-        self.code = await self._write(verdict, writer)
+    def decide(self, verdict: Verdict) -> None:
+        """Take the verdict, and leave it in the termination message at once (not written
+        yet): a SIGKILL during the write's retries still leaves it (README "How the
+        condition is written")."""
+        condition = verdict.condition
+        self.decided = condition
+        self._log.info(
+            "decided",
+            rule=int(verdict.rule),
+            status=condition.status,
+            reason=condition.reason,
+            condition_message=condition.message,
+        )
+        self.leave_last_word()
+
+    def refuse(self, error: str, code: ExitCode) -> ExitCode:
+        """The decided condition cannot be written: a start-up check failed (``error``
+        names it). It stays in the termination message with the error; the exit code."""
+        self.error, self.code = error, code
+        self.leave_last_word()
+        return code
+
+    async def record(
+        self, verdict: Verdict, writer: ConditionWriter | None, *, deadline: float | None = None
+    ) -> ExitCode:
+        """Write the decided condition (None: no Job was named) until ``deadline`` (by
+        default the write's whole budget from now) and leave the last word; the exit code."""
+        if self.decided is None:
+            self.decide(verdict)
+        if deadline is None:
+            deadline = self._clock.now() + write_budget(self._config.max_wait_time_seconds)
+        self.code = await self._write(verdict, writer, deadline)
         self.leave_last_word()
         return self.code
 
-    async def _write(self, verdict: Verdict, writer: ConditionWriter | None) -> ExitCode:
+    async def conclude_early(
+        self,
+        verdict: Verdict,
+        startup: Startup,
+        starting: Awaitable[StartupFacts | Cut],
+        read_pod: Callable[[], Awaitable[None]],
+        details: Callable[[], None],
+    ) -> ExitCode:
+        """A valid result came before start-up ended (an API server unreachable from the
+        start, say): it decides alone and goes to the termination message at once. The
+        start-up checks still run when the API answers, within the write's budget; one
+        that fails leaves the verdict there, not written, with the error that names it.
+        After a stop that cut start-up short, ``read_pod`` may still name the Job."""
+        self.decide(verdict)
+        deadline = self._clock.now() + write_budget(self._config.max_wait_time_seconds)
+        try:
+            started = await startup.finish(starting, deadline, self._stop)
+        except ConfigError as exc:
+            self._log.error(str(exc))
+            return self.refuse(str(exc), ExitCode.CONFIG_INVALID)
+        except KubeError as exc:
+            self._log.error(str(exc), status=exc.status)
+            self._log.error("condition not recorded on the Job")
+            return self.refuse(str(exc), ExitCode.WRITE_FAILED)
+        facts = None
+        if isinstance(started, Cut):
+            await read_pod()
+        else:
+            facts = started
+            startup.plan_write(facts)
+        return await self.conclude(verdict, startup, facts, details, deadline=deadline)
+
+    async def conclude(
+        self,
+        verdict: Verdict,
+        startup: Startup,
+        facts: StartupFacts | None,
+        details: Callable[[], None],
+        *,
+        deadline: float | None = None,
+    ) -> ExitCode:
+        """Write the verdict (until ``deadline``), record the Event, log the result's
+        ``details``; as a native sidecar, stay until stopped. The exit code."""
+        code = await self.record(verdict, startup.writer, deadline=deadline)
+        if self.written and facts is not None and facts.create_events:
+            await self.record_event(startup.ops, facts.job.metadata.uid)
+        details()
+        native = facts.native_sidecar if facts is not None else startup.native_sidecar
+        if native and code is not ExitCode.WRITE_FAILED:
+            # Exiting now would make the kubelet restart a native sidecar.
+            if not self._stop.is_set():
+                self._log.info("condition recorded; idle until the Pod stops")
+                await self._stop.wait()
+            return ExitCode.RESULT
+        return code
+
+    async def _write(
+        self, verdict: Verdict, writer: ConditionWriter | None, deadline: float
+    ) -> ExitCode:
         condition = verdict.condition
         fields = {
             "status": condition.status,
             "reason": condition.reason,
             "condition_message": condition.message,
         }
-        self._log.info("decided", rule=int(verdict.rule), **fields)
         if writer is None:
             self._log.error(
                 "condition not recorded on the Job: JOB_NAME is unset and the stop came "
@@ -119,11 +207,8 @@ class Outcome:
                 **fields,
             )
             return ExitCode.WRITE_FAILED
-        budget = write_budget(self._config.max_wait_time_seconds)
         try:
-            written = await self._stop.cut(
-                writer.write(condition, deadline=self._clock.now() + budget)
-            )
+            written = await self._stop.cut(writer.write(condition, deadline=deadline))
             if isinstance(written, Cut):
                 self._log.info("stopped while writing; one last attempt")
                 last = exit_by(self._stop, self._clock.now() + _LAST_ATTEMPT_SECONDS)
@@ -180,7 +265,9 @@ class Outcome:
         """Leave the decided condition (or the fatal error) in the termination message."""
         path = self._config.termination_message_path
         if self.decided is not None:
-            line = termination.message(self._config.condition_type, self.decided, self.written)
+            line = termination.message(
+                self._config.condition_type, self.decided, self.written, self.error or error
+            )
         elif error is not None:
             line = termination.error_message(error)
         else:

@@ -11,16 +11,18 @@ still teach the adapter.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Final
 
 import msgspec
 
 from status_reporter.api.access import check_access
 from status_reporter.api.protocol import Api, Operations
-from status_reporter.api.retry import KubeError, call
-from status_reporter.api.writer import ConditionWriter
+from status_reporter.api.retry import MIN_ATTEMPT_SECONDS, TRANSIENT_STATUSES, KubeError, call
+from status_reporter.api.writer import FORBIDDEN_GRACE_SECONDS, ConditionWriter
 from status_reporter.base.clock import Clock
 from status_reporter.base.logs import Logger, carried
+from status_reporter.base.tasks import Cut, Interrupt
 from status_reporter.core.config import Config, ConfigError, MonitorMode
 from status_reporter.core.models import Job, Pod
 from status_reporter.core.pods import find_adapter, has_container, is_native_sidecar, owner_job
@@ -112,6 +114,34 @@ class Startup:
             create_events=access.create_events,
             patch_confirmed=access.patch_confirmed,
         )
+
+    def plan_write(self, facts: StartupFacts) -> None:
+        """Plan the write from the Job as start-up read it, and retry a 403 briefly when
+        the review confirmed the permission to patch."""
+        assert self.writer is not None  # start-up named the Job
+        self.writer.plan_from(facts.job)
+        if facts.patch_confirmed:
+            self.writer.trust_permission(FORBIDDEN_GRACE_SECONDS)
+
+    async def finish(
+        self, starting: Awaitable[StartupFacts | Cut], deadline: float, stop: Interrupt
+    ) -> StartupFacts | Cut:
+        """Start-up's outcome, after a verdict came first: ``starting`` had until the
+        wait's end, the write has until ``deadline``; when the API stayed unreachable
+        that long, start-up runs once more until ``deadline`` (a stop cuts it short).
+
+        Raises:
+            ConfigError: as :meth:`run`.
+            KubeError: as :meth:`run`.
+        """
+        try:
+            return await starting
+        except KubeError as exc:
+            if exc.status is not None and exc.status not in TRANSIENT_STATUSES:
+                raise
+            if deadline - self._clock.now() < 2 * MIN_ATTEMPT_SECONDS:
+                raise
+        return await stop.cut(self.run(deadline))
 
     def learn_after_stop(self, pod: Pod) -> str | None:
         """A stop cut start-up short: what a Pod read since teaches (the Job, the sidecar

@@ -9,6 +9,7 @@ lost silently.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Final
 
 import msgspec
@@ -20,19 +21,26 @@ from status_reporter.core.contract import truncate_utf8
 LIMIT_BYTES: Final = 4096
 
 
-def message(condition_type: str, condition: Condition, written: bool) -> bytes:
-    """The decided condition as one JSON line of at most :data:`LIMIT_BYTES`."""
+def message(
+    condition_type: str, condition: Condition, written: bool, error: str | None = None
+) -> bytes:
+    """The decided condition as one JSON line of at most :data:`LIMIT_BYTES`; ``error``
+    says why it was not written, when a check or the API refused it."""
     text = condition.message.encode("utf-8", "backslashreplace").decode()
-    while True:
-        line = msgspec.json.encode(
-            {
-                "type": condition_type,
-                "status": condition.status,
-                "reason": condition.reason,
-                "message": text,
-                "written": written,
-            }
+    document: dict[str, object] = {
+        "type": condition_type,
+        "status": condition.status,
+        "reason": condition.reason,
+        "message": text,
+        "written": written,
+    }
+    if error is not None:
+        document["error"] = truncate_utf8(
+            error.encode("utf-8", "backslashreplace").decode(), LIMIT_BYTES // 4
         )
+    while True:
+        document["message"] = text
+        line = msgspec.json.encode(document)
         if len(line) < LIMIT_BYTES or not text:
             return line + b"\n"
         # Escapes can make the JSON longer than the message itself: cut and try again.
@@ -49,14 +57,20 @@ def write(path: str, line: bytes) -> bool:
     """Write ``line`` to the termination message file; False when it is not writable.
 
     The file is never created: the kubelet creates it in a container, and outside one
-    there is nothing to write to.
+    there is nothing to write to. It is written over, then cut to the new length, so
+    that a SIGKILL at any instant leaves a complete first line (never an empty file)
+    once one was written.
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return False
     try:
-        os.write(fd, line)
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.pwrite(fd, line, 0)
+            os.ftruncate(fd, len(line))
+        else:  # a pipe or a terminal, say: a stream to append to
+            os.write(fd, line)
     except OSError:
         return False
     finally:

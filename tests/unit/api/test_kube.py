@@ -3,6 +3,8 @@ and the encoding of names and query values into request targets."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -12,10 +14,10 @@ from hypothesis import strategies as st
 
 from status_reporter.api.auth import Credentials, CredentialsError
 from status_reporter.api.kube import HttpApi, decode_event, percent_encode, query_string
-from status_reporter.api.protocol import CredentialsUnavailable, Unreachable
+from status_reporter.api.protocol import CredentialsUnavailable, Unreachable, WatchSilent
 from status_reporter.api.retry import is_transient
 from status_reporter.api.transport import Endpoint, HttpClient
-from tests.unit.transport_server import answer_all, response, serve
+from tests.unit.transport_server import answer_all, chunked, response, serve
 
 SAMPLES = Path(__file__).parents[2] / "samples" / "watch"
 
@@ -96,6 +98,80 @@ class _FailingAuth:
 
     async def refresh(self) -> bool:
         return False
+
+    def close(self) -> None:
+        pass
+
+
+class _SlowAuth:
+    """Credentials that take longer than a request may (a slow credential plugin)."""
+
+    delay = 30.0
+
+    async def headers(self) -> dict[str, str]:
+        await asyncio.sleep(self.delay)
+        return {}
+
+    async def refresh(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+async def test_getting_credentials_counts_against_the_requests_time() -> None:
+    async with serve(answer_all(response(b"{}"))) as server:
+        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
+        credentials = Credentials(Endpoint("127.0.0.1", server.port), _SlowAuth(), "test")
+        api = HttpApi(client, credentials, pod="p", namespace="n")
+        async with client:
+            started = time.monotonic()
+            with pytest.raises(CredentialsUnavailable, match="no credential within") as info:
+                await api.get_job("j", timeout=0.5)
+            assert time.monotonic() - started < 1.5
+            assert is_transient(info.value)
+            started = time.monotonic()
+            with pytest.raises(CredentialsUnavailable):
+                async with api.watch_pod("", timeout_seconds=10, read_timeout=0.5):
+                    pass
+            assert time.monotonic() - started < 1.5
+        assert server.requests == []
+
+
+async def test_the_api_servers_date_is_noted_with_the_moment_it_came() -> None:
+    date = b"Date: Mon, 07 Dec 2026 20:52:56 GMT\r\n"
+    async with serve(answer_all(response(b"{}", headers=date))) as server:
+        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
+        auth = _SlowAuth()
+        credentials = Credentials(Endpoint("127.0.0.1", server.port), auth, "test")
+        api = HttpApi(client, credentials, pod="p", namespace="n")
+        assert api.server_time() is None
+        async with client:
+            auth.delay = 0
+            await api.get_job("j", timeout=5)
+            noted = api.server_time()
+            assert noted is not None
+            assert noted.date == 1796676776.0  # 2026-12-07T20:52:56Z
+            assert 0 <= asyncio.get_running_loop().time() - noted.at < 1
+
+
+async def _drain_watch(api: HttpApi) -> None:
+    async with api.watch_pod("", timeout_seconds=10, read_timeout=0.3) as events:
+        async for _ in events:
+            pass
+
+
+async def test_a_watch_that_says_nothing_within_its_read_timeout_is_silent() -> None:
+    """Distinct from other failures: a server without bookmarks leaves a watch silent."""
+    async with serve(answer_all(chunked(end=False))) as server:
+        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
+        auth = _SlowAuth()
+        auth.delay = 0
+        credentials = Credentials(Endpoint("127.0.0.1", server.port), auth, "test")
+        api = HttpApi(client, credentials, pod="p", namespace="n")
+        async with client:
+            with pytest.raises(WatchSilent):
+                await _drain_watch(api)
 
 
 async def test_credentials_that_cannot_be_had_are_a_transient_api_failure() -> None:

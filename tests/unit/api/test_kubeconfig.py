@@ -584,8 +584,8 @@ async def test_exec_plugin_run_time_is_bounded(tmp_path: Path) -> None:
 
 
 async def test_a_running_plugin_never_blocks_the_event_loop(tmp_path: Path) -> None:
-    """A plugin that takes long runs beside the loop: other work goes on, and the
-    wait for it can be cancelled at once (a stop), which ends the plugin."""
+    """A plugin that takes long runs beside the loop: other work goes on, the wait for
+    it can be cancelled at once (a stop), and closing the credentials ends the plugin."""
     pid_file = tmp_path / "pid"
     script = write(tmp_path / "slow.sh", f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 30\n")
     script.chmod(0o755)
@@ -608,6 +608,7 @@ async def test_a_running_plugin_never_blocks_the_event_loop(tmp_path: Path) -> N
         await running
     assert time.monotonic() - started < 0.5
     assert ticks == 20
+    auth.close()
     for _ in range(100):  # killed, and reaped by the loop's child watcher
         if not Path(f"/proc/{pid}").exists():
             break

@@ -260,3 +260,10 @@ def test_a_state_without_a_version_keeps_the_newest() -> None:
 def test_before_the_adapter_is_known_only_the_deletion_counts() -> None:
     facts = pod_facts(_versioned("12"), newest="", adapter=None, now=0, wall=0)
     assert facts == PodFacts(version="12", adapter=None, deletion=None)
+
+
+def test_a_deletion_the_server_stamped_is_moved_onto_the_nodes_clock() -> None:
+    # The node is 10 s ahead: the server's 10:00:00 is the node's 10:00:10.
+    meta = ObjectMeta(name="p", deletion_timestamp="2026-11-26T10:00:00Z")
+    stop = deletion(Pod(metadata=meta), now=500.0, wall=1_795_687_215.0, server_skew=-10.0)
+    assert stop == Stop(at=495.0, wall=1_795_687_210.0)

@@ -205,10 +205,8 @@ def _refusing_kubeconfig(tmp_path: Path) -> Path:
     return kubeconfig
 
 
-def _sidecar(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    last_word = tmp_path / "termination-log"
-    last_word.write_bytes(b"")
-    env = {
+def _sidecar_env(tmp_path: Path, last_word: Path) -> dict[str, str]:
+    return {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "KUBECONFIG": str(_refusing_kubeconfig(tmp_path)),
@@ -218,6 +216,12 @@ def _sidecar(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
         "RESULTS_PATH": str(tmp_path / "result.json"),
         "TERMINATION_MESSAGE_PATH": str(last_word),
     }
+
+
+def _sidecar(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    last_word = tmp_path / "termination-log"
+    last_word.write_bytes(b"")
+    env = _sidecar_env(tmp_path, last_word)
     process = subprocess.Popen([SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return process, last_word
 
@@ -252,6 +256,39 @@ def test_a_stop_right_after_exec_is_handled(tmp_path: Path, delay: float) -> Non
     assert time.monotonic() - started < 10
     assert json.loads(last_word.read_bytes())["reason"] == "ReporterInterrupted"
     assert b"Traceback" not in out
+
+
+# The run decided exit code 1; a SIGTERM then lands just after the event loop has
+# returned, before the command line's own last handler (the exit's resource reading).
+_LATE_STOP = """
+import os, resource, signal, time
+from status_reporter.shell import cli, engine
+
+async def decided(self):
+    return 1
+
+def stop_then_read(who):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.5)
+    return real(who)
+
+real = resource.getrusage
+engine.Reporter.run = decided
+resource.getrusage = stop_then_read
+cli.main([])
+"""
+
+
+def test_a_stop_after_the_run_ends_exits_with_the_decided_code(tmp_path: Path) -> None:
+    """No window at the end: a stop between the event loop's return and the exit is
+    handled (the decided code), never a death by signal."""
+    last_word = tmp_path / "termination-log"
+    last_word.write_bytes(b"")
+    env = _sidecar_env(tmp_path, last_word)
+    done = subprocess.run(
+        [sys.executable, "-c", _LATE_STOP], env=env, capture_output=True, timeout=30, check=False
+    )
+    assert done.returncode == 1, done
 
 
 def test_a_second_stop_exits_at_once(tmp_path: Path) -> None:

@@ -28,12 +28,19 @@ from status_reporter.base import logs
 from status_reporter.core.conditions import rfc3339
 from status_reporter.core.config import Config, LogFormat, LogLevel, MonitorMode
 from status_reporter.core.contract import ResultState, read_result
-from status_reporter.core.models import Container, JobCondition, OwnerReference, Status
+from status_reporter.core.models import (
+    Container,
+    JobCondition,
+    ObjectMeta,
+    OwnerReference,
+    Pod,
+    Status,
+)
 from status_reporter.monitors.resultfile import MAX_READ_INTERVAL, MIN_READ_INTERVAL
 from status_reporter.shell.engine import Reporter
 from status_reporter.shell.outcome import STOP_EXIT_SECONDS, ExitCode
 from tests.unit.fakes import WALL_START, FakeClock, running, settle, terminated, waiting
-from tests.unit.memcluster import REFERENCE_RULES, MemoryCluster, make_pod
+from tests.unit.memcluster import PROJECT_RULES, REFERENCE_RULES, MemoryCluster, make_pod
 
 SUCCESS = {"status": "success", "reason": "ValidationPassed", "message": "all good"}
 NATIVE = (Container(name="status-reporter", restart_policy="Always"),)
@@ -584,6 +591,21 @@ async def test_second_stop_reports_at_once(
 # --- the write path ----------------------------------------------------------------------
 
 
+async def test_the_decided_outcome_is_left_before_the_write_ends(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    """A SIGKILL during the write's retries (an OOM kill, a node shutdown) still leaves it."""
+    run = await start()
+    cluster.down = True
+    run.write(SUCCESS)
+    await clock.advance(3)
+    assert not run.done
+    assert run.last_word() == {**PASSED_WORD, "written": False}
+    cluster.down = False
+    assert await run.finish(within=6) is ExitCode.RESULT
+    assert run.last_word() == {**PASSED_WORD, "written": True}
+
+
 async def test_the_patch_carries_no_resource_version_and_merges_by_type(
     cluster: MemoryCluster, start: Start
 ) -> None:
@@ -649,6 +671,55 @@ async def test_a_condition_changed_by_another_writer_after_start_up_is_written(
     )
     assert len(cluster.patches) == 1
     assert run.last_word()["written"] is True
+
+
+async def test_a_held_condition_of_this_type_is_read_again_before_the_write(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    """Start-up saw False (09:00); another writer sets True (10:00:01) since: the crash
+    is a new transition, not a False kept from the stale copy's 09:00."""
+    cluster.set_conditions(
+        [
+            JobCondition(
+                type="Available",
+                status="False",
+                reason="AdapterTimeout",
+                message="Adapter did not produce results within 5m0s",
+                last_transition_time="2026-11-26T09:00:00Z",
+            )
+        ]
+    )
+    run = await start()
+    cluster.set_conditions(
+        [
+            JobCondition(
+                type="Available",
+                status="True",
+                reason="ValidationPassed",
+                message="all good",
+                last_transition_time="2026-11-26T10:00:01Z",
+            )
+        ]
+    )
+    await clock.advance(2)
+    crashed_at = rfc3339(clock.wall())
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+    written = cluster.condition()
+    assert written is not None
+    assert (written.reason, written.last_transition_time) == ("AdapterExitedWithError", crashed_at)
+    assert cluster.calls["get_job"] == 2
+
+
+async def test_without_a_condition_of_this_type_a_run_reads_the_job_once(
+    cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start()
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    # Pod, Job, review, watch, patch, Event: six requests.
+    assert sum(cluster.calls.values()) == 6
+    assert cluster.calls["get_job"] == 1
 
 
 async def test_the_write_is_retried_for_max_wait_when_that_is_longer(
@@ -912,6 +983,118 @@ async def test_a_job_name_other_than_the_owner_is_kept_with_a_warning(
     assert "job_name=job-a owner=job-b" in out
 
 
+# --- an API server unreachable from the start ---------------------------------------------
+
+PASSED_WORD = {
+    "type": "Available",
+    "status": "True",
+    "reason": "ValidationPassed",
+    "message": "all good",
+}
+
+
+async def test_a_result_during_an_outage_from_the_start_decides_and_is_left_at_once(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    await clock.advance(1)
+    run.write(SUCCESS)
+    await clock.advance(2)
+    assert not run.done
+    # Decided without the API, and left before any write could succeed.
+    assert run.last_word() == {**PASSED_WORD, "written": False}
+    # The write has max(60 s, MAX_WAIT_TIME_SECONDS) from the decision, start-up included.
+    await clock.advance(55)
+    assert not run.done
+    code = await run.finish(within=6)
+    assert code is ExitCode.WRITE_FAILED
+    word = run.last_word()
+    assert {k: v for k, v in word.items() if k != "error"} == {**PASSED_WORD, "written": False}
+    assert 'get pods "pod-a" in namespace "ns-a"' in word["error"]
+    assert "unreachable" in word["error"]
+
+
+async def test_an_api_back_within_the_write_budget_gets_the_result_written(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    await clock.advance(1)
+    run.write(SUCCESS)
+    # Back after MAX_WAIT_TIME_SECONDS, within the write's budget.
+    await clock.advance(39)
+    assert not run.done
+    cluster.down = False
+    assert await run.finish(within=6) is ExitCode.RESULT
+    assert run.written() == ("True", "ValidationPassed", "all good")
+    assert run.last_word() == {**PASSED_WORD, "written": True}
+    # Start-up's checks ran before the write: Pod, Job, review, patch, event.
+    assert cluster.calls["review"] == 1
+    assert len(cluster.patches) == 1
+
+
+@pytest.mark.memcluster(rules=[r for r in PROJECT_RULES if r.resources != ["jobs/status"]])
+async def test_a_start_up_check_failing_when_the_api_answers_leaves_the_result_and_names_it(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    run.write(SUCCESS)
+    await clock.advance(5)
+    cluster.down = False
+    assert await run.finish(within=6) is ExitCode.WRITE_FAILED
+    assert cluster.patches == []
+    word = run.last_word()
+    assert {k: v for k, v in word.items() if k != "error"} == {**PASSED_WORD, "written": False}
+    assert 'missing permission to patch jobs/status "job-a"' in word["error"]
+
+
+async def test_a_missing_pod_found_after_an_early_result_is_a_configuration_error(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start()
+    run.write(SUCCESS)
+    await clock.advance(3)
+    cluster.pod = None
+    cluster.down = False
+    assert await run.finish(within=6) is ExitCode.CONFIG_INVALID
+    word = run.last_word()
+    assert word["reason"] == "ValidationPassed"
+    assert word["written"] is False
+    assert "POD_NAME" in word["error"]
+
+
+@pytest.mark.memcluster(pod=make_pod(("adapter",), NATIVE))
+async def test_a_native_sidecar_whose_pod_was_never_read_ends_with_the_stop(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    """The kubelet stops a native sidecar once the adapter has exited: the result is left
+    and the stop ends the run within its bound, as it does when the Pod was read."""
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    run.write(SUCCESS)
+    await clock.advance(3)
+    assert not run.done
+    stopped_at = clock.now()
+    run.reporter.stop()
+    assert await run.finish(within=STOP_EXIT_SECONDS) is ExitCode.WRITE_FAILED
+    assert clock.now() - stopped_at <= STOP_EXIT_SECONDS
+    assert run.last_word() == {**PASSED_WORD, "written": False}
+
+
+async def test_an_outage_from_the_start_without_a_result_still_ends_at_the_wait(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.down = True
+    run = await start(max_wait_time_seconds=30)
+    await clock.advance(29)
+    assert not run.done
+    assert await run.finish(within=2) is ExitCode.WRITE_FAILED
+    assert "cannot get pods" in run.last_word()["error"]
+
+
 # --- the Job's own deadline ---------------------------------------------------------------
 
 
@@ -948,6 +1131,66 @@ async def test_a_job_deadline_later_than_the_wait_changes_nothing(
         "Adapter did not produce results within 5m0s",
     )
     assert "activeDeadlineSeconds" not in logged()
+
+
+# --- clocks that differ -----------------------------------------------------------------
+# The node's clock runs ``node_ahead`` seconds ahead of the API server's (behind when
+# negative); the API server stamps the Job's and the Pod's times on its own.
+
+
+@pytest.mark.parametrize("node_ahead", [-300, 0, 30, 120, 306, 86_400])
+async def test_the_time_left_before_the_jobs_deadline_is_the_api_servers(
+    clock: FakeClock, tmp_path: Path, node_ahead: int
+) -> None:
+    started = rfc3339(WALL_START - node_ahead)  # the Job controller's clock is the server's
+    cluster = MemoryCluster(clock, active_deadline_seconds=300, start_time=started)
+    cluster.server_skew = -node_ahead
+    run = await Run(tmp_path, cluster, max_wait_time_seconds=300).start()
+    # 300 s of activeDeadlineSeconds less the 5 s margin, whatever the clocks say.
+    await clock.advance(293.5)
+    assert not run.done
+    assert await run.finish(within=2) is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "AdapterTimeout",
+        "Adapter did not produce results within 4m55s",
+    )
+
+
+@pytest.mark.parametrize("node_ahead", [-300, 0, 10, 120, 300])
+async def test_a_crash_just_before_the_pods_deletion_is_the_crash_whatever_the_clocks(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, node_ahead: int
+) -> None:
+    cluster.server_skew = -node_ahead
+    run = await start()
+    await clock.advance(10.2)
+    crashed = terminated(exit_code=1, reason="Error", finished_at=rfc3339(clock.wall()))
+    cluster.set_container("adapter", crashed, notify=False)  # not posted yet
+    await clock.advance(0.5)
+    cluster.delete_pod(requested_at=rfc3339(clock.wall() - node_ahead))
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+    assert run.written() == (
+        "False",
+        "AdapterExitedWithError",
+        "Adapter container exited with code 1: Error",
+    )
+
+
+@pytest.mark.parametrize("node_ahead", [-300, 0, 10, 120, 300])
+async def test_an_adapter_the_deletion_killed_is_an_interruption_whatever_the_clocks(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, node_ahead: int
+) -> None:
+    cluster.server_skew = -node_ahead
+    run = await start()
+    await clock.advance(10.2)
+    deleted = rfc3339(clock.wall() - node_ahead)
+    await clock.advance(1.5)
+    killed = terminated(exit_code=143, reason="Error", finished_at=rfc3339(clock.wall()))
+    cluster.set_container("adapter", killed, notify=False)
+    cluster.delete_pod(requested_at=deleted)
+    assert await run.finish() is ExitCode.ADAPTER_PROBLEM
+    assert run.written() is not None
+    assert run.written()[1] == "ReporterInterrupted"  # type: ignore[index]
 
 
 # --- the Event ------------------------------------------------------------------------------
@@ -1087,6 +1330,43 @@ async def test_a_silent_watch_is_given_up_by_the_deadline(
     assert long_run.cluster.watch_timeouts[0] == 75.0
     long_run.write(SUCCESS)
     await long_run.finish(within=2)
+
+
+async def test_without_bookmarks_a_silent_watch_is_renewed_quietly(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, logged: Logged
+) -> None:
+    """An API server with its watch cache off sends no bookmarks: each watch goes silent
+    for the bound and is renewed from the last state seen (one watch request per 75 s),
+    with no poll and no warning."""
+    cluster.silent_watches = True
+    run = await start(max_wait_time_seconds=300, container_status_interval_seconds=10)
+    reads = cluster.calls["get_pod"]
+    await clock.advance(230)
+    assert cluster.calls["watch"] == 4  # opened, renewed at 75, 150 and 225 s
+    assert cluster.calls["get_pod"] == reads
+    run.adapter(terminated(exit_code=1))  # seen on the renewed watch
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    out = logged()
+    assert "Pod watch broke" not in out
+    assert out.count("no watch bookmarks from the API server so far") == 1
+
+
+async def test_a_silent_watch_after_bookmarks_is_a_broken_one(
+    clock: FakeClock, cluster: MemoryCluster, start: Start, logged: Logged
+) -> None:
+    cluster.silent_watches = True
+    run = await start(max_wait_time_seconds=300, container_status_interval_seconds=10)
+    assert cluster.pod is not None
+    version = cluster.pod.metadata.resource_version
+    cluster.send_watch_event(
+        PodEvent("BOOKMARK", pod=Pod(metadata=ObjectMeta(resource_version=version)))
+    )
+    reads = cluster.calls["get_pod"]
+    await clock.advance(76)
+    assert cluster.calls["get_pod"] > reads  # polled while the watch is down
+    assert "Pod watch broke" in logged()
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=10) is ExitCode.ADAPTER_PROBLEM
 
 
 async def test_a_watch_that_comes_back_stops_the_polling(
