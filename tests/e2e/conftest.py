@@ -16,7 +16,6 @@ from harness.containers import reporter_image as build_reporter_image
 from harness.controlplane import ROOT
 from harness.required import unavailable
 
-
 EMULATED = [p for p in platforms(ROOT) if p != host_platform(ROOT)]
 collect_ignore = [] if EMULATED else ["test_emulation.py"]
 

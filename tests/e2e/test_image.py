@@ -181,13 +181,17 @@ def test_the_image_is_built_for_its_platform(engine: Engine, image: str) -> None
         "-c", "import platform; print(platform.machine())",
     )  # fmt: skip
     assert machine.strip() == MACHINE
-    purls = [c["purl"] for c in _sbom(engine, image)["components"] if c["purl"].startswith("pkg:deb")]
+    purls = [
+        c["purl"] for c in _sbom(engine, image)["components"] if c["purl"].startswith("pkg:deb")
+    ]
     assert purls
     assert [p for p in purls if f"?arch={ARCH}&" not in p] == []
     libc = exported_text(engine, image, "/var/lib/dpkg/status.d/libc6")
     assert f"\nArchitecture: {ARCH}\n" in libc
     pinned = (ROOT / "hack" / "image" / f"debian.{ARCH}.lock").read_text()
-    assert re.search(rf"^libc6 {re.escape(re.findall(r'^Version: (.+)$', libc, re.M)[0])}$", pinned, re.M)
+    assert re.search(
+        rf"^libc6 {re.escape(re.findall(r'^Version: (.+)$', libc, re.M)[0])}$", pinned, re.M
+    )
 
 
 def test_the_sbom_versions_are_those_of_the_code_that_runs(engine: Engine, image: str) -> None:
@@ -249,7 +253,7 @@ def test_the_image_carries_hyperfleets_labels_and_the_oci_ones(engine: Engine, i
 def test_the_sbom_next_to_the_image_is_the_one_in_it(engine: Engine, image: str) -> None:
     """hack/image/build.sh writes the image's SBOM to build/sbom.cdx.json (another
     platform's than the host's: build/sbom-<arch>.cdx.json)."""
-    name = "sbom.cdx.json" if PLATFORM == host_platform(ROOT) else f"sbom-{ARCH}.cdx.json"
+    name = "sbom.cdx.json" if host_platform(ROOT) == PLATFORM else f"sbom-{ARCH}.cdx.json"
     beside = ROOT / "build" / name
     assert beside.exists(), f"build/{name}: make image writes it"
     assert json.loads(beside.read_text()) == _sbom(engine, image)

@@ -187,7 +187,9 @@ def release(
         ref = made.stdout.strip().splitlines()[-1]
         yield Release(clone, ref, tag, made.stderr, env, keys, images)
     finally:
-        engine("rmi", "-f", f"{LOCAL}:a", *(f"{LOCAL}:a-{p[6:]}" for p in PLATFORMS[1:]), check=False)
+        engine(
+            "rmi", "-f", f"{LOCAL}:a", *(f"{LOCAL}:a-{p[6:]}" for p in PLATFORMS[1:]), check=False
+        )
         assert not any((work / "home").iterdir()), "something wrote into the home"
 
 
@@ -235,7 +237,9 @@ def test_make_release_pushes_the_image_signed_with_its_sbom_attested(
         assert claims[0]["critical"]["image"]["docker-manifest-digest"] == image_digest
         assert '"predicateType": "https://cyclonedx.org/bom"' in verified.stdout
         sboms[platform] = json.loads(sbom.read_text())
-        debian = [c["purl"] for c in sboms[platform]["components"] if c["purl"].startswith("pkg:deb")]
+        debian = [
+            c["purl"] for c in sboms[platform]["components"] if c["purl"].startswith("pkg:deb")
+        ]
         assert debian
         assert [p for p in debian if f"?arch={platform[6:]}&" not in p] == []
     if MULTI:
