@@ -96,15 +96,16 @@ test-e2e: $(STAMP) controlplane image-tools ## Container end-to-end tests: adapt
 .PHONY: test-arm64
 test-arm64: PLATFORM := linux/amd64,linux/arm64
 test-arm64: $(STAMP) controlplane image-tools release-tools ## The arm64 image under emulation (qemu-user-static): probe, container e2e, multi-arch release (README "Container image")
-	$(PYTEST) tests/e2e/test_emulation.py
-	hack/image/emulate.sh $(PLATFORM) $(MAKE) --no-print-directory test-arm64-suites
+	image="$$(PLATFORM=linux/arm64 hack/image/build.sh)"; \
+	STATUS_REPORTER_IMAGE="$$image" $(PYTEST) tests/e2e/test_emulation.py; \
+	STATUS_REPORTER_IMAGE="$$image" hack/image/emulate.sh $(PLATFORM) \
+		$(MAKE) --no-print-directory test-arm64-suites
 
-# Inside one emulation (its handler removed at the end, pass or fail): the arm64 image's
-# tests, then the release of both platforms.
+# Inside one emulation (its handler removed at the end, pass or fail): the arm64 image
+# ($$STATUS_REPORTER_IMAGE)'s tests, then the release of both platforms.
 .PHONY: test-arm64-suites
 test-arm64-suites:
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" PLATFORM=linux/arm64 \
-		STATUS_REPORTER_IMAGE="$$(PLATFORM=linux/arm64 hack/image/build.sh)" \
 		$(PYTEST) tests/e2e/test_image.py tests/e2e/test_container.py
 	$(PYTEST) tests/e2e/test_release.py
 
