@@ -56,9 +56,10 @@ def _version(engine: Engine, image: str) -> subprocess.CompletedProcess[str]:
 def test_the_image_runs_with_the_handler_and_not_without_it(
     no_handler: None, engine: Engine, image: str
 ) -> None:
-    """Inside emulate.sh the arm64 image runs (the handler is Debian's: qemu-aarch64-static through its -binfmt-P link, flags POF); the
-    command's exit status is emulate.sh's; after it, the handler is gone and the same
-    image no longer runs (so it was that handler that ran it)."""
+    """Inside emulate.sh the arm64 image runs (the handler is Debian's:
+    qemu-aarch64-static through its -binfmt-P link, flags POF); the command's exit
+    status is emulate.sh's; after it, the handler is gone and the same image no longer
+    runs (so it was that handler that ran it)."""
     inside = (
         f"cat {BINFMT}/{PREFIX}-aarch64"
         f" && {' '.join(engine.command)} run --rm --network=none --read-only {image} --version"
