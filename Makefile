@@ -95,7 +95,17 @@ test-e2e: $(STAMP) controlplane image-tools ## Container end-to-end tests: adapt
 
 .PHONY: test-arm64
 test-arm64: PLATFORM := linux/amd64,linux/arm64
-test-arm64: $(STAMP) controlplane image-tools release-tools ## The arm64 image under emulation (qemu-user-static): probe, container e2e, multi-arch release (README "Container image")
+test-arm64: $(STAMP) controlplane image-tools release-tools ## The arm64 image under emulation (qemu-user-static): probe, container e2e, multi-arch release; nothing left on the host (README "Container image")
+	$(BIN)/python -m harness.host snapshot $(HOST_BEFORE_ARM64)
+	status=0; $(MAKE) --no-print-directory test-arm64-run || status=$$?; \
+		$(BIN)/python -m harness.host compare $(HOST_BEFORE_ARM64) || status=1; exit $$status
+
+HOST_BEFORE_ARM64 := build/host-before-arm64.json
+
+# The arm64 image built once (under an emulation of its own), the emulation test outside
+# any other, then the suites inside one.
+.PHONY: test-arm64-run
+test-arm64-run:
 	image="$$(PLATFORM=linux/arm64 hack/image/build.sh)"; \
 	STATUS_REPORTER_IMAGE="$$image" $(PYTEST) tests/e2e/test_emulation.py; \
 	STATUS_REPORTER_IMAGE="$$image" hack/image/emulate.sh $(PLATFORM) \
