@@ -54,8 +54,18 @@ if [[ -n "$index" ]]; then
 		digests+=("$(cat "$tmp/$i.digest")")
 		"${engine[@]}" manifest add "$list" "oci:$tmp/layout-$i" >/dev/null
 	done
-	listed="$("${engine[@]}" manifest inspect "$list" | python3 -c 'import json, sys; print(" ".join(m["digest"] for m in json.load(sys.stdin)["manifests"]))')"
-	[[ "$listed" == "${digests[*]}" ]] || die "the index lists $listed, not ${digests[*]}"
+	# What the index will name: each image's digest, size (its manifest's bytes) and platform.
+	"${engine[@]}" manifest inspect "$list" | python3 -c '
+import json, sys
+for m in json.load(sys.stdin)["manifests"]:
+    p = m["platform"]
+    print(m["digest"], m["size"], p["os"] + "/" + p["architecture"] + ("/" + p["variant"] if p.get("variant") else ""))
+' >"$tmp/listed"
+	[[ "$(cut -d" " -f1 "$tmp/listed" | paste -sd" ")" == "${digests[*]}" ]] ||
+		die "the index lists $(cut -d" " -f1 "$tmp/listed" | paste -sd" "), not ${digests[*]}"
+	while read -r d size platform; do
+		printf 'push: %s: %s (manifest %s bytes)\n' "$platform" "$d" "$size" >&2
+	done <"$tmp/listed"
 	"${engine[@]}" manifest push --all --format oci --compression-format gzip \
 		--digestfile "$tmp/index.digest" "${flags[@]}" "$list" "docker://$dest" >&2
 	digest="$(cat "$tmp/index.digest")"

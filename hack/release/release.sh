@@ -108,7 +108,9 @@ if ((${#platforms[@]} == 1)); then
 	[[ "$mode" == push ]] || sign_and_attest "$pushed" "${sboms[0]}"
 else
 	log "pushing $dest: an index of ${platforms[*]}"
-	mapfile -t manifests < <(hack/release/push.sh --index "$dest" "${images[@]}")
+	pushed_list="$(hack/release/push.sh --index "$dest" "${images[@]}")"
+	mapfile -t manifests <<<"$pushed_list"
+	((${#manifests[@]} == ${#platforms[@]} + 1)) || die "push.sh --index printed ${#manifests[@]} references"
 	pushed="${manifests[0]}"
 	if [[ "$mode" == release ]]; then
 		for i in "${!platforms[@]}"; do
