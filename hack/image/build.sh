@@ -91,7 +91,7 @@ log "building $image for $platform (base $base, build base $build_base, revision
 
 # The SBOM, next to the image: copied out of a created (never started) container.
 mkdir -p "$(dirname "$sbom")"
-container="$("${engine[@]}" create "$image")"
+container="$("${engine[@]}" create --platform "$platform" "$image")"
 "${engine[@]}" cp "$container:/usr/share/doc/status-reporter/sbom.cdx.json" "$sbom" >&2
 "${engine[@]}" rm "$container" >/dev/null
 log "SBOM: $sbom"
