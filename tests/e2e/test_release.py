@@ -215,6 +215,9 @@ def test_make_release_pushes_the_image_signed_with_its_sbom_attested(
         image_digest = ref.rsplit("@", 1)[1]
         manifest = registry.manifest(REPOSITORY, image_digest)[1]
         assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+        layers = sum(layer["size"] for layer in manifest["layers"])
+        size = len(registry.get(f"{REPOSITORY}/manifests/{image_digest}", manifest["mediaType"])[1])
+        print(f"{platform}: {ref} (manifest {size} bytes, layer {layers} bytes compressed)")
         config = json.loads(registry.blob(REPOSITORY, manifest["config"]["digest"]))
         assert f"{config['os']}/{config['architecture']}" == platform
         labels = config["config"]["Labels"]
@@ -242,6 +245,7 @@ def test_make_release_pushes_the_image_signed_with_its_sbom_attested(
         ]
         assert debian
         assert [p for p in debian if f"?arch={platform[6:]}&" not in p] == []
+    print(f"release: {release.ref}")
     if MULTI:
         assert f"{release.digest.replace(':', '-')}.sig" in tags, "the index is signed"
         index = _run(
