@@ -96,11 +96,17 @@ test-e2e: $(STAMP) controlplane image-tools ## Container end-to-end tests: adapt
 .PHONY: test-arm64
 test-arm64: PLATFORM := linux/amd64,linux/arm64
 test-arm64: $(STAMP) controlplane image-tools release-tools ## The arm64 image under emulation (qemu-user-static): probe, container e2e, multi-arch release; nothing left on the host (README "Container image")
-	$(BIN)/python -m harness.host snapshot $(HOST_BEFORE_ARM64)
+	mounted=""; \
+	if [ ! -e $(BINFMT)/register ]; then mount -t binfmt_misc binfmt_misc $(BINFMT); mounted=1; fi; \
+	$(BIN)/python -m harness.host snapshot $(HOST_BEFORE_ARM64); \
 	status=0; $(MAKE) --no-print-directory test-arm64-run || status=$$?; \
-		$(BIN)/python -m harness.host compare $(HOST_BEFORE_ARM64) || status=1; exit $$status
+	$(BIN)/python -m harness.host compare $(HOST_BEFORE_ARM64) || status=1; \
+	[ -z "$$mounted" ] || umount $(BINFMT); exit $$status
 
 HOST_BEFORE_ARM64 := build/host-before-arm64.json
+# binfmt_misc stays mounted for the whole run (unmounted after it when it was not), so
+# that the host check sees the handlers: none of the project's may be left.
+BINFMT := /proc/sys/fs/binfmt_misc
 
 # The arm64 image built once (under an emulation of its own), the emulation test outside
 # any other, then the suites inside one.
