@@ -45,16 +45,21 @@ done
 mounted=""
 registered=()
 cleanup() {
-	local name
+	local name removed=("${registered[@]}")
+	# Whatever stopped the run, stderr may be a closed pipe: a message must not end the
+	# cleanup (SIGPIPE ignored), and the host is restored before anything is said.
+	trap '' PIPE
 	for name in "${registered[@]}"; do
 		[[ -e "$binfmt/$name" ]] && echo -1 >"$binfmt/$name"
-		printf 'emulate: removed the binfmt_misc handler %s\n' "$name" >&2
 	done
 	registered=()
 	if [[ -n "$mounted" ]]; then
-		umount "$binfmt" || printf 'emulate: could not unmount %s\n' "$binfmt" >&2
+		umount "$binfmt" || printf 'emulate: could not unmount %s\n' "$binfmt" >&2 || true
 		mounted=""
 	fi
+	for name in "${removed[@]}"; do
+		printf 'emulate: removed the binfmt_misc handler %s\n' "$name" >&2 || true
+	done
 }
 trap cleanup EXIT
 
@@ -92,6 +97,7 @@ stop() {
 trap 'stop 130' INT
 trap 'stop 143' TERM
 trap 'stop 129' HUP
+trap 'stop 141' PIPE
 status=0
 wait "$child" || status=$?
 exit "$status"
