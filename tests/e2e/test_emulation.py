@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,9 +41,21 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture
-def no_handler() -> None:
-    """No handler of the project's before the test (so none after means it removed its own)."""
-    assert _handlers() == set(), "a handler of the project's is registered: an earlier run's"
+def no_handler() -> Iterator[None]:
+    """No handler of the project's before the test (so none after means it removed its
+    own), binfmt_misc mounted for the test's time: emulate.sh then leaves the mount alone,
+    and its handler is gone only if it removed it (an unmount would remove every one)."""
+    mounted = not (BINFMT / "register").exists()
+    if mounted:
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
+    try:
+        assert _handlers() == set(), "a handler of the project's is registered: an earlier run's"
+        yield
+    finally:
+        for name in _handlers():  # what a failing run left, removed so as to leave nothing
+            (BINFMT / name).write_text("-1")
+        if mounted:
+            subprocess.run(["umount", str(BINFMT)], check=True)
 
 
 def _version(engine: Engine, image: str) -> subprocess.CompletedProcess[str]:
