@@ -3,9 +3,10 @@
 # Public build:  podman build -t status-reporter .   (or docker build; needs a registry)
 # Offline build: make image  (a local Debian build base when the public one cannot be pulled)
 #
-# BUILD_IMAGE is Debian bookworm: the build stage installs the Debian packages that
-# hack/image/debian.lock pins (python3.11 and the libraries it loads), unless the base
-# has them at those versions, and builds the virtualenv with its python3.11.
+# BUILD_IMAGE is Debian bookworm, of the platform built: the build stage installs the
+# Debian packages that its architecture's lock, hack/image/debian.<arch>.lock, pins
+# (python3.11 and the libraries it loads), unless the base has them at those versions,
+# and builds the virtualenv with its python3.11.
 #
 # BASE_IMAGE is what the virtualenv runs on:
 # - scratch (the default): the runtime image is assembled in the build stage from what
@@ -31,8 +32,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_NO_INPUT=1 \
     LANG=C.UTF-8
 WORKDIR /src
-COPY hack/image/debian.lock hack/image/debian-pins.sh hack/image/
-RUN hack/image/debian-pins.sh install hack/image/debian.lock
+COPY hack/image/debian.amd64.lock hack/image/debian.arm64.lock hack/image/debian-pins.sh hack/image/
+RUN hack/image/debian-pins.sh install hack/image/debian.$(dpkg --print-architecture).lock
 # Python dependencies next, hash-pinned, so source edits reuse this layer.
 COPY requirements/runtime.txt requirements/build.txt requirements/
 RUN python3.11 -m venv /opt/build \
@@ -54,7 +55,7 @@ COPY hack/image/probe.py hack/image/rootfs.py hack/image/sbom.py hack/image/
 RUN /opt/status-reporter/bin/python hack/image/probe.py --trace /tmp/trace.json \
  && if [ "$BASE_IMAGE" = scratch ]; then only=; else only=--venv-only; fi \
  && python3 hack/image/rootfs.py $only --trace /tmp/trace.json --venv /opt/status-reporter \
-      --lock hack/image/debian.lock --license LICENSE --out /rootfs --manifest /tmp/manifest.json \
+      --lock hack/image/debian.$(dpkg --print-architecture).lock --license LICENSE --out /rootfs --manifest /tmp/manifest.json \
  && python3 hack/image/sbom.py /tmp/manifest.json /rootfs/usr/share/doc/status-reporter/sbom.cdx.json \
       --version "$VERSION" --revision "$REVISION" --source "$SOURCE"
 

@@ -5,7 +5,7 @@
 # image's: RUNTIME_PYTHON, by default Debian's /usr/bin/python3.11, the program the
 # runtime image copies. Here it runs with its full standard library (the image holds the
 # part the reporter loads, docs/design.md "The runtime image"), and the host's Debian
-# revision may differ from the one hack/image/debian.lock pins: a warning says so.
+# revision may differ from the one hack/image/debian.<arch>.lock pins: a warning says so.
 #
 # Usage: hack/runtime-venv.sh DIR    (rebuilds DIR from scratch; prints DIR/bin/status-reporter)
 set -euo pipefail
@@ -18,7 +18,7 @@ builder="$root/.venv/bin/pip"  # has the pinned build backend (make install)
 "$root/hack/debian-venv.sh" "$python"
 
 if [[ "$python" == /usr/bin/python3.11 ]] && command -v dpkg-query >/dev/null; then
-    pinned="$(awk '$1 == "python3.11-minimal" { print $2 }' "$root/hack/image/debian.lock")"
+    pinned="$(awk '$1 == "python3.11-minimal" { print $2 }' "$root/hack/image/debian.$(dpkg --print-architecture).lock")"
     here="$(dpkg-query -W -f='${Version}' python3.11-minimal 2>/dev/null || true)"
     [[ "$here" == "$pinned" ]] ||
         echo "note: python3.11-minimal here is ${here:-absent}; the image pins $pinned" >&2

@@ -14,6 +14,26 @@ from pathlib import Path
 from typing import Any
 
 
+def platforms(root: Path, value: str | None = None) -> list[str]:
+    """The platforms of ``value`` (by default $PLATFORM, else the host's), the host's
+    first: ``hack/image/platforms.sh``."""
+    listed = os.environ.get("PLATFORM", "") if value is None else value
+    out = subprocess.run(
+        [str(root / "hack" / "image" / "platforms.sh"), listed],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    return out.stdout.split()
+
+
+def host_platform(root: Path) -> str:
+    """This machine's platform, ``linux/amd64`` or ``linux/arm64``."""
+    out = subprocess.run(
+        [str(root / "hack" / "image" / "platforms.sh"), "--host"],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
 class EngineUnavailable(RuntimeError):
     """No container engine works on this machine."""
 

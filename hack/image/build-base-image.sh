@@ -17,10 +17,17 @@
 #       works unchanged.
 # Both have a `nonroot` user/group 65532 with home /home/nonroot.
 #
+# ARCH=arm64 on an amd64 host (or the reverse) builds the other architecture's build
+# base only, from that architecture's Debian packages, as
+#   localhost/status-reporter-base:bookworm-arm64-build
+# debootstrap's second stage, the upgrade and the slimming run under emulation
+# (hack/image/emulate.sh: Debian's qemu-user-static, registered for this run only).
+#
 # stdout: the image names (one per line), nothing else. Progress: stderr.
 #
 # Environment:
 #   FORCE=1            rebuild even if both tags exist
+#   ARCH               Debian architecture, amd64 or arm64 (default: the host's)
 #   IMAGE_REPO         default localhost/status-reporter-base
 #   SUITE              default bookworm
 #   MIRROR             Debian mirror URL; default: the one apt uses here
@@ -39,8 +46,20 @@ die() { log "ERROR: $*"; exit 1; }
 
 IMAGE_REPO="${IMAGE_REPO:-localhost/status-reporter-base}"
 SUITE="${SUITE:-bookworm}"
-RUNTIME_TAG="${IMAGE_REPO}:${SUITE}"
-BUILD_TAG="${IMAGE_REPO}:${SUITE}-build"
+HOST_ARCH="$(dpkg --print-architecture)"
+ARCH="${ARCH:-$HOST_ARCH}"
+case "$ARCH" in amd64 | arm64) ;; *) die "ARCH=$ARCH: want amd64 or arm64" ;; esac
+if [ "$ARCH" = "$HOST_ARCH" ]; then
+    RUNTIME_TAG="${IMAGE_REPO}:${SUITE}"
+    BUILD_TAG="${IMAGE_REPO}:${SUITE}-build"
+    tags=("$RUNTIME_TAG" "$BUILD_TAG")
+else
+    # Another architecture's: the build stage's base only (its runtime flavour serves
+    # comparisons and the smoke test, which run on the host's).
+    RUNTIME_TAG=""
+    BUILD_TAG="${IMAGE_REPO}:${SUITE}-${ARCH}-build"
+    tags=("$BUILD_TAG")
+fi
 UPGRADE="${UPGRADE:-1}"
 SLIM_RUNTIME="${SLIM_RUNTIME:-1}"
 DEBOOTSTRAP_CACHE="${DEBOOTSTRAP_CACHE:-/var/cache/status-reporter/debootstrap}"
@@ -58,11 +77,18 @@ for t in debootstrap tar chroot; do
 done
 
 # ---------------------------------------------------------------- idempotence
-if [ "${FORCE:-0}" != "1" ] \
-    && pm image inspect "$RUNTIME_TAG" >/dev/null 2>&1 && pm image inspect "$BUILD_TAG" >/dev/null 2>&1; then
+present() {
+    local tag
+    for tag in "${tags[@]}"; do pm image inspect "$tag" >/dev/null 2>&1 || return 1; done
+}
+if [ "${FORCE:-0}" != "1" ] && present; then
     log "images already present (FORCE=1 to rebuild)"
-    printf '%s\n' "$RUNTIME_TAG" "$BUILD_TAG"
+    printf '%s\n' "${tags[@]}"
     exit 0
+fi
+# Another architecture's programs run under emulation, for this script's time.
+if [ "$ARCH" != "$HOST_ARCH" ] && [ -z "${STATUS_REPORTER_EMULATED:-}" ]; then
+    exec "$here/emulate.sh" "linux/$ARCH" "$0" "$@"
 fi
 
 # ---------------------------------------------------------------- mirrors
@@ -142,8 +168,9 @@ in_root() { chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 
 # ---------------------------------------------------------------- debootstrap
 t0=$(date +%s)
-log "debootstrap $SUITE (minbase) -> $rootfs"
+log "debootstrap $SUITE (minbase, $ARCH) -> $rootfs"
 debootstrap \
+    --arch="$ARCH" \
     --variant=minbase \
     --include=python3,python3-venv,ca-certificates \
     --cache-dir="$DEBOOTSTRAP_CACHE" \
@@ -237,6 +264,24 @@ slim() {
 
 log "slimming build rootfs"
 slim "$rootfs"
+
+if [ -z "$RUNTIME_TAG" ]; then
+    import_arch=(--arch "$ARCH")
+    [[ "${PODMAN_CMD[0]}" == */podman.sh || "${PODMAN_CMD[0]}" == podman ]] || import_arch=(--platform "linux/$ARCH")
+    tar --numeric-owner --xattrs --acls -C "$rootfs" -cf - . \
+        | pm import "${import_arch[@]}" \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'ENV LANG=C.UTF-8' --change 'WORKDIR /' --change 'CMD ["/usr/bin/python3"]' \
+            --change "LABEL io.status-reporter.flavour=build" \
+            --change "LABEL org.opencontainers.image.base.name=debian:$SUITE" \
+            --message "status-reporter base (build, $ARCH): debootstrap $SUITE minbase" \
+            - "$BUILD_TAG" >/dev/null
+    [ "$(pm image inspect --format '{{.Architecture}}' "$BUILD_TAG")" = "$ARCH" ] \
+        || die "$BUILD_TAG: imported as $(pm image inspect --format '{{.Architecture}}' "$BUILD_TAG"), want $ARCH"
+    log "timings: debootstrap $((t1 - t0))s, upgrade $((t2 - t1))s, total $(($(date +%s) - t0))s"
+    printf '%s\n' "$BUILD_TAG"
+    exit 0
+fi
 
 # Runtime rootfs: a copy with the venv tooling removed and (unless
 # SLIM_RUNTIME=0) everything a Python program does not need at run time:

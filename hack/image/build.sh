@@ -5,15 +5,19 @@
 #   hack/image/build.sh          # stdout: the image name, e.g. localhost/status-reporter:0.2.0
 #
 # IMAGE names it (by default localhost/status-reporter:<version>, the version from the
-# git tag: hack/release/version.sh); PLATFORM is the one platform it is built for (by
-# default the host's: hack/image/platforms.sh).
+# git tag: hack/release/version.sh; <version>-arm64 for a platform other than the
+# host's); PLATFORM is the one platform it is built for (by default the host's:
+# hack/image/platforms.sh). Another platform's image is built from that architecture's
+# Debian packages, its build stage and check run under emulation (hack/image/emulate.sh).
 # The runtime image is assembled FROM scratch (Dockerfile): BASE_IMAGE=<a distroless
 # Python base> puts the virtualenv on that base instead. The build stage's Debian, in
 # order: $BUILD_IMAGE if set; the public debian:bookworm-slim when it is present or can
 # be pulled; otherwise (no registry reachable) the local build base of
-# hack/image/build-base-image.sh (debootstrap, imported into the engine).
+# hack/image/build-base-image.sh (debootstrap, imported into the engine). For a platform
+# other than the host's: $BUILD_IMAGE, else that architecture's local build base.
 #
-# Also writes the image's SBOM next to it: build/sbom.cdx.json (its path on stderr).
+# Also writes the image's SBOM next to it: build/sbom.cdx.json (build/sbom-arm64.cdx.json
+# for another platform; SBOM names it), its path on stderr.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 log() { printf 'image: %s\n' "$*" >&2; }
@@ -27,10 +31,19 @@ revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 # Timestamps in the image (files, the SBOM, org.opencontainers.image.created): the commit's.
 epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
-image="${IMAGE:-localhost/status-reporter:${version}}"
-sbom="${SBOM:-build/sbom.cdx.json}"
 platform="$(hack/image/platforms.sh "${PLATFORM:-}")"
 [[ "$platform" != *$'\n'* ]] || { log "PLATFORM=$PLATFORM: one platform per build"; exit 1; }
+arch="${platform#linux/}"
+if [[ "$platform" == "$(hack/image/platforms.sh --host)" ]]; then
+	image="${IMAGE:-localhost/status-reporter:${version}}"
+	sbom="${SBOM:-build/sbom.cdx.json}"
+else
+	image="${IMAGE:-localhost/status-reporter:${version}-${arch}}"
+	sbom="${SBOM:-build/sbom-${arch}.cdx.json}"
+	# Its programs (the build stage's, the check's) run under emulation, for this build.
+	[[ -n "${STATUS_REPORTER_EMULATED:-}" ]] || exec hack/image/emulate.sh "$platform" "$PWD/hack/image/build.sh" "$@"
+	foreign=1
+fi
 
 read -r -a engine < <(hack/image/engine.sh) || exit 1
 build_flags=(--network host --platform "$platform")
@@ -48,7 +61,11 @@ base="${BASE_IMAGE:-scratch}"
 # FROM scratch, the image is one layer: all of it is ours.
 [[ "${engine[0]}" == */podman.sh && "$base" == scratch ]] && build_flags+=(--squash-all)
 build_base="${BUILD_IMAGE:-}"
-if [[ -z "$build_base" ]]; then
+if [[ -z "$build_base" && -n "${foreign:-}" ]]; then
+	mapfile -t local_bases < <(PODMAN="${engine[*]}" ARCH="$arch" hack/image/build-base-image.sh)
+	((${#local_bases[@]} == 1)) || exit 1
+	build_base="${local_bases[0]}"
+elif [[ -z "$build_base" ]]; then
 	if "${engine[@]}" image inspect "$public_build" >/dev/null 2>&1 ||
 		timeout 120 "${engine[@]}" pull -q "$public_build" >/dev/null 2>&1; then
 		build_base="$public_build"
@@ -74,7 +91,7 @@ log "building $image for $platform (base $base, build base $build_base, revision
 
 # The SBOM, next to the image: copied out of a created (never started) container.
 mkdir -p "$(dirname "$sbom")"
-container="$("${engine[@]}" create "$image")"
+container="$("${engine[@]}" create --platform "$platform" "$image")"
 "${engine[@]}" cp "$container:/usr/share/doc/status-reporter/sbom.cdx.json" "$sbom" >&2
 "${engine[@]}" rm "$container" >/dev/null
 log "SBOM: $sbom"

@@ -12,6 +12,9 @@
 # and busybox-static, the test adapters' image (hack/cluster/images.sh adapter: the
 # reporter image has no shell to play an adapter with), and apache2-utils, whose
 # htpasswd writes the user file of the release tests' registry (harness/registry.py).
+# When PLATFORM names a platform other than the host's, also qemu-user-static: the
+# emulator that hack/image/emulate.sh registers to build and run that platform's image
+# (it registers nothing itself here: neither binfmt-support nor systemd runs it).
 # When no container engine works here (hack/image/engine.sh: a `docker` client
 # without a daemon does not count), also installs podman and what it needs:
 #   podman runc conmon              engine + OCI runtime (we use runc, not crun)
@@ -66,6 +69,14 @@ PODMAN_PACKAGES=(
     slirp4netns
 )
 PACKAGES=("${BASE_PACKAGES[@]}")
+host_platform="$("$here/platforms.sh" --host)"
+mapfile -t platforms < <("$here/platforms.sh" "${PLATFORM:-}")
+for platform in "${platforms[@]}"; do
+    if [ "$platform" != "$host_platform" ]; then
+        PACKAGES+=(qemu-user-static)
+        break
+    fi
+done
 if engine="$("$here/engine.sh" 2>/dev/null)"; then
     log "container engine: $engine"
 else

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Re-pin the Debian packages the image is built from (hack/image/debian.lock) at the
-# versions the mirror offers now: hack/image/debian-pins.sh update, run in the build
-# stage's base image (BUILD_IMAGE, else the public debian:bookworm-slim, else the local
-# build base), with this checkout mounted. Extra package names are added to the lock.
+# Re-pin the Debian packages the image is built from (hack/image/debian.amd64.lock and
+# debian.arm64.lock, one per architecture) at the versions the mirror offers now for
+# each: hack/image/debian-pins.sh update, run in the host's build stage base image
+# (BUILD_IMAGE, else the public debian:bookworm-slim, else the local build base), with
+# this checkout mounted. Each architecture's package lists are read with apt there; no
+# other architecture's program runs. Extra package names are added to both locks.
 #
 #   hack/image/lock.sh [PACKAGE...]      # `make image-lock`; then rebuild and commit
 set -euo pipefail
@@ -20,5 +22,5 @@ if [[ -z "$base" ]]; then
 	fi
 fi
 "${engine[@]}" run --rm --network host -v "$PWD/hack/image:/lock" "$base" \
-	/lock/debian-pins.sh update /lock/debian.lock "$@"
-git --no-pager diff --stat -- hack/image/debian.lock
+	/lock/debian-pins.sh update /lock "$@"
+git --no-pager diff --stat -- hack/image/debian.amd64.lock hack/image/debian.arm64.lock

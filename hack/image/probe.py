@@ -452,6 +452,9 @@ class FakeApi:
         self.refuse = refuse_first_patch
         self.conditions: list[object] = []
         self.stopping = False
+        # Set at the reporter's first request: it has started (however slowly: an
+        # emulated architecture's interpreter starts in seconds, not milliseconds).
+        self.asked = threading.Event()
         self.loop = asyncio.new_event_loop()
         self.tasks: set[asyncio.Task[None]] = set()
         started = threading.Event()
@@ -534,6 +537,7 @@ class FakeApi:
         self.tasks.add(task)
         try:
             while line := await reader.readline():
+                self.asked.set()
                 method, target, _ = line.decode().split(" ", 2)
                 headers = {}
                 while (field := await reader.readline()).strip():
@@ -616,7 +620,18 @@ def sidecar_runs(
         }
     }
     started: list[tuple[str, FakeApi, Run, str]] = []
-    timers: list[threading.Timer] = []
+    timers: list[threading.Thread] = []
+    done = threading.Event()
+
+    def once_started(api: FakeApi, action: object) -> threading.Thread:
+        """``action`` a second after the reporter's first request to ``api``."""
+
+        def wait_then_act() -> None:
+            if api.asked.wait(60) and not done.wait(1.0):
+                action()  # type: ignore[operator]
+
+        return threading.Thread(target=wait_then_act, daemon=True)
+
     for number, (name, adapter, present, expect, extra) in enumerate(SIDECAR):
         directory = os.path.join(workdir, f"sidecar-{number}")
         os.makedirs(os.path.join(directory, "results"))
@@ -647,14 +662,14 @@ def sidecar_runs(
         run = Run(name, "cli", [], env, expect)
         started.append((name, api, run, termination))
         if number == 1:
-            timers.append(threading.Timer(1.0, _write_result, (results,)))
+            timers.append(once_started(api, lambda results=results: _write_result(results)))
         if name == "stop":
 
             def stop(run: Run = run, api: FakeApi = api) -> None:
                 run.process.send_signal(signal.SIGTERM)
                 api.set_adapter({"terminated": {"exitCode": 143, "reason": "Error"}})
 
-            timers.append(threading.Timer(1.0, stop))
+            timers.append(once_started(api, stop))
     for timer in timers:
         timer.start()
     outcomes = []
@@ -667,8 +682,9 @@ def sidecar_runs(
             output += f"\nno condition written ({api.conditions}) or no termination message"
         api.close()
         outcomes.append((name, good, modules, output))
+    done.set()
     for timer in timers:
-        timer.cancel()
+        timer.join()
     return outcomes
 
 

@@ -1,7 +1,7 @@
 """Assemble the runtime root file system of the image: only what the reporter runs
 (docs/design.md, "The runtime image").
 
-    python3 rootfs.py --trace TRACE.json --venv /opt/status-reporter --lock debian.lock \
+    python3 rootfs.py --trace TRACE.json --venv /opt/status-reporter --lock debian.amd64.lock \
         --license LICENSE --out /rootfs --manifest manifest.json
 
 Runs in the Dockerfile's build stage, with Debian's python3 and dpkg database. Into OUT:
@@ -289,7 +289,7 @@ def check_pins(lock: Path, used: dict[str, Package]) -> None:
         fail(
             f"the image would hold Debian packages that {lock.name} does not pin:\n  "
             + "\n  ".join(problems)
-            + "\nupdate the pins (hack/image/debian-lock.sh) and commit them"
+            + "\nupdate the pins (make image-lock) and commit them"
         )
 
 

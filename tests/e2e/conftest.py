@@ -1,15 +1,31 @@
-"""Fixtures for the container end-to-end tests: the container engine and the image."""
+"""Fixtures for the container end-to-end tests: the container engine and the image.
+
+PLATFORM (the Makefile's: hack/image/platforms.sh) says which image is tested: the
+host's by default; ``make test-arm64`` tests linux/arm64's under emulation and releases
+both. test_emulation.py is collected only when PLATFORM names another platform than the
+host's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from harness.containers import Engine, EngineUnavailable
+from harness.containers import Engine, EngineUnavailable, host_platform, platforms
 from harness.containers import adapter_image as build_adapter_image
 from harness.containers import reporter_image as build_reporter_image
 from harness.controlplane import ROOT
 from harness.required import unavailable
+
+EMULATED = [p for p in platforms(ROOT) if p != host_platform(ROOT)]
+collect_ignore = [] if EMULATED else ["test_emulation.py"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under emulation every program runs several times slower: more time per test."""
+    if EMULATED:
+        for item in items:
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(900))
 
 
 @pytest.fixture(scope="session")

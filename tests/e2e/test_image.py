@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.containers import Engine, exported_files, exported_text
+from harness.containers import Engine, exported_files, exported_text, host_platform, platforms
 from harness.controlplane import ROOT
 
 import status_reporter
@@ -22,6 +22,10 @@ pytestmark = pytest.mark.e2e
 PROBE = ROOT / "hack" / "image" / "probe.py"
 SBOM = "/usr/share/doc/status-reporter/sbom.cdx.json"
 PYTHON = "/opt/status-reporter/bin/python"
+# The image tested is PLATFORM's (one platform): linux/arm64 under emulation.
+PLATFORM = platforms(ROOT)[-1]
+ARCH = PLATFORM.removeprefix("linux/")
+MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}[ARCH]
 
 
 def _run(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
@@ -127,14 +131,16 @@ def test_the_sbom_accounts_for_every_file_of_the_image(engine: Engine, image: st
     assert set(listed) - files == set(), "listed, but not in the image"
     assert files - set(listed) == set(), "in the image, but not in the SBOM"
     unpackaged = {path for path, ref in listed.items() if ref == "unpackaged"}
+    # The links on the way to the dynamic loader: /lib64/ld-linux-x86-64.so.2 on amd64,
+    # /lib/ld-linux-aarch64.so.1 on arm64 (merged /usr: /lib -> usr/lib, /lib64 -> usr/lib64).
+    links = {"amd64": {"/lib", "/lib64"}, "arm64": {"/lib"}}[ARCH]
     assert {p for p in unpackaged if not p.startswith(("/var/lib/dpkg/status.d/", "/opt/"))} == {
         "/etc/group",
         "/etc/nsswitch.conf",
         "/etc/passwd",
-        "/lib",
-        "/lib64",
         "/usr/share/doc/status-reporter/LICENSE",
         SBOM,
+        *links,
     }
 
 
@@ -162,6 +168,30 @@ def test_the_sbom_lists_exactly_the_installed_packages_and_distributions(
             python.add(("pkg:pypi", fields["Name"], fields["Version"]))
     assert {n for _, n, _ in python} == {"asyncinotify", "httptools", "msgspec", "status-reporter"}
     assert listed == debian | python
+
+
+def test_the_image_is_built_for_its_platform(engine: Engine, image: str) -> None:
+    """The image's configuration names PLATFORM; its interpreter runs as that machine
+    (under emulation for another architecture than the host's); every Debian package in
+    it, as its SBOM and its dpkg records say, is of that architecture."""
+    inspected = json.loads(engine("image", "inspect", image))[0]
+    assert f"{inspected['Os']}/{inspected['Architecture']}" == PLATFORM
+    machine = engine(
+        "run", "--rm", "--read-only", "--network=none", f"--entrypoint={PYTHON}", image,
+        "-c", "import platform; print(platform.machine())",
+    )  # fmt: skip
+    assert machine.strip() == MACHINE
+    purls = [
+        c["purl"] for c in _sbom(engine, image)["components"] if c["purl"].startswith("pkg:deb")
+    ]
+    assert purls
+    assert [p for p in purls if f"?arch={ARCH}&" not in p] == []
+    libc = exported_text(engine, image, "/var/lib/dpkg/status.d/libc6")
+    assert f"\nArchitecture: {ARCH}\n" in libc
+    pinned = (ROOT / "hack" / "image" / f"debian.{ARCH}.lock").read_text()
+    assert re.search(
+        rf"^libc6 {re.escape(re.findall(r'^Version: (.+)$', libc, re.M)[0])}$", pinned, re.M
+    )
 
 
 def test_the_sbom_versions_are_those_of_the_code_that_runs(engine: Engine, image: str) -> None:
@@ -221,7 +251,9 @@ def test_the_image_carries_hyperfleets_labels_and_the_oci_ones(engine: Engine, i
 
 
 def test_the_sbom_next_to_the_image_is_the_one_in_it(engine: Engine, image: str) -> None:
-    """hack/image/build.sh writes the image's SBOM to build/sbom.cdx.json."""
-    beside = ROOT / "build" / "sbom.cdx.json"
-    assert beside.exists(), "build/sbom.cdx.json: make image writes it"
+    """hack/image/build.sh writes the image's SBOM to build/sbom.cdx.json (another
+    platform's than the host's: build/sbom-<arch>.cdx.json)."""
+    name = "sbom.cdx.json" if host_platform(ROOT) == PLATFORM else f"sbom-{ARCH}.cdx.json"
+    beside = ROOT / "build" / name
+    assert beside.exists(), f"build/{name}: make image writes it"
     assert json.loads(beside.read_text()) == _sbom(engine, image)
