@@ -409,11 +409,21 @@ def in_cluster_credentials(plane: ControlPlane, job: AdapterJob, workdir: Path) 
 
 
 def launch_in_cluster(
-    plane: ControlPlane, job: AdapterJob, credentials: Path, program: str, **env: str
+    plane: ControlPlane,
+    job: AdapterJob,
+    credentials: Path,
+    program: str,
+    env: Mapping[str, str],
+    *,
+    release: tuple[int, int] | None = None,
 ) -> tuple[subprocess.Popen[bytes], Path, float]:
     """Start ``program`` for ``job`` through ``bench/launch.py`` with the in-cluster
-    ``credentials`` of :func:`in_cluster_credentials`. Returns the launcher, the path of
-    its report, and the wall clock before the launcher was started."""
+    ``credentials`` of :func:`in_cluster_credentials` and ``env`` added to its
+    environment. Returns the launcher, the path of
+    its report, and the wall clock before the launcher was started. With ``release``
+    (file descriptors: the write end of a "ready" pipe, the read end of a "go" pipe)
+    the launcher signals that it is ready and starts ``program`` only once "go" is
+    closed."""
     host, port = plane.url.removeprefix("https://").rsplit(":", 1)
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -429,10 +439,13 @@ def launch_in_cluster(
         **env,
     }
     report = credentials / "launch.json"
-    command = [sys.executable, "-S", "-I", str(LAUNCHER), str(report), str(credentials)]
-    command += [str(credentials / "reporter.log"), "--", program]
+    command = [sys.executable, "-S", "-I", str(LAUNCHER)]
+    if release is not None:
+        command += ["--release", ",".join(map(str, release))]
+    command += [str(report), str(credentials), str(credentials / "reporter.log"), "--", program]
     started = time.time()
-    return subprocess.Popen(command, env=environment), report, started
+    process = subprocess.Popen(command, env=environment, pass_fds=release or ())
+    return process, report, started
 
 
 def spawn_in_cluster(
@@ -442,7 +455,7 @@ def spawn_in_cluster(
     ServiceAccount's token where in-cluster clients look for it (see
     :func:`launch_in_cluster`)."""
     credentials = in_cluster_credentials(bench.plane, job, bench.workdir)
-    return launch_in_cluster(bench.plane, job, credentials, program, **env)
+    return launch_in_cluster(bench.plane, job, credentials, program, env)
 
 
 def finish_in_cluster(

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
         save(runs, minutes + (time.monotonic() - started) / 60, saved)
 
-    skip = {(r.implementation, r.flow, r.n) for r in previous}
+    skip = {(r.implementation, r.flow, r.n, r.repeat) for r in previous}
     with tempfile.TemporaryDirectory(prefix="status-reporter-fleet-") as tmp:
         _, failures = measure_all(binaries(), Path(tmp), settings, _log, done=done, skip=skip)
     minutes += (time.monotonic() - started) / 60
