@@ -1,8 +1,9 @@
 """make bench-scale: N reporters on one kube-apiserver, side by side with the reference;
 writes the fleet section of BENCHMARKS.md (section 9) and its plot.
 
-    python -m bench.scale                          # N = 10, 100, 300 (about 35 minutes)
+    python -m bench.scale                          # N = 10, 100, 300 (about 70 minutes)
     python -m bench.scale --sizes 10,100,300,500   # other sizes
+    python -m bench.scale --repeats 1              # each cell once (about 30 minutes)
     python -m bench.scale --smoke --out DIR        # N = 5, short phases
     python -m bench.scale --render FILE            # the section again from saved runs
     python -m bench.scale --resume                 # measure only what is not saved yet
@@ -121,6 +122,10 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         changes["sizes"] = tuple(int(n) for n in args.sizes.split(","))
     if args.throttled_sizes:
         changes["throttled_sizes"] = tuple(int(n) for n in args.throttled_sizes.split(","))
+    if args.repeats:
+        changes["repeats"] = args.repeats
+    if args.no_profile:
+        changes["profile"] = False
     return dataclasses.replace(settings, **changes)
 
 
@@ -131,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="", help="comma-separated N (default 10,100,300)")
     parser.add_argument(
         "--throttled-sizes", default="", help="comma-separated N throttled (default 10,100)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=0, help="runs per cell with N ≤ 100 (default 3)"
+    )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="do not take kube-apiserver's CPU profile"
     )
     parser.add_argument("--out", type=Path, default=ROOT, help="where BENCHMARKS.md is")
     parser.add_argument("--reporter", type=Path, default=SCRIPT, help="the console script")
