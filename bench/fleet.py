@@ -692,11 +692,12 @@ class Fleet:
 
 
 def busy_cpu_seconds() -> float:
-    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``)."""
+    """CPU seconds the whole machine's processes have used since boot (``/proc/stat``:
+    user, nice and system time; interrupts and time stolen by the hypervisor are no
+    process's)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    busy = user + nice + system + irq + softirq + steal
-    return busy / os.sysconf("SC_CLK_TCK")
+    user, nice, system = (int(f) for f in fields[:3])
+    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds(plane: ControlPlane) -> float:
