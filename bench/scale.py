@@ -122,6 +122,8 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         changes["sizes"] = tuple(int(n) for n in args.sizes.split(","))
     if args.throttled_sizes:
         changes["throttled_sizes"] = tuple(int(n) for n in args.throttled_sizes.split(","))
+    if args.flows:
+        changes["flows"] = tuple(args.flows.split(","))
     if args.repeats:
         changes["repeats"] = args.repeats
     if args.no_profile:
@@ -136,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="", help="comma-separated N (default 10,100,300)")
     parser.add_argument(
         "--throttled-sizes", default="", help="comma-separated N throttled (default 10,100)"
+    )
+    parser.add_argument(
+        "--flows", default="", help=f"comma-separated, of {DEFAULT},{THROTTLED} (default both)"
     )
     parser.add_argument(
         "--repeats", type=int, default=0, help="runs per cell with N ≤ 100 (default 3)"
@@ -155,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         "--resume", action="store_true", help="keep the runs saved by an interrupted run"
     )
     args = parser.parse_args(argv)
+    unknown = set(filter(None, args.flows.split(","))) - {DEFAULT, THROTTLED}
+    if unknown:
+        parser.error(f"unknown flows: {', '.join(sorted(unknown))}")
     settings = settings_from(args)
     saved = args.out / "bench-results" / "fleet.json"
     if args.render:
