@@ -93,6 +93,8 @@ def go_tool() -> str | None:
 
 _VALUE = re.compile(r"^\s*(\d+(?:\.\d+)?)(ns|us|µs|ms|s)\s+(\S.*)$")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+# How ``-traces`` marks a frame inlined into its caller.
+_INLINE = " (inline)"
 
 
 def parse_traces(text: str) -> dict[str, float]:
@@ -110,9 +112,9 @@ def parse_traces(text: str) -> dict[str, float]:
         match = _VALUE.match(line)
         if match:
             value = float(match.group(1)) * _UNITS[match.group(2)]
-            frames.append(match.group(3).strip())
+            frames.append(match.group(3).strip().removesuffix(_INLINE))
         elif frames and line.strip():
-            frames.append(line.strip())
+            frames.append(line.strip().removesuffix(_INLINE))
     return seconds
 
 
