@@ -28,7 +28,8 @@ from harness.controlplane import binaries
 from harness.reporter import SCRIPT
 from harness.required import unavailable
 
-pytestmark = pytest.mark.integration
+# Nine short runs, each on a control plane of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 def test_fleet_smoke_run(tmp_path: Path) -> None:
