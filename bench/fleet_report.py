@@ -621,16 +621,18 @@ def section(
         "",
         "### How it was measured",
         "",
-        f"N = {', '.join(str(n) for n in settings.sizes)} reporters (throttled: "
-        f"{', '.join(str(n) for n in settings.throttled_sizes)}), each with its own "
+        f"N = {', '.join(str(n) for n in settings.sizes) or 'none'} reporters (throttled: "
+        f"{', '.join(str(n) for n in settings.throttled_sizes) or 'none'}), each with its own "
         "namespace, Job, Pod and ServiceAccount token, on a fresh kube-apiserver per run. "
         "The N launchers (`bench/launch.py`) are started beforehand; each prepares its "
         "reporter's credentials, says it is ready and waits at nice -10 on a pipe the "
         "harness closes to release them all, then forks and execs its reporter at the "
         "ordinary priority (the spread of the execve calls is in the last table). "
-        f"Each cell with N ≤ {settings.repeat_up_to} is measured {settings.repeats} times, "
-        "larger N once; the implementations take turns (run 1 of each, then run 2, ...), "
-        "and the tables give the median (the range in brackets). A start-up phase ends "
+        f"`make bench-scale` measures each cell with N ≤ {settings.repeat_up_to} "
+        f"{settings.repeats} times (`REPEATS=`), larger N once (the runs column says how many "
+        "this report rests on); the implementations take turns (run 1 of each, then run "
+        "2, ...), and the tables give the median (the range in brackets). A start-up phase "
+        "ends "
         f"{settings.settle:.0f} s after every reporter has read (or started watching) its "
         "Pod. Round one: start-up burst, idle "
         f"({settings.idle:.0f} s with default flow control, {settings.throttled_idle:.0f} s "
