@@ -82,7 +82,6 @@ def test_fleet_smoke_run(tmp_path: Path) -> None:
             # The pieces cover the phase, and the reporters' start-up shows in them.
             assert start_up.profiled >= start_up.seconds - 1.5, described
             assert sum(start_up.profile.values()) > 0, described
-            assert run.profile_baseline, described
     assert sum(r.throttled for r in runs if r.flow == THROTTLED) > 0
     assert sum(r.throttled for r in runs if r.flow == DEFAULT) == 0
     saved = tmp_path / "fleet.json"
