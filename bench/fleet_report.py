@@ -722,8 +722,14 @@ def profile_section(runs: Sequence[FleetRun], settings: FleetSettings) -> list[s
         "`/proc` figures) times their duration, over the Jobs of those phases (N per "
         "round). Each cell gives start-up / idle / bursts / all phases in ms, the median "
         "of the cell's runs. Writes in the crash bursts include the harness's own patch "
-        "of each Pod's status (the kubelet's part), the same for every implementation; "
-        "the bottom row is the same quantity from `/proc`, as a check on the sampling.",
+        "of each Pod's status (the kubelet's part), the same for every implementation. "
+        "A request's kind is only on its stack inside the handler: in the start-up phases "
+        "the creates are the rules reviews (the review's own evaluation, its category, is "
+        "a small part of what a create costs: decoding, admission, the response), in the "
+        "bursts they are Events. Garbage collection is everybody's allocations, not "
+        "attributable. The bottom row is the same quantity from `/proc`, as a check on "
+        "the sampling: the profile misses what the server does between pieces and in "
+        "encoding them (in the baseline) and comes out below it.",
         "",
     ]
     for n, table in tables:
