@@ -728,8 +728,8 @@ def profile_section(runs: Sequence[FleetRun], settings: FleetSettings) -> list[s
         "a small part of what a create costs: decoding, admission, the response), in the "
         "bursts they are Events. Garbage collection is everybody's allocations, not "
         "attributable. The bottom row is the same quantity from `/proc`, as a check on "
-        "the sampling: the profile misses what the server does between pieces and in "
-        "encoding them (in the baseline) and comes out below it.",
+        "the sampling (both less the baseline); the profile comes out below it, by what "
+        "its samples do not see.",
         "",
     ]
     for n, table in tables:
