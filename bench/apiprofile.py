@@ -53,7 +53,10 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (AUTHORIZATION, r"\.Authorize$"),
         (RULES_REVIEW, r"selfsubjectrulesreview"),
         (WATCH_EVENTS, r"\(\*WatchServer\)\.|\(\*cacheWatcher\)\.|\.\(\*Cacher\)\.dispatch"),
-        (WATCH_SETUP, r"handlers\.serveWatch|\.\(\*Cacher\)\.Watch|\(\*Store\)\.Watch"),
+        (
+            WATCH_SETUP,
+            r"handlers\.(handleWatch|serveWatch)|\.\(\*Cacher\)\.Watch|\(\*Store\)\.Watch",
+        ),
         (GETS, r"handlers\.(GetResource|getResourceHandler|ListResource)"),
         (WRITES, r"handlers\.(UpdateResource|PatchResource)|\(\*patcher\)\."),
         (CREATES, r"handlers\.(CreateResource|createHandler|CreateNamedResource)"),

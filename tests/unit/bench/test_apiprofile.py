@@ -114,6 +114,13 @@ FILTERS = (
             WATCH_EVENTS,
         ),
         (
+            (
+                "k8s.io/apiserver/pkg/endpoints/handlers.handleWatch",
+                "k8s.io/apiserver/pkg/endpoints/handlers.ListResource.func1",
+            ),
+            WATCH_SETUP,
+        ),
+        (
             ("k8s.io/apiserver/pkg/endpoints/handlers.UpdateResource.func1.4",),
             WRITES,
         ),
