@@ -65,8 +65,8 @@ def test_fleet_smoke_run(tmp_path: Path) -> None:
         described = f"{run.implementation} {run.flow}: {run.wrong_examples}"
         assert (run.lost, run.wrong) == (0, 0), described
         # Round one ends with a result (exit 0), round two with a crash (exit 1).
-        assert run.exit_codes == Counter({0: 5, 1: 5}), described
-        assert len(run.latencies[RESULT_BURST]) == len(run.latencies[CRASH_BURST]) == 5
+        assert run.exit_codes == Counter({0: run.n, 1: run.n}), described
+        assert len(run.latencies[RESULT_BURST]) == len(run.latencies[CRASH_BURST]) == run.n
         assert all(latency > 0 for latency in run.latencies[RESULT_BURST]), described
         assert [p.name for p in run.phases][2::3] == [RESULT_BURST, CRASH_BURST]
         assert run.apiserver_peak_rss_mib > 0
