@@ -184,9 +184,9 @@ bench: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## Measure late
 	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.run --reporter $(RUNTIME_VENV)/bin/status-reporter
 
 .PHONY: bench-scale
-bench-scale: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## N = 10, 100, 300 reporters on one API server, default and throttled; writes BENCHMARKS.md section 9 (about 35 min; root)
+bench-scale: $(STAMP) controlplane $(RUNTIME_VENV)/bin/status-reporter ## N = 10, 100, 300 reporters on one API server, default and throttled, N <= 100 three times; writes BENCHMARKS.md section 9 (about 70 min; root)
 	$(PIP_INSTALL) -r requirements/bench.txt
-	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.scale --reporter $(RUNTIME_VENV)/bin/status-reporter $(if $(SIZES),--sizes $(SIZES)) $(if $(RESUME),--resume)
+	KUBEBUILDER_ASSETS="$$(hack/controlplane/build.sh)" $(BIN)/python -m bench.scale --reporter $(RUNTIME_VENV)/bin/status-reporter $(if $(SIZES),--sizes $(SIZES)) $(if $(REPEATS),--repeats $(REPEATS)) $(if $(RESUME),--resume)
 
 # --- Release (README "Releasing"): publish, sign and attest the image -------------------
 # IMAGE_REGISTRY/IMAGE_NAME:IMAGE_TAG is where it goes; PLATFORM what it is built for;

@@ -2,24 +2,32 @@
 ServiceAccount token, side by side with the reference.
 
 For each implementation, flow-control setting and N, a fresh control plane runs two
-rounds of N reporters. Round one: the start-up burst (all N launched within about a
+rounds of N reporters. Round one: the start-up burst (N launchers started beforehand
+and released together, so that every reporter's ``execve`` falls within about a
 second), the idle phase (adapters running), the result burst (all N results written
 within a second). Round two: a start-up, a short idle, the crash burst (all N adapters
 exit 1 within a second, as the harness playing the kubelet reports it). Every reporter
 gets in-cluster credentials through ``bench/launch.py``, which also measures its peak
-RSS and CPU from ``wait4()``.
+RSS and CPU from ``wait4()``. Each cell (implementation, flow, N) is measured several
+times, the implementations taking turns (``FleetSettings.repeats``).
 
 What the API server did comes from its own records: CPU and resident memory from
 ``/proc`` (sampled every quarter second), requests, verbs and status codes from its
 audit log, and the time each condition was written from the audit event of the
 reporter's successful write of ``jobs/status``. A Job whose condition is missing or
-not the expected one at the end counts as lost or wrong.
+not the expected one at the end counts as lost or wrong. Where the server's CPU went
+comes from its CPU profile (``bench/apiprofile.py``), by phase. What the rest of the
+machine did meanwhile (other processes' CPU, the load average) is recorded with each
+run: a run on a busy machine is marked noisy.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
+import resource
+import select
 import subprocess
 import threading
 import time
@@ -54,6 +62,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.resources.flowcontrol_apiserver_v1 import FlowSchema, PriorityLevelConfiguration
 from lightkube.types import PatchType
 
+from bench.apiprofile import Profiler, categorise, go_tool, per_second
 from bench.measure import SUCCESS, in_cluster_credentials, launch_in_cluster
 from bench.watches import cpu_seconds, vm_rss_mib
 
@@ -118,6 +127,21 @@ class FleetSettings:
     throttle_queue: int = 4
     reporter: Path = SCRIPT
     reference_binary: str = ""
+    # Each cell with N up to ``repeat_up_to`` is measured ``repeats`` times (the report
+    # gives the median), larger N once; the implementations take turns.
+    repeats: int = 3
+    repeat_up_to: int = 100
+    # Take kube-apiserver's CPU profile (needs the Go toolchain to read it).
+    profile: bool = True
+    # A run during which other processes used more than this many cores on average
+    # is noisy: its verdicts are not claimed.
+    noisy_cores: float = 0.25
+    # How long the harness waits for N launchers to be ready before it releases them.
+    ready_timeout: float = 300.0
+
+    def repeats_for(self, n: int) -> int:
+        """How many times each cell with ``n`` reporters is measured."""
+        return self.repeats if n <= self.repeat_up_to else 1
 
     def sizes_for(self, flow: str) -> tuple[int, ...]:
         """The N measured under ``flow``."""
@@ -129,7 +153,13 @@ class FleetSettings:
 
 
 SMOKE = FleetSettings(
-    sizes=(5,), throttled_sizes=(5,), idle=2.0, throttled_idle=1.0, crash_idle=1.0, baseline=2.0
+    sizes=(5,),
+    throttled_sizes=(5,),
+    idle=2.0,
+    throttled_idle=1.0,
+    crash_idle=1.0,
+    baseline=2.0,
+    repeats=2,
 )
 
 
@@ -144,6 +174,11 @@ class Phase:
     apiserver_peak_rss_mib: float = 0.0
     verbs: Counter[str] = field(default_factory=Counter)
     codes: Counter[int] = field(default_factory=Counter)
+    # CPU seconds by category (bench/apiprofile.py), from the profile's pieces whose
+    # middle falls in the phase; empty when not profiled.
+    profile: dict[str, float] = field(default_factory=dict)
+    # The seconds those pieces cover.
+    profiled: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -173,8 +208,10 @@ class FleetRun:
     implementation: str
     flow: str
     n: int
+    # Which measurement of this cell (0, 1, ...).
+    repeat: int = 0
     phases: list[Phase] = field(default_factory=list)
-    # Seconds between the first and the last launch of a round, per round.
+    # Seconds between the first and the last reporter's execve, per round.
     launch_spread: list[float] = field(default_factory=list)
     # Seconds between the first and the last burst action, per burst.
     burst_spread: dict[str, float] = field(default_factory=dict)
@@ -192,6 +229,16 @@ class FleetRun:
     apiserver_baseline: float = 0.0
     apiserver_peak_rss_mib: float = 0.0
     seconds: float = 0.0
+    # When the run started (wall clock), and the 1-minute load average at its start
+    # and end.
+    started: float = 0.0
+    load_average: list[float] = field(default_factory=list)
+    # Cores that processes other than the harness, its servers and its reporters used
+    # on average during the run (from /proc/stat).
+    others_cores: float = 0.0
+    # The API server's CPU seconds per second alone, by profile category.
+    profile_baseline: dict[str, float] = field(default_factory=dict)
+    profile_failures: int = 0
 
     def phase(self, name: str) -> list[Phase]:
         """The phases of that name (the start-up and idle phases happen twice)."""
@@ -309,6 +356,7 @@ class _Member:
     process: subprocess.Popen[bytes] | None = None
     report: Path | None = None
     acted: float = float("nan")
+    executed: float = float("nan")
 
 
 class Fleet:
@@ -329,6 +377,11 @@ class Fleet:
         self.log = log
         self.audit = AuditTail(plane.audit_log)
         self.sampler = ApiServerSampler(plane.processes["kube-apiserver"].pid)
+        self.profiler = (
+            Profiler(plane.url, plane.admin_token, plane.ca_file, workdir / "profile", log)
+            if settings.profile
+            else None
+        )
 
     @property
     def admin(self) -> Client:
@@ -358,16 +411,27 @@ class Fleet:
             return str(Path(self.settings.reference_binary).expanduser()), interval
         return str(self.settings.reporter), {**interval, "MONITOR_MODE": "auto"}
 
-    def phase(self, name: str, start: float, cpu_before: float) -> Phase:
-        """Close a phase that began at ``start`` with the API server at ``cpu_before``."""
-        end = time.time()
-        return Phase(
+    def mark(self) -> tuple[float, float]:
+        """The wall clock and the API server's CPU time at a phase boundary. When
+        profiling, a boundary is the start of a profile piece (up to a second's wait)."""
+        at = self.profiler.boundary() if self.profiler else time.time()
+        return at, self.sampler.cpu()
+
+    def end_phase(
+        self, name: str, opened: tuple[float, float]
+    ) -> tuple[Phase, tuple[float, float]]:
+        """Close the phase ``name`` opened at the mark ``opened``; the phase and the mark
+        that closed it (where the next phase opens)."""
+        closed = self.mark()
+        start, end = opened[0], closed[0]
+        phase = Phase(
             name,
             start,
             end,
-            apiserver_cpu=self.sampler.cpu() - cpu_before,
+            apiserver_cpu=closed[1] - opened[1],
             apiserver_peak_rss_mib=self.sampler.peak(start, end),
         )
+        return phase, closed
 
     def events(self, members: Sequence[_Member]) -> list[dict[str, Any]]:
         """Every request of the members' reporters once (a watch logs ResponseStarted,
@@ -402,16 +466,47 @@ class Fleet:
         ]
         return min(times, default=None)
 
-    def launch(self, members: Sequence[_Member]) -> float:
-        """Launch every member's reporter as fast as possible; the spread in seconds."""
+    def prepare(self, members: Sequence[_Member]) -> int:
+        """Start every member's launcher and wait until each is ready to start its
+        reporter; the file descriptor whose closing releases them all."""
         program, env = self.program()
-        starts = []
-        for member in members:
-            member.process, member.report, started = launch_in_cluster(
-                self.plane, member.job, member.credentials, program, **env
-            )
-            starts.append(started)
-        return max(starts) - min(starts)
+        ready, ready_in = os.pipe()
+        go_out, go = os.pipe()
+        try:
+            for member in members:
+                member.process, member.report, _ = launch_in_cluster(
+                    self.plane,
+                    member.job,
+                    member.credentials,
+                    program,
+                    env,
+                    release=(ready_in, go_out),
+                )
+        finally:
+            os.close(ready_in)
+            os.close(go_out)
+        count, deadline = 0, time.monotonic() + self.settings.ready_timeout
+        try:
+            while count < len(members):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([ready], [], [], left)[0]:
+                    break
+                got = os.read(ready, len(members) - count)
+                # End of file: every launcher has signalled or died (a dead one shows
+                # up later as a lost condition).
+                if not got:
+                    break
+                count += len(got)
+        finally:
+            os.close(ready)
+        if count < len(members):
+            self.log(f"only {count} of {len(members)} launchers got ready")
+        return go
+
+    @staticmethod
+    def release(go: int) -> None:
+        """Let every prepared launcher start its reporter."""
+        os.close(go)
 
     def wait_started(self, members: Sequence[_Member], timeout: float = 300.0) -> None:
         """Until every reporter has read (or started watching) its Pod, or has exited
@@ -510,6 +605,7 @@ class Fleet:
                 member.process.wait()
             if member.report.exists():
                 data = json.loads(member.report.read_text())
+                member.executed = float(data.get("executed", data["spawned"]))
                 run.exit_codes[int(data["exit_code"])] += 1
                 run.reporters_peak_rss_mib += int(data["max_rss_kib"]) / 1024
                 run.reporters_cpu += float(data["cpu_seconds"])
@@ -534,19 +630,21 @@ class Fleet:
         """One round: start-up burst, idle, then the ``kind`` burst; adds to ``run``."""
         members = self.members(n)
         self.audit.update()
-        start, cpu = time.time(), self.sampler.cpu()
-        run.launch_spread.append(self.launch(members))
+        go = self.prepare(members)
+        opened = self.mark()
+        self.release(go)
         self.wait_started(members)
         time.sleep(self.settings.settle)
-        phases = [self.phase(START_UP, start, cpu)]
-        start, cpu = time.time(), self.sampler.cpu()
+        start_up, opened = self.end_phase(START_UP, opened)
         time.sleep(idle)
-        phases.append(self.phase(IDLE, start, cpu))
-        start, cpu = time.time(), self.sampler.cpu()
+        idling, opened = self.end_phase(IDLE, opened)
         run.burst_spread[kind] = self.burst(members, kind)
         self.wait_written(members)
-        phases.append(self.phase(kind, start, cpu))
+        burst, _ = self.end_phase(kind, opened)
+        phases = [start_up, idling, burst]
         self.reap(members, run)
+        executed = [m.executed for m in members if m.executed == m.executed]
+        run.launch_spread.append(max(executed) - min(executed) if executed else float("nan"))
         time.sleep(0.5)  # a watch's ResponseComplete is logged once its connection closed
         latencies = []
         for member in members:
@@ -563,9 +661,59 @@ class Fleet:
                     phase.codes[int(event.get("responseStatus", {}).get("code", 0))] += 1
         run.phases.extend(phases)
 
+    def profile(self, run: FleetRun, baseline: tuple[float, float]) -> None:
+        """Put the profile's samples in categories: the baseline's (as rates) and each
+        phase's. Stops profiling."""
+        if self.profiler is None:
+            return
+        self.profiler.stop()
+        run.profile_failures = self.profiler.failures
+        go = go_tool()
+        if go is None:
+            self.log("no `go` command: the API server's profile is not read")
+            return
+        start, end = baseline
+        pieces = self.profiler.between(start, end)
+        run.profile_baseline = per_second(
+            categorise([p.path for p in pieces], go), sum(p.end - p.start for p in pieces)
+        )
+        for phase in run.phases:
+            pieces = self.profiler.between(phase.start, phase.end)
+            phase.profile = dict(categorise([p.path for p in pieces], go))
+            phase.profiled = sum(p.end - p.start for p in pieces)
+        for piece in self.profiler.pieces:
+            piece.path.unlink(missing_ok=True)
+
     def close(self) -> None:
-        """Stop sampling."""
+        """Stop sampling and profiling."""
         self.sampler.stop()
+        if self.profiler is not None:
+            self.profiler.stop()
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine's processes have used since boot (``/proc/stat``:
+    user, nice and system time; interrupts and time stolen by the hypervisor are no
+    process's)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system = (int(f) for f in fields[:3])
+    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds(plane: ControlPlane) -> float:
+    """CPU seconds of this harness, its waited-for children (launchers, reporters) and
+    its running servers."""
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+    return total + sum(
+        cpu_seconds(process.pid) for process in plane.processes.values() if process.poll() is None
+    )
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def measure(  # noqa: PLR0917 - one call site, each argument a different thing
@@ -576,12 +724,14 @@ def measure(  # noqa: PLR0917 - one call site, each argument a different thing
     n: int,
     settings: FleetSettings,
     log: Callable[[str], None],
+    repeat: int = 0,
 ) -> FleetRun:
     """Both rounds of one implementation, flow-control setting and N, on a fresh
     control plane."""
     started = time.monotonic()
-    run = FleetRun(implementation.name, flow, n)
-    directory = workdir / f"{implementation.name}-{flow}-{n}"
+    run = FleetRun(implementation.name, flow, n, repeat=repeat, started=time.time())
+    run.load_average.append(load_average())
+    directory = workdir / f"{implementation.name}-{flow}-{n}-{repeat}"
     plane = ControlPlane.start(
         assets,
         directory / "controlplane",
@@ -592,17 +742,25 @@ def measure(  # noqa: PLR0917 - one call site, each argument a different thing
             throttle(plane.admin_client(), settings.throttle_queue)
         fleet = Fleet(plane, implementation, settings, directory, log)
         try:
-            cpu, start = fleet.sampler.cpu(), time.monotonic()
+            machine, own = busy_cpu_seconds(), own_cpu_seconds(plane)
+            clock = time.monotonic()
+            baseline_start, cpu = fleet.mark()
             time.sleep(settings.baseline)
-            run.apiserver_baseline = (fleet.sampler.cpu() - cpu) / (time.monotonic() - start)
+            baseline_end, after = fleet.mark()
+            run.apiserver_baseline = (after - cpu) / (baseline_end - baseline_start)
             cpu, start = fleet.sampler.cpu(), time.monotonic()
-            log(f"{implementation.name}, {flow}, N = {n}: round 1 (result burst)")
+            name = f"{implementation.name}, {flow}, N = {n}, run {repeat + 1}"
+            log(f"{name}: round 1 (result burst)")
             fleet.round(n, settings.idle_for(flow), RESULT_BURST, run)
-            log(f"{implementation.name}, {flow}, N = {n}: round 2 (crash burst)")
+            log(f"{name}: round 2 (crash burst)")
             fleet.round(n, settings.crash_idle, CRASH_BURST, run)
             alone = run.apiserver_baseline * (time.monotonic() - start)
             run.apiserver_cpu = fleet.sampler.cpu() - cpu - alone
             run.apiserver_peak_rss_mib = max(p.apiserver_peak_rss_mib for p in run.phases)
+            others = busy_cpu_seconds() - machine - (own_cpu_seconds(plane) - own)
+            run.others_cores = max(0.0, others) / (time.monotonic() - clock)
+            run.load_average.append(load_average())
+            fleet.profile(run, (baseline_start, baseline_end))
         finally:
             fleet.close()
     finally:
@@ -618,25 +776,32 @@ def measure_all(
     log: Callable[[str], None],
     *,
     done: Callable[[FleetRun], None] = lambda run: None,
-    skip: Collection[tuple[str, str, int]] = (),
+    skip: Collection[tuple[str, str, int, int]] = (),
 ) -> tuple[list[FleetRun], list[str]]:
-    """Every implementation (the reference only with its binary), flow and N but those
-    in ``skip`` (implementation, flow, N); ``done`` is called with each run as it ends.
-    Returns the runs and, for each that could not be measured, why (the others still
-    are)."""
+    """Every implementation (the reference only with its binary), flow, N and repeat
+    but those in ``skip`` (implementation, flow, N, repeat); ``done`` is called with
+    each run as it ends. Returns the runs and, for each that could not be measured, why
+    (the others still are)."""
     implementations = [i for i in IMPLEMENTATIONS if settings.reference_binary or not i.reference]
     runs, failures = [], []
     for flow in settings.flows:
         for n in settings.sizes_for(flow):
-            for implementation in implementations:
-                if (implementation.name, flow, n) in skip:
-                    continue
-                try:
-                    run = measure(assets, workdir, implementation, flow, n, settings, log)
-                except Exception as exc:  # one broken run must not cost the others
-                    failures.append(f"{implementation.name}, {flow}, N = {n}: {exc!r}")
-                    log(f"FAILED: {failures[-1]}")
-                    continue
-                runs.append(run)
-                done(run)
+            # The implementations take turns, so that a slow spell of the machine does
+            # not fall on one of them only.
+            for repeat in range(settings.repeats_for(n)):
+                for implementation in implementations:
+                    if (implementation.name, flow, n, repeat) in skip:
+                        continue
+                    try:
+                        run = measure(
+                            assets, workdir, implementation, flow, n, settings, log, repeat
+                        )
+                    except Exception as exc:  # one broken run must not cost the others
+                        failures.append(
+                            f"{implementation.name}, {flow}, N = {n}, run {repeat + 1}: {exc!r}"
+                        )
+                        log(f"FAILED: {failures[-1]}")
+                        continue
+                    runs.append(run)
+                    done(run)
     return runs, failures

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,12 @@ STAGGER = 0.4  # seconds between the starts of the background reporters
 
 # The mode of runs of the reference binary itself (`make bench REFERENCE_BINARY=...`).
 REFERENCE_BINARY = "reference-binary"
+# The modes of the result-at-once runs of another status-reporter install, the code a
+# change is measured against (`make bench BASELINE_REPORTER=...`), and of the floor:
+# the image's interpreter importing only what any asyncio TLS client needs.
+BASELINE = "baseline"
+FLOOR = "floor"
+FLOOR_CODE = "import asyncio, ssl"
 LAUNCHER = Path(__file__).with_name("launch.py")
 
 # Scenarios of a Run.
@@ -103,6 +109,9 @@ class Settings:
     storm_processes: int = 2
     # The reference binary to run side by side; empty: quote external figures only.
     reference_binary: str = ""
+    # Another status-reporter console script (the code before a change) whose result-at-
+    # once runs take turns with this one's; empty: none.
+    baseline_reporter: str = ""
     # The status-reporter console script to measure (make bench: the image's install).
     reporter: Path = SCRIPT
 
@@ -432,11 +441,22 @@ def in_cluster_credentials(plane: ControlPlane, job: AdapterJob, workdir: Path) 
 
 
 def launch_in_cluster(
-    plane: ControlPlane, job: AdapterJob, credentials: Path, program: str, **env: str
+    plane: ControlPlane,
+    job: AdapterJob,
+    credentials: Path,
+    program: str,
+    env: Mapping[str, str],
+    *,
+    release: tuple[int, int] | None = None,
+    arguments: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], Path, float]:
     """Start ``program`` for ``job`` through ``bench/launch.py`` with the in-cluster
-    ``credentials`` of :func:`in_cluster_credentials`. Returns the launcher, the path of
-    its report, and the wall clock before the launcher was started."""
+    ``credentials`` of :func:`in_cluster_credentials` and ``env`` added to its
+    environment. Returns the launcher, the path of
+    its report, and the wall clock before the launcher was started. With ``release``
+    (file descriptors: the write end of a "ready" pipe, the read end of a "go" pipe)
+    the launcher signals that it is ready and starts ``program`` only once "go" is
+    closed."""
     host, port = plane.url.removeprefix("https://").rsplit(":", 1)
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -452,20 +472,24 @@ def launch_in_cluster(
         **env,
     }
     report = credentials / "launch.json"
-    command = [sys.executable, "-S", "-I", str(LAUNCHER), str(report), str(credentials)]
-    command += [str(credentials / "reporter.log"), "--", program]
+    command = [sys.executable, "-S", "-I", str(LAUNCHER)]
+    if release is not None:
+        command += ["--release", ",".join(map(str, release))]
+    command += [str(report), str(credentials), str(credentials / "reporter.log"), "--", program]
+    command += arguments
     started = time.time()
-    return subprocess.Popen(command, env=environment), report, started
+    process = subprocess.Popen(command, env=environment, pass_fds=release or ())
+    return process, report, started
 
 
 def spawn_in_cluster(
-    bench: Bench, job: AdapterJob, program: str, **env: str
+    bench: Bench, job: AdapterJob, program: str, arguments: Sequence[str] = (), **env: str
 ) -> tuple[subprocess.Popen[bytes], Path, float]:
     """Start ``program`` (the reference binary or status-reporter) for ``job`` with its
     ServiceAccount's token where in-cluster clients look for it (see
     :func:`launch_in_cluster`)."""
     credentials = in_cluster_credentials(bench.plane, job, bench.workdir)
-    return launch_in_cluster(bench.plane, job, credentials, program, **env)
+    return launch_in_cluster(bench.plane, job, credentials, program, env, arguments=arguments)
 
 
 def finish_in_cluster(
@@ -489,21 +513,29 @@ def finish_in_cluster(
     record.exit_code = int(data["exit_code"])
     record.rss_mib = int(data["max_rss_kib"]) / 1024
     record.cpu_total = float(data["cpu_seconds"])
-    if record.mode != REFERENCE_BINARY:
+    if record.mode not in {REFERENCE_BINARY, FLOOR}:
         _record_exit_entry(report.with_name("reporter.log").read_text(), record)
     return record
 
 
 def in_cluster_at_once(bench: Bench, role: str, mode: str) -> Run:
-    """The reference binary (``mode`` REFERENCE_BINARY) or status-reporter under
-    ``role``, with in-cluster credentials, its result already there when it starts."""
+    """The reference binary (``mode`` REFERENCE_BINARY), the baseline install
+    (BASELINE), the floor (FLOOR) or status-reporter under ``role``, with in-cluster
+    credentials, its result already there when it starts."""
     job = bench.new_job(role)
     write_atomically(job, json.dumps(SUCCESS))
+    arguments: list[str] = []
     if mode == REFERENCE_BINARY:
         program, env = bench.reference_program, {}
+    elif mode == BASELINE:
+        program, env = str(Path(bench.settings.baseline_reporter).expanduser()), bench.env("auto")
+    elif mode == FLOOR:
+        # The interpreter of the measured install, beside its console script.
+        program, env = str(bench.settings.reporter.parent / "python"), {}
+        arguments = ["-c", FLOOR_CODE]
     else:
         program, env = str(bench.settings.reporter), bench.env(mode)
-    process, report, started = spawn_in_cluster(bench, job, program, **env)
+    process, report, started = spawn_in_cluster(bench, job, program, arguments, **env)
     record = Run(AT_ONCE, mode, role, job.namespace, started)
     try:
         return finish_in_cluster(process, report, record)
@@ -597,6 +629,7 @@ def at_once(bench: Bench, settings: Settings, results: Results) -> None:
         + (", in-cluster credentials" if in_cluster else ", kubeconfig credentials")
     )
     text = json.dumps(SUCCESS)
+    baseline = in_cluster and bool(settings.baseline_reporter)
     for _ in range(settings.at_once_runs):
         for role in ROLES:
             if in_cluster:
@@ -605,6 +638,10 @@ def at_once(bench: Bench, settings: Settings, results: Results) -> None:
                 results.runs.append(result_at_once(bench, role, text, AT_ONCE))
         if reference:
             results.runs.append(in_cluster_at_once(bench, "reference", REFERENCE_BINARY))
+        if baseline:
+            results.runs.append(in_cluster_at_once(bench, "project", BASELINE))
+        if in_cluster:
+            results.runs.append(in_cluster_at_once(bench, "project", FLOOR))
 
 
 def worst_case_memory(bench: Bench, settings: Settings, results: Results) -> None:

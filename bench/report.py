@@ -21,6 +21,9 @@ from harness.records import RealPodMemory
 
 from bench.measure import (
     AT_ONCE,
+    BASELINE,
+    FLOOR,
+    FLOOR_CODE,
     LATENCY_CRASH,
     LATENCY_RESULT,
     MODES,
@@ -45,6 +48,8 @@ RSS_NORMAL_MIB = 28.0
 RSS_WORST_MIB = 38.0
 RSS_REAL_POD_MIB = 34.0
 CPU_AT_ONCE_SECONDS = 0.09
+# Against the code before a change, measured in the same run (BASELINE_REPORTER).
+CPU_AT_ONCE_BASELINE_RATIO = 0.75
 # "≈ 0 CPU per idle second", made a number: one millisecond of CPU per second idle
 # is 0.1 % of a core, or 0.3 s over a five-minute adapter.
 CPU_IDLE_SECONDS_PER_SECOND = 0.001
@@ -318,6 +323,27 @@ def real_pod_verdict(record: RealPodMemory | None, commit: str) -> Verdict:
     )
 
 
+def baseline_verdict(results: Results) -> Verdict:
+    """The measured install's CPU per Job, result at once, against the baseline install's in the
+    same run (runs taking turns), with the floor beside it."""
+    target = "CPU per Job, result at once, against the code before (median)"
+    limit = f"≤ {CPU_AT_ONCE_BASELINE_RATIO:g}× the baseline's"
+    how = "both from `wait4()`, in-cluster credentials, project Role, the runs taking turns"
+    baseline = median(_values(results.select(AT_ONCE, mode=BASELINE), lambda r: r.cpu_total))
+    if math.isnan(baseline):
+        return Verdict(target, limit, "not measured: `BASELINE_REPORTER` not given", None, how)
+    ours = median(_values(results.select(AT_ONCE), lambda r: r.cpu_total))
+    floor = median(_values(results.select(AT_ONCE, mode=FLOOR), lambda r: r.cpu_total))
+    return Verdict(
+        target,
+        limit,
+        f"{_cpu(ours)} against {_cpu(baseline)} ({ours / baseline:.2f}×); "
+        f"the floor (`{FLOOR_CODE}`) {_cpu(floor)}",
+        _at_most(ours, CPU_AT_ONCE_BASELINE_RATIO * baseline),
+        how,
+    )
+
+
 def targets(results: Results, real_pod: Verdict) -> list[Verdict]:
     """Every target with its computed verdict; ``real_pod`` comes from the cluster tests."""
     settings = results.settings
@@ -370,6 +396,7 @@ def targets(results: Results, real_pod: Verdict) -> list[Verdict]:
             _at_most(cpu_at_once, CPU_AT_ONCE_SECONDS),
             "user + system of the whole process from `wait4()`, project Role",
         ),
+        baseline_verdict(results),
         Verdict(
             "CPU per idle second (≈ 0)",
             f"≤ {CPU_IDLE_SECONDS_PER_SECOND:g} s/s",
@@ -663,6 +690,12 @@ def footprint_table(results: Results) -> list[str]:
     reference = results.select(AT_ONCE, mode=REFERENCE_BINARY, role="reference")
     if reference:
         scenarios.append(("reference binary, result at once, reference Role", reference))
+    baseline = results.select(AT_ONCE, mode=BASELINE)
+    if baseline:
+        scenarios.append(("the baseline install (`BASELINE_REPORTER`), result at once", baseline))
+    floor = results.select(AT_ONCE, mode=FLOOR)
+    if floor:
+        scenarios.append((f"the floor: the interpreter running `{FLOOR_CODE}`", floor))
     for name, runs in scenarios:
         first = _values(runs, lambda r: r.first_request)
         rss = _values(runs, lambda r: r.rss_mib)

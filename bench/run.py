@@ -6,6 +6,10 @@ BENCHMARKS.md with plots.
 
 With ``REFERENCE_BINARY`` (or ``--reference-binary``) set to the reference Go binary,
 it is also run side by side, with in-cluster credentials (``bench/launch.py``, root).
+With ``BASELINE_REPORTER`` (or ``--baseline-reporter``) set to another install's
+console script (the code before a change, e.g. built by ``hack/runtime-venv.sh`` from
+an older checkout), its result-at-once runs take turns with this one's, next to the
+floor (the interpreter importing ``asyncio`` and ``ssl`` only).
 """
 
 from __future__ import annotations
@@ -231,10 +235,19 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("REFERENCE_BINARY", ""),
         help="the reference binary, to measure side by side (default: $REFERENCE_BINARY)",
     )
+    parser.add_argument(
+        "--baseline-reporter",
+        default=os.environ.get("BASELINE_REPORTER", ""),
+        help="another status-reporter console script (the code before a change), whose "
+        "result-at-once runs take turns with this one's (default: $BASELINE_REPORTER)",
+    )
     args = parser.parse_args(argv)
     settings: Settings = SMOKE if args.smoke else Settings()
     settings = dataclasses.replace(
-        settings, reference_binary=args.reference_binary, reporter=args.reporter.absolute()
+        settings,
+        reference_binary=args.reference_binary,
+        baseline_reporter=args.baseline_reporter,
+        reporter=args.reporter.absolute(),
     )
     assets = binaries()
     load = LoadSampler().start()

@@ -1,8 +1,9 @@
 """make bench-scale: N reporters on one kube-apiserver, side by side with the reference;
 writes the fleet section of BENCHMARKS.md (section 9) and its plot.
 
-    python -m bench.scale                          # N = 10, 100, 300 (about 35 minutes)
+    python -m bench.scale                          # N = 10, 100, 300 (about 70 minutes)
     python -m bench.scale --sizes 10,100,300,500   # other sizes
+    python -m bench.scale --repeats 1              # each cell once (about 30 minutes)
     python -m bench.scale --smoke --out DIR        # N = 5, short phases
     python -m bench.scale --render FILE            # the section again from saved runs
     python -m bench.scale --resume                 # measure only what is not saved yet
@@ -121,6 +122,12 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         changes["sizes"] = tuple(int(n) for n in args.sizes.split(","))
     if args.throttled_sizes:
         changes["throttled_sizes"] = tuple(int(n) for n in args.throttled_sizes.split(","))
+    if args.flows:
+        changes["flows"] = tuple(args.flows.split(","))
+    if args.repeats:
+        changes["repeats"] = args.repeats
+    if args.no_profile:
+        changes["profile"] = False
     return dataclasses.replace(settings, **changes)
 
 
@@ -131,6 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="", help="comma-separated N (default 10,100,300)")
     parser.add_argument(
         "--throttled-sizes", default="", help="comma-separated N throttled (default 10,100)"
+    )
+    parser.add_argument(
+        "--flows", default="", help=f"comma-separated, of {DEFAULT},{THROTTLED} (default both)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=0, help="runs per cell with N ≤ 100 (default 3)"
+    )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="do not take kube-apiserver's CPU profile"
     )
     parser.add_argument("--out", type=Path, default=ROOT, help="where BENCHMARKS.md is")
     parser.add_argument("--reporter", type=Path, default=SCRIPT, help="the console script")
@@ -144,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         "--resume", action="store_true", help="keep the runs saved by an interrupted run"
     )
     args = parser.parse_args(argv)
+    unknown = set(filter(None, args.flows.split(","))) - {DEFAULT, THROTTLED}
+    if unknown:
+        parser.error(f"unknown flows: {', '.join(sorted(unknown))}")
     settings = settings_from(args)
     saved = args.out / "bench-results" / "fleet.json"
     if args.render:
@@ -173,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
         save(runs, minutes + (time.monotonic() - started) / 60, saved)
 
-    skip = {(r.implementation, r.flow, r.n) for r in previous}
+    skip = {(r.implementation, r.flow, r.n, r.repeat) for r in previous}
     with tempfile.TemporaryDirectory(prefix="status-reporter-fleet-") as tmp:
         _, failures = measure_all(binaries(), Path(tmp), settings, _log, done=done, skip=skip)
     minutes += (time.monotonic() - started) / 60
