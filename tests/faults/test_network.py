@@ -269,7 +269,7 @@ def test_a_cluster_ca_rotated_mid_run(
 
 MIB = 1024 * 1024
 STATUSES = 87_371
-# What the reporter may add to its peak memory for any response up to the 3 MiB cap.
+# What the reporter may add to its peak memory for any response of this size.
 MEMORY_BOUND_MIB = 13.0
 
 

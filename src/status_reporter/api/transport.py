@@ -50,7 +50,7 @@ import httptools
 import msgspec
 
 # A response body or a watch line: twice etcd's limit on a stored object (1.5 MiB).
-DEFAULT_MAX_BODY: Final = 3 * 1024 * 1024
+DEFAULT_MAX_BODY: Final = 5 * 1024 * 1024
 # Status lines, header and trailer fields of one response in all; the API server's are
 # a few hundred bytes.
 MAX_HEAD: Final = 64 * 1024

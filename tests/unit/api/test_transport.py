@@ -560,24 +560,24 @@ async def test_endless_trailers_end_a_stream_fast_in_bounded_memory(shape: str) 
     assert peak < 2 * MIB
 
 
-async def test_default_body_limit_is_3_mib() -> None:
-    answers = answer_all(response(b"x" * 3 * MIB), response(b"x" * (3 * MIB + 1)))
+async def test_default_body_limit_is_5_mib() -> None:
+    answers = answer_all(response(b"x" * 5 * MIB), response(b"x" * (5 * MIB + 1)))
     async with serve(answers) as server, default_client(server) as client:
-        assert len((await client.request("GET", "/", timeout=5)).body) == 3 * MIB
-        with pytest.raises(TransportError, match=rf"is larger than {3 * MIB} bytes$"):
+        assert len((await client.request("GET", "/", timeout=5)).body) == 5 * MIB
+        with pytest.raises(TransportError, match=rf"is larger than {5 * MIB} bytes$"):
             await client.request("GET", "/", timeout=5)
 
 
-async def test_default_watch_line_limit_is_3_mib() -> None:
-    at_limit = b"a" * 3 * MIB
-    answer = chunked(at_limit + b"\n", b"b" * (3 * MIB + 1))
+async def test_default_watch_line_limit_is_5_mib() -> None:
+    at_limit = b"a" * 5 * MIB
+    answer = chunked(at_limit + b"\n", b"b" * (5 * MIB + 1))
     lines: list[bytes | bytearray] = []
     async with (
         serve(answer_all(answer)) as server,
         default_client(server) as client,
         client.stream("GET", "/", connect_timeout=2, read_timeout=5) as stream,
     ):
-        with pytest.raises(TransportError, match=rf"is longer than {3 * MIB} bytes$"):
+        with pytest.raises(TransportError, match=rf"is longer than {5 * MIB} bytes$"):
             await collect(stream, lines)
     assert lines == [at_limit]
 
