@@ -150,6 +150,9 @@ class HttpApi:
         worth it."""
         try:
             return await _by(deadline, self._credentials.auth.refresh(), self._credentials.auth)
+        except _NoCredentialInTime as exc:
+            # Out of time, not refused: the next attempt waits for the same plugin run.
+            raise CredentialsUnavailable(str(exc)) from exc
         except CredentialsError as exc:
             raise ApiError(401, f"HTTP 401: unauthorized, and the credentials: {exc}") from exc
 
@@ -282,13 +285,17 @@ class HttpApi:
                     return
 
 
+class _NoCredentialInTime(CredentialsError):
+    """The credentials were not had within the request's time (transient)."""
+
+
 async def _by(deadline: float, getting: Awaitable[_T], auth: Auth) -> _T:
-    """``getting``'s result, or CredentialsError once ``deadline`` (loop time) passes."""
+    """``getting``'s result, or _NoCredentialInTime once ``deadline`` (loop time) passes."""
     try:
         async with asyncio.timeout_at(deadline):
             return await getting
     except TimeoutError:
-        raise CredentialsError(f"{auth!r}: no credential within the request's time") from None
+        raise _NoCredentialInTime(f"{auth!r}: no credential within the request's time") from None
 
 
 @contextmanager

@@ -138,6 +138,31 @@ async def test_getting_credentials_counts_against_the_requests_time() -> None:
         assert server.requests == []
 
 
+class _SlowRefreshAuth(_SlowAuth):
+    """Credentials at once, then a refresh after a 401 that takes longer than the request
+    may (a plugin run again for a rotated credential)."""
+
+    delay = 0.0
+
+    async def refresh(self) -> bool:
+        await asyncio.sleep(30)
+        return True
+
+
+async def test_a_refresh_that_runs_out_of_the_requests_time_is_retried_not_refused() -> None:
+    unauthorized = response(b"{}", status=b"401 Unauthorized")
+    async with serve(answer_all(unauthorized)) as server:
+        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
+        credentials = Credentials(Endpoint("127.0.0.1", server.port), _SlowRefreshAuth(), "t")
+        api = HttpApi(client, credentials, pod="p", namespace="n")
+        async with client:
+            started = time.monotonic()
+            with pytest.raises(CredentialsUnavailable, match="no credential within") as info:
+                await api.get_job("j", timeout=0.5)
+            assert time.monotonic() - started < 1.5
+            assert is_transient(info.value)
+
+
 async def test_the_api_servers_date_is_noted_with_the_moment_it_came() -> None:
     date = b"Date: Mon, 07 Dec 2026 20:52:56 GMT\r\n"
     async with serve(answer_all(response(b"{}", headers=date))) as server:
