@@ -49,7 +49,8 @@ from typing import Final, Self
 import httptools
 import msgspec
 
-# A response body or a watch line: twice etcd's limit on a stored object (1.5 MiB).
+# A response body or a watch line: above the largest Pod JSON kube-apiserver was found to
+# accept (4.0 MiB), within the examples' memory request (docs/design.md).
 DEFAULT_MAX_BODY: Final = 5 * 1024 * 1024
 # Status lines, header and trailer fields of one response in all; the API server's are
 # a few hundred bytes.
@@ -870,8 +871,9 @@ class HttpClient:
                         raise
                 return await _Attempt(self, request, None).run()
             if first.received:
-                # Slow, but answering: the connection is alive.
-                return await tasks.pop()
+                # Slow, but answering: the connection is alive (kept in ``tasks``, so
+                # that a cancellation still waits for it to end).
+                return await next(iter(tasks))
             if first.reused:
                 # The other idle connections most likely went the same silent way.
                 self._drop_idle()

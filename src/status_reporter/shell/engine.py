@@ -139,7 +139,7 @@ class Reporter:
             async with scope() as children:
                 for name, monitor in _file_monitors(self._config, self._file):
                     children.spawn(supervised(name, monitor, self._log), name)
-                early = await self._until_started(starting)
+                early = await self._until_started(starting, children)
                 if early is None:
                     started = starting.result()
                     facts = None if isinstance(started, Cut) else started
@@ -158,7 +158,9 @@ class Reporter:
             )
         return await self._outcome.conclude(verdict, self._startup, facts, self._log_details)
 
-    async def _until_started(self, starting: asyncio.Future[StartupFacts | Cut]) -> Verdict | None:
+    async def _until_started(
+        self, starting: asyncio.Future[StartupFacts | Cut], children: Scope
+    ) -> Verdict | None:
         """Wait for start-up while watching the result file: the verdict of a valid result
         that came first, or None once start-up has ended (its result is then ``starting``'s)."""
         while not starting.done():
@@ -170,7 +172,7 @@ class Reporter:
             if read_at is None:
                 await self._wake.wait()
                 continue
-            alarm = asyncio.ensure_future(self._recheck_at(read_at))
+            alarm = children.spawn(self._recheck_at(read_at), "recheck")
             try:
                 await self._wake.wait()
             finally:
