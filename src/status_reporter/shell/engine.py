@@ -43,6 +43,8 @@ _STOP_READ_TIMEOUT: Final = 1.0
 _DEADLINE_READ_SECONDS: Final = 5.0
 
 _Monitor = tuple[str, Callable[[], Awaitable[None]], Callable[[], Awaitable[None]] | None]
+# Start-up running beside the file monitors: its facts, or where a stop cut it.
+_Starting = asyncio.Future[StartupFacts | Cut]
 
 
 class Reporter:
@@ -133,7 +135,7 @@ class Reporter:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await starting
 
-    async def _run(self, starting: asyncio.Future[StartupFacts | Cut]) -> ExitCode:
+    async def _run(self, starting: _Starting) -> ExitCode:
         facts: StartupFacts | None = None
         try:
             async with scope() as children:
@@ -158,9 +160,7 @@ class Reporter:
             )
         return await self._outcome.conclude(verdict, self._startup, facts, self._log_details)
 
-    async def _until_started(
-        self, starting: asyncio.Future[StartupFacts | Cut], children: Scope
-    ) -> Verdict | None:
+    async def _until_started(self, starting: _Starting, children: Scope) -> Verdict | None:
         """Wait for start-up while watching the result file: the verdict of a valid result
         that came first, or None once start-up has ended (its result is then ``starting``'s)."""
         while not starting.done():
