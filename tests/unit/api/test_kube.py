@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from status_reporter.api.auth import Credentials, CredentialsError
+from status_reporter.api.auth import Auth, Credentials, CredentialsError
 from status_reporter.api.kube import HttpApi, decode_event, percent_encode, query_string
 from status_reporter.api.protocol import CredentialsUnavailable, Unreachable, WatchSilent
 from status_reporter.api.retry import is_transient
@@ -86,6 +86,13 @@ def test_query_string_of_a_watch() -> None:
     assert query_string(query) == "fieldSelector=metadata.name%3Dpod-1&resourceVersion=12%26x%3D1"
 
 
+def _client_and_api(port: int, auth: Auth) -> tuple[HttpClient, HttpApi]:
+    """An HttpApi on a client of the test server at ``port``, with ``auth``."""
+    client = HttpClient(Endpoint("127.0.0.1", port), keepalive=None, user_agent="t")
+    credentials = Credentials(Endpoint("127.0.0.1", port), auth, "test")
+    return client, HttpApi(client, credentials, pod="p", namespace="n")
+
+
 class _FailingAuth:
     """Credentials that cannot be had (a token file missing, a plugin failing)."""
 
@@ -121,9 +128,7 @@ class _SlowAuth:
 
 async def test_getting_credentials_counts_against_the_requests_time() -> None:
     async with serve(answer_all(response(b"{}"))) as server:
-        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
-        credentials = Credentials(Endpoint("127.0.0.1", server.port), _SlowAuth(), "test")
-        api = HttpApi(client, credentials, pod="p", namespace="n")
+        client, api = _client_and_api(server.port, _SlowAuth())
         async with client:
             started = time.monotonic()
             with pytest.raises(CredentialsUnavailable, match="no credential within") as info:
@@ -152,9 +157,7 @@ class _SlowRefreshAuth(_SlowAuth):
 async def test_a_refresh_that_runs_out_of_the_requests_time_is_retried_not_refused() -> None:
     unauthorized = response(b"{}", status=b"401 Unauthorized")
     async with serve(answer_all(unauthorized)) as server:
-        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
-        credentials = Credentials(Endpoint("127.0.0.1", server.port), _SlowRefreshAuth(), "t")
-        api = HttpApi(client, credentials, pod="p", namespace="n")
+        client, api = _client_and_api(server.port, _SlowRefreshAuth())
         async with client:
             started = time.monotonic()
             with pytest.raises(CredentialsUnavailable, match="no credential within") as info:
@@ -166,10 +169,8 @@ async def test_a_refresh_that_runs_out_of_the_requests_time_is_retried_not_refus
 async def test_the_api_servers_date_is_noted_with_the_moment_it_came() -> None:
     date = b"Date: Mon, 07 Dec 2026 20:52:56 GMT\r\n"
     async with serve(answer_all(response(b"{}", headers=date))) as server:
-        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
         auth = _SlowAuth()
-        credentials = Credentials(Endpoint("127.0.0.1", server.port), auth, "test")
-        api = HttpApi(client, credentials, pod="p", namespace="n")
+        client, api = _client_and_api(server.port, auth)
         assert api.server_time() is None
         async with client:
             auth.delay = 0
@@ -189,11 +190,9 @@ async def _drain_watch(api: HttpApi) -> None:
 async def test_a_watch_that_says_nothing_within_its_read_timeout_is_silent() -> None:
     """Distinct from other failures: a server without bookmarks leaves a watch silent."""
     async with serve(answer_all(chunked(end=False))) as server:
-        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
         auth = _SlowAuth()
         auth.delay = 0
-        credentials = Credentials(Endpoint("127.0.0.1", server.port), auth, "test")
-        api = HttpApi(client, credentials, pod="p", namespace="n")
+        client, api = _client_and_api(server.port, auth)
         async with client:
             with pytest.raises(WatchSilent):
                 await _drain_watch(api)
@@ -203,10 +202,8 @@ async def test_credentials_that_cannot_be_had_are_a_transient_api_failure() -> N
     """Mapped in one place: no request is sent, and the failure is retried like a
     request that got no answer (never an internal error)."""
     async with serve(answer_all(response(b"{}"))) as server:
-        client = HttpClient(Endpoint("127.0.0.1", server.port), keepalive=None, user_agent="t")
         auth = _FailingAuth()
-        credentials = Credentials(Endpoint("127.0.0.1", server.port), auth, "test")
-        api = HttpApi(client, credentials, pod="p", namespace="n")
+        client, api = _client_and_api(server.port, auth)
         async with client:
             with pytest.raises(CredentialsUnavailable, match="token file /t") as info:
                 await api.get_job("j", timeout=1)
