@@ -67,8 +67,10 @@ _NOT_BARE_VALUE: Final = (" ", "=", '"', "\\")
 # A message is free text, so spaces stay bare in it; the rest needs quotes as in a value.
 _NOT_BARE_MESSAGE: Final = ("=", '"', "\\")
 # What JSON leaves raw inside strings of the same set: DEL, the C1 controls and the
-# line separators. In valid UTF-8 these bytes only occur as those characters.
-_JSON_UNESCAPED: Final = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+# line separators. In valid UTF-8 these bytes only occur as those characters. A
+# pattern that re compiles on first use: most lines are ASCII without DEL and never
+# need it, and compiling it at import cost every start-up 0.6 M instructions.
+_JSON_UNESCAPED: Final = rb"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]"
 
 
 class RawJson(msgspec.Struct, frozen=True):
@@ -136,7 +138,9 @@ def _json(document: object) -> bytes:
         else:
             document = {key: _sanitised(value) for key, value in document.items()}
         encoded = msgspec.json.encode(document, enc_hook=_enc_hook)
-    return _JSON_UNESCAPED.sub(_json_escape, encoded)
+    if encoded.isascii() and b"\x7f" not in encoded:
+        return encoded
+    return re.sub(_JSON_UNESCAPED, _json_escape, encoded)
 
 
 def _json_escape(match: re.Match[bytes]) -> bytes:

@@ -216,14 +216,16 @@ def _peak_rss_mib() -> float | None:
     Not ``ru_maxrss``: Linux carries that across exec, so it would report the
     peak of whatever process forked this one (the container runtime, a test).
     """
+    # Bytes: decoding as text would import a codec for this one read at exit.
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
+        with open("/proc/self/status", "rb", buffering=0) as status:
+            text = status.read()
     except OSError:
-        pass
-    return None
+        return None
+    _, found, rest = text.partition(b"\nVmHWM:")
+    if not found:
+        return None
+    return round(int(rest.split(maxsplit=1)[0]) / 1024, 1)
 
 
 def run_sidecar(env: Mapping[str, str], early: list[int]) -> int:

@@ -16,6 +16,7 @@ import pytest
 from status_reporter.base import logs
 from status_reporter.base.logs import CONTEXT_VALUE_LIMIT, carried
 from status_reporter.core.config import (
+    DEFAULT_LOG_CONTEXT,
     DEFAULT_LOG_CONTEXT_FIELDS,
     LOG_CONTEXT_LIMIT,
     Config,
@@ -55,6 +56,9 @@ def test_the_default_carries_hyperfleets_cluster_and_generation() -> None:
         )
     )
     assert load({**BASE, "LOG_CONTEXT": ""}).log_context == DEFAULT_LOG_CONTEXT_FIELDS
+    # The fields are written out in the module (no parsing at start-up): they must stay
+    # what the documented default string says.
+    assert parse_log_context(DEFAULT_LOG_CONTEXT) == DEFAULT_LOG_CONTEXT_FIELDS
 
 
 @pytest.mark.parametrize("value", ["none", " NONE "])
