@@ -31,16 +31,23 @@ redirects are followed within the request's timeout.
 
 When the CA file an endpoint names changes (a rotated cluster CA), the next new
 connection trusts its certificates too.
+
+A new TLS connection offers to resume the TLS session of an earlier one to the same
+endpoint (a TLS 1.3 session ticket, see :class:`ResumingContext`): the server then
+skips its certificate signature and the client the chain verification. A server that
+refuses gets a full handshake in the same exchange.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import re
 import socket
 import ssl
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import MappingProxyType, TracebackType
@@ -79,6 +86,52 @@ _TARGET: Final = re.compile(r"[\x21-\x7e]+")
 _FIELD_VALUE: Final = re.compile(r"[\t\x20-\x7e]*")
 # A received field value: anything but control characters other than tab (as Go).
 _RECEIVED_VALUE: Final = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
+# The TLS session the handshake being started in this task offers to resume: set by
+# _Connection.start_tls around loop.start_tls, read by ResumingContext.wrap_bio.
+_OFFERED: Final[contextvars.ContextVar[ssl.SSLSession | None]] = contextvars.ContextVar(
+    "offered_tls_session", default=None
+)
+
+
+class ResumingContext(ssl.SSLContext):
+    """A client TLS context whose connections can resume an earlier TLS session.
+
+    asyncio's ``start_tls`` creates each connection's :class:`ssl.SSLObject` with
+    :meth:`wrap_bio` and never passes a session; this context passes the one
+    :class:`HttpClient` offers for the handshake it is starting (none for a proxy's).
+    With any other context every handshake is a full one.
+    """
+
+    @classmethod
+    def verifying(cls, *, cafile: str | None = None, cadata: str | None = None) -> ResumingContext:
+        """What :func:`ssl.create_default_context` makes for a client (trusting the
+        given CA, else the system's), as a ResumingContext."""
+        context = cls(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+        if sys.version_info >= (3, 13):
+            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
+        if cafile or cadata:
+            context.load_verify_locations(cafile, None, cadata)
+        else:
+            context.load_default_certs()
+        keylog = os.environ.get("SSLKEYLOGFILE")
+        if keylog and not sys.flags.ignore_environment:
+            context.keylog_filename = keylog
+        return context
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        """:meth:`ssl.SSLContext.wrap_bio`, offering the session the client chose."""
+        if session is None and not server_side:
+            session = _OFFERED.get()
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
 
 
 class TransportError(Exception):
@@ -424,7 +477,7 @@ class _Receiver:
 class _Connection:
     """One TCP or TLS connection and the receiver of its current response."""
 
-    __slots__ = ("_inbox", "_receiver", "authority", "received", "transport")
+    __slots__ = ("_inbox", "_receiver", "authority", "received", "transport", "unclaimed")
 
     def __init__(self, transport: asyncio.Transport, inbox: _Inbox, authority: str) -> None:
         self.transport = transport
@@ -434,6 +487,9 @@ class _Connection:
         # Whether any byte of the current response has arrived: before that, a
         # failure on a reused connection means the server had closed it while idle.
         self.received = False
+        # The TLS connection to the endpoint, until the client has taken its session
+        # (HttpClient._claim_session).
+        self.unclaimed: ssl.SSLObject | None = None
 
     @property
     def reusable(self) -> bool:
@@ -452,9 +508,19 @@ class _Connection:
         """Close the socket now: no TLS close_notify, nothing to wait for."""
         self.transport.abort()
 
-    async def start_tls(self, context: ssl.SSLContext, server_hostname: str, peer: str) -> None:
-        """Upgrade the connection to TLS, verified as ``server_hostname``."""
+    async def start_tls(
+        self,
+        context: ssl.SSLContext,
+        server_hostname: str,
+        peer: str,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        """Upgrade the connection to TLS, verified as ``server_hostname``, offering to
+        resume ``session`` (with a :class:`ResumingContext`); returns the TLS object."""
         loop = asyncio.get_running_loop()
+        # loop.start_tls creates the TLS object (wrap_bio) before it first awaits, in
+        # this task's context: only this handshake sees the offer.
+        offer = _OFFERED.set(session)
         try:
             transport = await loop.start_tls(
                 self.transport, self._inbox, context, server_hostname=server_hostname
@@ -462,9 +528,13 @@ class _Connection:
         except OSError as exc:
             # loop.start_tls has closed the socket, as it does when cancelled.
             raise TransportError(f"TLS handshake with {peer} failed: {_reason(exc)}") from exc
+        finally:
+            _OFFERED.reset(offer)
         if transport is None:
             raise TransportError(f"TLS handshake with {peer} failed: connection closed")
         self.transport = self._inbox.transport = transport
+        ssl_object: ssl.SSLObject = transport.get_extra_info("ssl_object")
+        return ssl_object
 
     async def write(self, data: bytes) -> None:
         """Write ``data`` and wait for room in the buffer."""
@@ -681,6 +751,9 @@ class HttpClient:
         self._closed = False
         # The CA file as the endpoint's TLS context last loaded it.
         self._ca_stamp = _stamp(endpoint.ca_file)
+        # The TLS session the next connections offer to resume: the last one the server
+        # issued a ticket for (see _claim_session).
+        self._session: ssl.SSLSession | None = None
 
     @property
     def endpoint(self) -> Endpoint:
@@ -773,6 +846,7 @@ class HttpClient:
                 raise ReadTimeout(
                     f"no response head from {conn.authority} within {read_timeout} s"
                 ) from None
+            self._claim_session(conn)
             yield Stream(conn, head, read_timeout, self._max_body)
         finally:
             conn.abort()
@@ -910,6 +984,7 @@ class HttpClient:
         except BaseException:
             conn.abort()
             raise
+        self._claim_session(conn)
         self._release(conn)
         # The body as it was received, not copied: it may be as large as a Pod.
         return Response(head.status, head.reason, head.headers, body)
@@ -919,6 +994,17 @@ class HttpClient:
             self._idle.append(conn)
         else:
             conn.abort()
+
+    def _claim_session(self, conn: _Connection) -> None:
+        """Keep the TLS session of ``conn`` for the next connections, once it has a
+        response: with TLS 1.3 the server sends the session ticket after the handshake,
+        so it has arrived by then. A session without a ticket cannot be resumed: Go's
+        servers (kube-apiserver) resume from tickets only."""
+        if conn.unclaimed is None:
+            return
+        session, conn.unclaimed = conn.unclaimed.session, None
+        if session is not None and session.has_ticket:
+            self._session = session
 
     def _trust_current_ca(self) -> None:
         """Load the endpoint's CA file again if it changed since it was last loaded.
@@ -932,6 +1018,11 @@ class HttpClient:
         stamp = _stamp(endpoint.ca_file)
         if stamp is None or stamp == self._ca_stamp:
             return
+        # A resumed handshake does not verify the server's certificate: after a CA
+        # change the next one is a full handshake, verified with what the file holds.
+        # (A connection verified just before may still hand over its session with its
+        # first response; the old CA stays trusted anyway.)
+        self._session = None
         try:
             endpoint.tls.load_verify_locations(cafile=endpoint.ca_file)
         except (OSError, ssl.SSLError):
@@ -968,9 +1059,22 @@ class HttpClient:
                     await conn.start_tls(context, proxy.host, f"proxy {peer}")
                 await self._tunnel(conn, proxy)
             if endpoint.tls is not None:
-                await conn.start_tls(
-                    endpoint.tls, endpoint.server_hostname or endpoint.host, endpoint.authority
+                # Only this server's own session is offered: the client talks to one
+                # host, port and TLS server name, the proxy's handshake offers none.
+                offered = self._session
+                ssl_object = await conn.start_tls(
+                    endpoint.tls,
+                    endpoint.server_hostname or endpoint.host,
+                    endpoint.authority,
+                    offered,
                 )
+                refused = offered is not None and not ssl_object.session_reused
+                if refused and self._session is offered:
+                    # Expired, or the server's ticket keys changed (as on a restart):
+                    # not offered again; this full handshake's session replaces it
+                    # (unless another connection's already has).
+                    self._session = None
+                conn.unclaimed = ssl_object
         except BaseException:
             conn.abort()
             raise
