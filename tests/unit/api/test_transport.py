@@ -25,6 +25,7 @@ from status_reporter.api.transport import (
     HttpClient,
     ReadTimeout,
     RequestTimeout,
+    ResumingContext,
     Stream,
     TcpKeepalive,
     TransportError,
@@ -36,6 +37,7 @@ from tests.unit.transport_server import (
     Server,
     answer_all,
     chunked,
+    noting_resumption,
     response,
     send_forever,
     serve,
@@ -710,6 +712,103 @@ async def test_tls_with_a_name_not_in_the_certificate_fails(pki: Pki, tmp_path: 
         client = client_for(server, tls=pki.client_context(), server_hostname="other.test")
         with pytest.raises(TransportError, match="certificate verify failed: Hostname mismatch"):
             await client.request("GET", "/", timeout=2)
+
+
+# --- TLS session resumption --------------------------------------------------------
+
+
+def resuming(pki: Pki) -> ResumingContext:
+    return ResumingContext.verifying(cadata=pki.ca_pem.decode())
+
+
+def idle_resumed(client: HttpClient) -> list[bool]:
+    """Whether each idle connection's handshake resumed a session, as the client saw it."""
+    return [conn.transport.get_extra_info("ssl_object").session_reused for conn in client._idle]
+
+
+async def test_new_connections_resume_the_tls_session_of_an_earlier_one(
+    pki: Pki, tmp_path: Path
+) -> None:
+    resumed: list[bool] = []
+    async with (
+        serve(noting_resumption(resumed), pki.server_context(tmp_path)) as server,
+        client_for(server, tls=resuming(pki), server_hostname=SERVER_NAME) as client,
+    ):
+        await client.request("GET", "/", timeout=2)
+        # The watch's own connection, and a request's while it lasts.
+        async with client.stream("GET", "/w", connect_timeout=2, read_timeout=2):
+            await client.request("GET", "/", timeout=2, fresh=True)
+        assert idle_resumed(client) == [False, True]
+    assert resumed == [False, True, True]
+
+
+async def test_a_server_that_refuses_resumption_gets_full_handshakes(
+    pki: Pki, tmp_path: Path
+) -> None:
+    resumed: list[bool] = []
+    server_tls = pki.server_context(tmp_path)
+    async with (
+        serve(noting_resumption(resumed), server_tls) as server,
+        client_for(server, tls=resuming(pki)) as client,
+    ):
+        for _ in range(2):
+            await client.request("GET", "/", timeout=2, fresh=True)
+        # From now on the server neither accepts the tickets it issued (as after a
+        # restart, with new ticket keys) nor issues any.
+        server_tls.options |= ssl.OP_NO_TICKET
+        server_tls.num_tickets = 0
+        for _ in range(2):
+            assert (await client.request("GET", "/", timeout=2, fresh=True)).body == b"ok"
+        assert client._session is None  # the refused session is not offered again
+    assert resumed == [False, True, False, False]
+
+
+async def test_a_changed_ca_file_makes_the_next_handshake_a_full_one(
+    pki: Pki, tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(pki.ca_pem)
+    resumed: list[bool] = []
+    async with serve(noting_resumption(resumed), pki.server_context(tmp_path)) as server:
+        tls = ResumingContext.verifying(cafile=str(ca_file))
+        endpoint = Endpoint("127.0.0.1", server.port, tls, ca_file=str(ca_file))
+        async with HttpClient(endpoint, keepalive=None, user_agent=UA) as client:
+            for _ in range(2):
+                await client.request("GET", "/", timeout=2, fresh=True)
+            replace_file(ca_file, pki.ca_pem + pki.other_ca_pem)  # a CA rotation begins
+            for _ in range(2):
+                await client.request("GET", "/", timeout=2, fresh=True)
+    assert resumed == [False, True, False, True]
+
+
+@pytest.mark.parametrize("ca", ["file", "data", "system"])
+def test_a_resuming_context_is_set_up_as_the_default_one(
+    pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca: str
+) -> None:
+    monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys.log"))
+    (tmp_path / "ca.crt").write_bytes(pki.ca_pem)
+    given = {
+        "file": {"cafile": str(tmp_path / "ca.crt")},
+        "data": {"cadata": pki.ca_pem.decode()},
+        "system": {},
+    }[ca]
+    ours, default = ResumingContext.verifying(**given), ssl.create_default_context(**given)
+
+    def settings(tls: ssl.SSLContext) -> object:
+        return (
+            tls.protocol,
+            tls.verify_mode,
+            tls.check_hostname,
+            tls.verify_flags,
+            tls.options,
+            tls.minimum_version,
+            tls.maximum_version,
+            tls.keylog_filename,
+            tls.get_ca_certs(),
+            tls.cert_store_stats(),
+        )
+
+    assert settings(ours) == settings(default)
 
 
 # --- socket options --------------------------------------------------------------
