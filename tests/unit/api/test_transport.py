@@ -787,12 +787,13 @@ def test_a_resuming_context_is_set_up_as_the_default_one(
 ) -> None:
     monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys.log"))
     (tmp_path / "ca.crt").write_bytes(pki.ca_pem)
-    given = {
-        "file": {"cafile": str(tmp_path / "ca.crt")},
-        "data": {"cadata": pki.ca_pem.decode()},
-        "system": {},
+    cafile, cadata = {
+        "file": (str(tmp_path / "ca.crt"), None),
+        "data": (None, pki.ca_pem.decode()),
+        "system": (None, None),
     }[ca]
-    ours, default = ResumingContext.verifying(**given), ssl.create_default_context(**given)
+    ours = ResumingContext.verifying(cafile=cafile, cadata=cadata)
+    default = ssl.create_default_context(cafile=cafile, cadata=cadata)
 
     def settings(tls: ssl.SSLContext) -> object:
         return (
