@@ -49,12 +49,15 @@ import socket
 import ssl
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Final, Self
+from typing import TYPE_CHECKING, Final, Self
 
 import httptools
 import msgspec
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, StrOrBytesPath
 
 # A response body or a watch line: above the largest Pod JSON kube-apiserver was found to
 # accept (4.0 MiB), within the examples' memory request (docs/design.md).
@@ -95,14 +98,29 @@ _OFFERED: Final[contextvars.ContextVar[ssl.SSLSession | None]] = contextvars.Con
 )
 
 
+# A server as sessions are kept for it: host, port and TLS server name.
+_Server = tuple[str, int, str]
+
+
 class ResumingContext(ssl.SSLContext):
     """A client TLS context whose connections can resume an earlier TLS session.
 
-    asyncio's ``start_tls`` creates each connection's :class:`ssl.SSLObject` with
-    :meth:`wrap_bio` and never passes a session; this context passes the one
-    :class:`HttpClient` offers for the handshake it is starting (none for a proxy's).
-    With any other context every handshake is a full one.
+    It keeps the last resumable session of each server. asyncio's ``start_tls``
+    creates each connection's :class:`ssl.SSLObject` with :meth:`wrap_bio` and never
+    passes a session; this context passes the one :class:`HttpClient` offers for the
+    handshake it is starting (none for a proxy's). With any other context every
+    handshake is a full one.
+
+    A resumed handshake neither verifies the server's certificate again nor presents a
+    client certificate: when what the context trusts (a reloaded CA file) or presents
+    (a credential plugin's new certificate) changes, its sessions are forgotten, and
+    so is any session of a connection made before.
     """
+
+    def __init__(self, protocol: int) -> None:
+        self._sessions: dict[_Server, ssl.SSLSession] = {}
+        # Counts the changes of trust or client certificate.
+        self.changes = 0
 
     @classmethod
     def verifying(cls, *, cafile: str | None = None, cadata: str | None = None) -> ResumingContext:
@@ -132,6 +150,47 @@ class ResumingContext(ssl.SSLContext):
         if session is None and not server_side:
             session = _OFFERED.get()
         return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+    def session(self, server: _Server) -> ssl.SSLSession | None:
+        """The session to offer ``server``, if any."""
+        return self._sessions.get(server)
+
+    def keep(self, server: _Server, session: ssl.SSLSession, changes: int) -> None:
+        """Offer ``session`` to ``server`` from now on, if it was established when
+        :attr:`changes` was ``changes`` (nothing changed since) and has a session
+        ticket: TLS 1.3 resumes from tickets only."""
+        if changes == self.changes and session.has_ticket:
+            self._sessions[server] = session
+
+    def forget(self, server: _Server, session: ssl.SSLSession) -> None:
+        """``server`` refused ``session`` (it expired, or the server's ticket keys
+        changed, as on a restart): never offer it again."""
+        if self._sessions.get(server) is session:
+            del self._sessions[server]
+
+    def load_verify_locations(
+        self,
+        cafile: StrOrBytesPath | None = None,
+        capath: StrOrBytesPath | None = None,
+        cadata: str | ReadableBuffer | None = None,
+    ) -> None:
+        """:meth:`ssl.SSLContext.load_verify_locations`, then forget every session."""
+        super().load_verify_locations(cafile, capath, cadata)
+        self._changed()
+
+    def load_cert_chain(
+        self,
+        certfile: StrOrBytesPath,
+        keyfile: StrOrBytesPath | None = None,
+        password: Callable[[], str | bytes | bytearray] | str | bytes | bytearray | None = None,
+    ) -> None:
+        """:meth:`ssl.SSLContext.load_cert_chain`, then forget every session."""
+        super().load_cert_chain(certfile, keyfile, password)
+        self._changed()
+
+    def _changed(self) -> None:
+        self._sessions.clear()
+        self.changes += 1
 
 
 class TransportError(Exception):
@@ -487,9 +546,9 @@ class _Connection:
         # Whether any byte of the current response has arrived: before that, a
         # failure on a reused connection means the server had closed it while idle.
         self.received = False
-        # The TLS connection to the endpoint, until the client has taken its session
-        # (HttpClient._claim_session).
-        self.unclaimed: ssl.SSLObject | None = None
+        # The TLS connection to the endpoint and the context's changes then, until its
+        # session was handed to a ResumingContext (HttpClient._claim_session).
+        self.unclaimed: tuple[ssl.SSLObject, int] | None = None
 
     @property
     def reusable(self) -> bool:
@@ -751,9 +810,12 @@ class HttpClient:
         self._closed = False
         # The CA file as the endpoint's TLS context last loaded it.
         self._ca_stamp = _stamp(endpoint.ca_file)
-        # The TLS session the next connections offer to resume: the last one the server
-        # issued a ticket for (see _claim_session).
-        self._session: ssl.SSLSession | None = None
+        # What a ResumingContext keeps this server's session under.
+        self._server: _Server = (
+            endpoint.host,
+            endpoint.port,
+            endpoint.server_hostname or endpoint.host,
+        )
 
     @property
     def endpoint(self) -> Endpoint:
@@ -996,15 +1058,15 @@ class HttpClient:
             conn.abort()
 
     def _claim_session(self, conn: _Connection) -> None:
-        """Keep the TLS session of ``conn`` for the next connections, once it has a
-        response: with TLS 1.3 the server sends the session ticket after the handshake,
-        so it has arrived by then. A session without a ticket cannot be resumed: Go's
-        servers (kube-apiserver) resume from tickets only."""
-        if conn.unclaimed is None:
-            return
-        session, conn.unclaimed = conn.unclaimed.session, None
-        if session is not None and session.has_ticket:
-            self._session = session
+        """Hand the TLS session of ``conn`` to the context for the next connections,
+        once it has a response: with TLS 1.3 the server sends the session ticket after
+        the handshake, so it has arrived by then."""
+        tls = self._endpoint.tls
+        if conn.unclaimed is None or not isinstance(tls, ResumingContext):
+            return  # claimed already, or a context that keeps no session
+        (ssl_object, changes), conn.unclaimed = conn.unclaimed, None
+        if (session := ssl_object.session) is not None:
+            tls.keep(self._server, session, changes)
 
     def _trust_current_ca(self) -> None:
         """Load the endpoint's CA file again if it changed since it was last loaded.
@@ -1018,11 +1080,6 @@ class HttpClient:
         stamp = _stamp(endpoint.ca_file)
         if stamp is None or stamp == self._ca_stamp:
             return
-        # A resumed handshake does not verify the server's certificate: after a CA
-        # change the next one is a full handshake, verified with what the file holds.
-        # (A connection verified just before may still hand over its session with its
-        # first response; the old CA stays trusted anyway.)
-        self._session = None
         try:
             endpoint.tls.load_verify_locations(cafile=endpoint.ca_file)
         except (OSError, ssl.SSLError):
@@ -1059,26 +1116,23 @@ class HttpClient:
                     await conn.start_tls(context, proxy.host, f"proxy {peer}")
                 await self._tunnel(conn, proxy)
             if endpoint.tls is not None:
-                # Only this server's own session is offered: the client talks to one
-                # host, port and TLS server name, the proxy's handshake offers none.
-                offered = self._session
-                ssl_object = await conn.start_tls(
-                    endpoint.tls,
-                    endpoint.server_hostname or endpoint.host,
-                    endpoint.authority,
-                    offered,
-                )
-                refused = offered is not None and not ssl_object.session_reused
-                if refused and self._session is offered:
-                    # Expired, or the server's ticket keys changed (as on a restart):
-                    # not offered again; this full handshake's session replaces it
-                    # (unless another connection's already has).
-                    self._session = None
-                conn.unclaimed = ssl_object
+                await self._handshake(conn, endpoint.tls)
         except BaseException:
             conn.abort()
             raise
         return conn
+
+    async def _handshake(self, conn: _Connection, tls: ssl.SSLContext) -> None:
+        """TLS with the endpoint, offering this server's session when the context
+        keeps one (the proxy's handshake never offers any)."""
+        if not isinstance(tls, ResumingContext):
+            await conn.start_tls(tls, self._server[2], self._endpoint.authority)
+            return
+        offered, changes = tls.session(self._server), tls.changes
+        ssl_object = await conn.start_tls(tls, self._server[2], self._endpoint.authority, offered)
+        if offered is not None and not ssl_object.session_reused:
+            tls.forget(self._server, offered)
+        conn.unclaimed = (ssl_object, changes)
 
     async def _tunnel(self, conn: _Connection, proxy: Proxy) -> None:
         """Ask ``proxy`` for a tunnel to the endpoint (CONNECT) and check its answer."""

@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from status_reporter.api import transport
+from status_reporter.api.auth import load_client_cert
 from status_reporter.api.transport import (
     MAX_HEAD,
     Endpoint,
@@ -747,9 +748,10 @@ async def test_a_server_that_refuses_resumption_gets_full_handshakes(
 ) -> None:
     resumed: list[bool] = []
     server_tls = pki.server_context(tmp_path)
+    tls = resuming(pki)
     async with (
         serve(noting_resumption(resumed), server_tls) as server,
-        client_for(server, tls=resuming(pki)) as client,
+        client_for(server, tls=tls) as client,
     ):
         for _ in range(2):
             await client.request("GET", "/", timeout=2, fresh=True)
@@ -759,7 +761,8 @@ async def test_a_server_that_refuses_resumption_gets_full_handshakes(
         server_tls.num_tickets = 0
         for _ in range(2):
             assert (await client.request("GET", "/", timeout=2, fresh=True)).body == b"ok"
-        assert client._session is None  # the refused session is not offered again
+        # The refused session is not offered again.
+        assert tls.session(("127.0.0.1", server.port, "127.0.0.1")) is None
     assert resumed == [False, True, False, False]
 
 
@@ -779,6 +782,55 @@ async def test_a_changed_ca_file_makes_the_next_handshake_a_full_one(
             for _ in range(2):
                 await client.request("GET", "/", timeout=2, fresh=True)
     assert resumed == [False, True, False, True]
+
+
+async def test_a_new_client_certificate_makes_the_next_handshake_a_full_one(
+    pki: Pki, tmp_path: Path
+) -> None:
+    # A resumed handshake presents no certificate: the server would go on seeing the
+    # one of the session's full handshake.
+    resumed: list[bool] = []
+    tls = resuming(pki)
+    load_client_cert(tls, pki.client_cert_pem, pki.client_key_pem, "test")
+    server_tls = pki.server_context(tmp_path, client_ca=True)
+    async with (
+        serve(noting_resumption(resumed), server_tls) as server,
+        client_for(server, tls=tls) as client,
+    ):
+        for _ in range(2):
+            await client.request("GET", "/", timeout=2, fresh=True)
+        # As a credential plugin's new certificate is loaded.
+        load_client_cert(tls, pki.client_cert_pem, pki.client_key_pem, "test")
+        for _ in range(2):
+            await client.request("GET", "/", timeout=2, fresh=True)
+    assert resumed == [False, True, False, True]
+
+
+async def test_a_session_from_before_a_change_is_not_kept(pki: Pki, tmp_path: Path) -> None:
+    # A request on a connection made before the client certificate changed is answered
+    # after the change: its session is not offered.
+    answered = asyncio.Event()
+
+    async def handler(peer: Peer) -> None:
+        if peer.index == 0:
+            await peer.read_request()
+            await answered.wait()
+            await peer.send(response(b"late"))
+        await answer_all(response(b"ok"))(peer)
+
+    resumed: list[bool] = []
+    tls = resuming(pki)
+    async with (
+        serve(noting_resumption(resumed, handler), pki.server_context(tmp_path)) as server,
+        client_for(server, tls=tls) as client,
+    ):
+        late = asyncio.create_task(client.request("GET", "/", timeout=2))
+        await server.wait_requests(1)
+        load_client_cert(tls, pki.client_cert_pem, pki.client_key_pem, "test")
+        answered.set()
+        assert (await late).body == b"late"
+        await client.request("GET", "/", timeout=2, fresh=True)
+    assert resumed == [False, False]
 
 
 @pytest.mark.parametrize("ca", ["file", "data", "system"])
