@@ -192,7 +192,7 @@ def tls_context(
     *, cafile: str | None = None, cadata: str | None = None, where: str
 ) -> ssl.SSLContext:
     """A verifying client context that trusts the given CA, or the system's when None.
-    Its connections resume the TLS session of an earlier one (README "Connections")."""
+    Its connections resume the TLS session of an earlier one (README "Configuration")."""
     try:
         return ResumingContext.verifying(cafile=cafile, cadata=cadata)
     except ssl.SSLError:

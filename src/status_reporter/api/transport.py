@@ -92,7 +92,9 @@ _RECEIVED_VALUE: Final = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 
 
 # The TLS session the handshake being started in this task offers to resume: set by
-# _Connection.start_tls around loop.start_tls, read by ResumingContext.wrap_bio.
+# _Connection.start_tls around loop.start_tls, read by ResumingContext.wrap_bio. A
+# context variable, not an attribute of the context: the context is shared by every
+# connection, the proxy's included, and this value belongs to one handshake.
 _OFFERED: Final[contextvars.ContextVar[ssl.SSLSession | None]] = contextvars.ContextVar(
     "offered_tls_session", default=None
 )
@@ -117,7 +119,7 @@ class ResumingContext(ssl.SSLContext):
     so is any session of a connection made before.
     """
 
-    def __init__(self, protocol: int) -> None:
+    def __init__(self, protocol: int) -> None:  # ssl.SSLContext.__new__ takes ``protocol``
         self._sessions: dict[_Server, ssl.SSLSession] = {}
         # Counts the changes of trust or client certificate.
         self.changes = 0
@@ -127,7 +129,7 @@ class ResumingContext(ssl.SSLContext):
         """What :func:`ssl.create_default_context` makes for a client (trusting the
         given CA, else the system's), as a ResumingContext."""
         context = cls(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
-        if sys.version_info >= (3, 13):
+        if sys.version_info >= (3, 13):  # as create_default_context does since 3.13
             context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
         if cafile or cadata:
             context.load_verify_locations(cafile, None, cadata)
