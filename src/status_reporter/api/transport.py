@@ -1074,7 +1074,9 @@ class HttpClient:
         """Load the endpoint's CA file again if it changed since it was last loaded.
 
         Certificates are added to the context (OpenSSL has no way to remove them): the
-        new CA is trusted from the next connection on, the old one until the end.
+        new CA is trusted from the next connection on, the old one until the end. A
+        ResumingContext then forgets its sessions: the next handshake is a full one,
+        verified with what the file holds now.
         """
         endpoint = self._endpoint
         if endpoint.ca_file is None or endpoint.tls is None:
