@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ConnectProxy:
-    """What the proxy saw: the heads of the CONNECT requests, and the answer it gives."""
+    """What the proxy saw: the heads of the CONNECT requests, whether each TLS handshake
+    with a client resumed a session, and the answer it gives."""
 
     authorization: str | None = None
     port: int = 0
     heads: list[bytes] = field(default_factory=list)
+    resumed: list[bool] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -25,6 +27,8 @@ class ConnectProxy:
         assert task is not None
         self.tasks.add(task)
         upstream: asyncio.StreamWriter | None = None
+        if (tls := writer.get_extra_info("ssl_object")) is not None:
+            self.resumed.append(tls.session_reused)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             self.heads.append(head)

@@ -142,6 +142,19 @@ def answer_all(*responses: bytes) -> Handler:
     return handler
 
 
+def noting_resumption(resumed: list[bool], answer: Handler | None = None) -> Handler:
+    """A TLS server's handler that notes, for each connection, whether its handshake
+    resumed a session, then answers as ``answer`` does (by default "ok" to each
+    request)."""
+    inner = answer or answer_all(response(b"ok"))
+
+    async def handler(peer: Peer) -> None:
+        resumed.append(peer.writer.get_extra_info("ssl_object").session_reused)
+        await inner(peer)
+
+    return handler
+
+
 def send_forever(start: bytes, repeated: bytes) -> Handler:
     """A handler that answers a request with ``start`` and then ``repeated`` over and
     over, as fast as the client reads, until the client closes."""

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import msgspec
 
-from status_reporter.api.transport import Endpoint
+from status_reporter.api.transport import Endpoint, ResumingContext
 
 
 class CredentialsError(Exception):
@@ -191,9 +191,10 @@ def _load_chain(tls: ssl.SSLContext, certfile: str, keyfile: str | None, where: 
 def tls_context(
     *, cafile: str | None = None, cadata: str | None = None, where: str
 ) -> ssl.SSLContext:
-    """A verifying client context that trusts the given CA, or the system's when None."""
+    """A verifying client context that trusts the given CA, or the system's when None.
+    Its connections resume the TLS session of an earlier one (README "Configuration")."""
     try:
-        return ssl.create_default_context(cafile=cafile, cadata=cadata)
+        return ResumingContext.verifying(cafile=cafile, cadata=cadata)
     except ssl.SSLError:
         raise CredentialsError(f"{where}: no valid PEM certificate") from None
     except OSError as exc:

@@ -31,23 +31,33 @@ redirects are followed within the request's timeout.
 
 When the CA file an endpoint names changes (a rotated cluster CA), the next new
 connection trusts its certificates too.
+
+A new TLS connection offers to resume the TLS session of an earlier one to the same
+endpoint (a TLS 1.3 session ticket, see :class:`ResumingContext`): the server then
+skips its certificate signature and the client the chain verification. A server that
+refuses gets a full handshake in the same exchange.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import re
 import socket
 import ssl
+import sys
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Final, Self
+from typing import TYPE_CHECKING, Final, Self
 
 import httptools
 import msgspec
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, StrOrBytesPath
 
 # A response body or a watch line: above the largest Pod JSON kube-apiserver was found to
 # accept (4.0 MiB), within the examples' memory request (docs/design.md).
@@ -79,6 +89,110 @@ _TARGET: Final = re.compile(r"[\x21-\x7e]+")
 _FIELD_VALUE: Final = re.compile(r"[\t\x20-\x7e]*")
 # A received field value: anything but control characters other than tab (as Go).
 _RECEIVED_VALUE: Final = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
+# The TLS session the handshake being started in this task offers to resume: set by
+# _Connection.start_tls around loop.start_tls, read by ResumingContext.wrap_bio. A
+# context variable, not an attribute of the context: the context is shared by every
+# connection, the proxy's included, and this value belongs to one handshake.
+_OFFERED: Final[contextvars.ContextVar[ssl.SSLSession | None]] = contextvars.ContextVar(
+    "offered_tls_session", default=None
+)
+
+
+# A server as sessions are kept for it: host, port and TLS server name.
+_Server = tuple[str, int, str]
+
+
+class ResumingContext(ssl.SSLContext):
+    """A client TLS context whose connections can resume an earlier TLS session.
+
+    It keeps the last resumable session of each server. asyncio's ``start_tls``
+    creates each connection's :class:`ssl.SSLObject` with :meth:`wrap_bio` and never
+    passes a session; this context passes the one :class:`HttpClient` offers for the
+    handshake it is starting (none for a proxy's). With any other context every
+    handshake is a full one.
+
+    A resumed handshake neither verifies the server's certificate again nor presents a
+    client certificate: when what the context trusts (a reloaded CA file) or presents
+    (a credential plugin's new certificate) changes, its sessions are forgotten, and
+    so is any session of a connection made before.
+    """
+
+    def __init__(self, protocol: int) -> None:  # ssl.SSLContext.__new__ takes ``protocol``
+        self._sessions: dict[_Server, ssl.SSLSession] = {}
+        # Counts the changes of trust or client certificate.
+        self.changes = 0
+
+    @classmethod
+    def verifying(cls, *, cafile: str | None = None, cadata: str | None = None) -> ResumingContext:
+        """What :func:`ssl.create_default_context` makes for a client (trusting the
+        given CA, else the system's), as a ResumingContext."""
+        context = cls(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+        if sys.version_info >= (3, 13):  # as create_default_context does since 3.13
+            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
+        if cafile or cadata:
+            context.load_verify_locations(cafile, None, cadata)
+        else:
+            context.load_default_certs()
+        keylog = os.environ.get("SSLKEYLOGFILE")
+        if keylog and not sys.flags.ignore_environment:
+            context.keylog_filename = keylog
+        return context
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        """:meth:`ssl.SSLContext.wrap_bio`, offering the session the client chose."""
+        if session is None and not server_side:
+            session = _OFFERED.get()
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+    def session(self, server: _Server) -> ssl.SSLSession | None:
+        """The session to offer ``server``, if any."""
+        return self._sessions.get(server)
+
+    def keep(self, server: _Server, session: ssl.SSLSession, changes: int) -> None:
+        """Offer ``session`` to ``server`` from now on, if it was established when
+        :attr:`changes` was ``changes`` (nothing changed since) and has a session
+        ticket: TLS 1.3 resumes from tickets only."""
+        if changes == self.changes and session.has_ticket:
+            self._sessions[server] = session
+
+    def forget(self, server: _Server, session: ssl.SSLSession) -> None:
+        """``server`` refused ``session`` (it expired, or the server's ticket keys
+        changed, as on a restart): never offer it again."""
+        if self._sessions.get(server) is session:
+            del self._sessions[server]
+
+    def load_verify_locations(
+        self,
+        cafile: StrOrBytesPath | None = None,
+        capath: StrOrBytesPath | None = None,
+        cadata: str | ReadableBuffer | None = None,
+    ) -> None:
+        """:meth:`ssl.SSLContext.load_verify_locations`, then forget every session."""
+        super().load_verify_locations(cafile, capath, cadata)
+        self._changed()
+
+    def load_cert_chain(
+        self,
+        certfile: StrOrBytesPath,
+        keyfile: StrOrBytesPath | None = None,
+        password: Callable[[], str | bytes | bytearray] | str | bytes | bytearray | None = None,
+    ) -> None:
+        """:meth:`ssl.SSLContext.load_cert_chain`, then forget every session."""
+        super().load_cert_chain(certfile, keyfile, password)
+        self._changed()
+
+    def _changed(self) -> None:
+        self._sessions.clear()
+        self.changes += 1
 
 
 class TransportError(Exception):
@@ -424,7 +538,7 @@ class _Receiver:
 class _Connection:
     """One TCP or TLS connection and the receiver of its current response."""
 
-    __slots__ = ("_inbox", "_receiver", "authority", "received", "transport")
+    __slots__ = ("_inbox", "_receiver", "authority", "received", "transport", "unclaimed")
 
     def __init__(self, transport: asyncio.Transport, inbox: _Inbox, authority: str) -> None:
         self.transport = transport
@@ -434,6 +548,9 @@ class _Connection:
         # Whether any byte of the current response has arrived: before that, a
         # failure on a reused connection means the server had closed it while idle.
         self.received = False
+        # The TLS connection to the endpoint and the context's changes then, until its
+        # session was handed to a ResumingContext (HttpClient._claim_session).
+        self.unclaimed: tuple[ssl.SSLObject, int] | None = None
 
     @property
     def reusable(self) -> bool:
@@ -452,9 +569,19 @@ class _Connection:
         """Close the socket now: no TLS close_notify, nothing to wait for."""
         self.transport.abort()
 
-    async def start_tls(self, context: ssl.SSLContext, server_hostname: str, peer: str) -> None:
-        """Upgrade the connection to TLS, verified as ``server_hostname``."""
+    async def start_tls(
+        self,
+        context: ssl.SSLContext,
+        server_hostname: str,
+        peer: str,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        """Upgrade the connection to TLS, verified as ``server_hostname``, offering to
+        resume ``session`` (with a :class:`ResumingContext`); returns the TLS object."""
         loop = asyncio.get_running_loop()
+        # loop.start_tls creates the TLS object (wrap_bio) before it first awaits, in
+        # this task's context: only this handshake sees the offer.
+        offer = _OFFERED.set(session)
         try:
             transport = await loop.start_tls(
                 self.transport, self._inbox, context, server_hostname=server_hostname
@@ -462,9 +589,13 @@ class _Connection:
         except OSError as exc:
             # loop.start_tls has closed the socket, as it does when cancelled.
             raise TransportError(f"TLS handshake with {peer} failed: {_reason(exc)}") from exc
+        finally:
+            _OFFERED.reset(offer)
         if transport is None:
             raise TransportError(f"TLS handshake with {peer} failed: connection closed")
         self.transport = self._inbox.transport = transport
+        ssl_object: ssl.SSLObject = transport.get_extra_info("ssl_object")
+        return ssl_object
 
     async def write(self, data: bytes) -> None:
         """Write ``data`` and wait for room in the buffer."""
@@ -681,6 +812,12 @@ class HttpClient:
         self._closed = False
         # The CA file as the endpoint's TLS context last loaded it.
         self._ca_stamp = _stamp(endpoint.ca_file)
+        # What a ResumingContext keeps this server's session under.
+        self._server: _Server = (
+            endpoint.host,
+            endpoint.port,
+            endpoint.server_hostname or endpoint.host,
+        )
 
     @property
     def endpoint(self) -> Endpoint:
@@ -773,6 +910,7 @@ class HttpClient:
                 raise ReadTimeout(
                     f"no response head from {conn.authority} within {read_timeout} s"
                 ) from None
+            self._claim_session(conn)
             yield Stream(conn, head, read_timeout, self._max_body)
         finally:
             conn.abort()
@@ -910,6 +1048,7 @@ class HttpClient:
         except BaseException:
             conn.abort()
             raise
+        self._claim_session(conn)
         self._release(conn)
         # The body as it was received, not copied: it may be as large as a Pod.
         return Response(head.status, head.reason, head.headers, body)
@@ -920,11 +1059,24 @@ class HttpClient:
         else:
             conn.abort()
 
+    def _claim_session(self, conn: _Connection) -> None:
+        """Hand the TLS session of ``conn`` to the context for the next connections,
+        once it has a response: with TLS 1.3 the server sends the session ticket after
+        the handshake, so it has arrived by then."""
+        tls = self._endpoint.tls
+        if conn.unclaimed is None or not isinstance(tls, ResumingContext):
+            return  # claimed already, or a context that keeps no session
+        (ssl_object, changes), conn.unclaimed = conn.unclaimed, None
+        if (session := ssl_object.session) is not None:
+            tls.keep(self._server, session, changes)
+
     def _trust_current_ca(self) -> None:
         """Load the endpoint's CA file again if it changed since it was last loaded.
 
         Certificates are added to the context (OpenSSL has no way to remove them): the
-        new CA is trusted from the next connection on, the old one until the end.
+        new CA is trusted from the next connection on, the old one until the end. A
+        ResumingContext then forgets its sessions: the next handshake is a full one,
+        verified with what the file holds now.
         """
         endpoint = self._endpoint
         if endpoint.ca_file is None or endpoint.tls is None:
@@ -968,13 +1120,23 @@ class HttpClient:
                     await conn.start_tls(context, proxy.host, f"proxy {peer}")
                 await self._tunnel(conn, proxy)
             if endpoint.tls is not None:
-                await conn.start_tls(
-                    endpoint.tls, endpoint.server_hostname or endpoint.host, endpoint.authority
-                )
+                await self._handshake(conn, endpoint.tls)
         except BaseException:
             conn.abort()
             raise
         return conn
+
+    async def _handshake(self, conn: _Connection, tls: ssl.SSLContext) -> None:
+        """TLS with the endpoint, offering this server's session when the context
+        keeps one (the proxy's handshake never offers any)."""
+        if not isinstance(tls, ResumingContext):
+            await conn.start_tls(tls, self._server[2], self._endpoint.authority)
+            return
+        offered, changes = tls.session(self._server), tls.changes
+        ssl_object = await conn.start_tls(tls, self._server[2], self._endpoint.authority, offered)
+        if offered is not None and not ssl_object.session_reused:
+            tls.forget(self._server, offered)
+        conn.unclaimed = (ssl_object, changes)
 
     async def _tunnel(self, conn: _Connection, proxy: Proxy) -> None:
         """Ask ``proxy`` for a tunnel to the endpoint (CONNECT) and check its answer."""

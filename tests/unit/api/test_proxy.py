@@ -13,11 +13,17 @@ import pytest
 from status_reporter.api.auth import CredentialsError
 from status_reporter.api.credentials import load
 from status_reporter.api.proxy import parse_proxy_url, proxy_from_environment, use_proxy
-from status_reporter.api.transport import Endpoint, HttpClient, Proxy, TransportError
+from status_reporter.api.transport import (
+    Endpoint,
+    HttpClient,
+    Proxy,
+    ResumingContext,
+    TransportError,
+)
 from tests.unit.api.test_kubeconfig import b64, kubeconfig, write
 from tests.unit.connect_proxy import connect_proxy
 from tests.unit.transport_pki import Pki
-from tests.unit.transport_server import answer_all, chunked, response, serve
+from tests.unit.transport_server import answer_all, chunked, noting_resumption, response, serve
 
 UA = "status-reporter-test/1"
 
@@ -273,3 +279,27 @@ async def test_tls_through_an_https_proxy(pki: Pki, tmp_path: Path) -> None:
         async with HttpClient(endpoint, keepalive=None, user_agent=UA) as client:
             assert (await client.request("GET", "/", timeout=2)).body == b"secure"
     assert len(proxy.heads) == 1
+
+
+async def test_the_proxy_is_never_offered_the_api_servers_tls_session(
+    pki: Pki, tmp_path: Path
+) -> None:
+    # One server context, so one set of session ticket keys, for both: the proxy would
+    # resume the API server's session if it were offered.
+    server_tls = pki.server_context(tmp_path)
+    resumed: list[bool] = []
+    async with (
+        serve(noting_resumption(resumed), server_tls) as server,
+        connect_proxy(tls=server_tls) as proxy,
+    ):
+        endpoint = Endpoint(
+            "127.0.0.1",
+            server.port,
+            ResumingContext.verifying(cadata=pki.ca_pem.decode()),
+            proxy=Proxy("127.0.0.1", proxy.port, tls=True),
+        )
+        async with HttpClient(endpoint, keepalive=None, user_agent=UA) as client:
+            for _ in range(2):
+                assert (await client.request("GET", "/", timeout=2, fresh=True)).body == b"ok"
+    assert resumed == [False, True]  # the API server's own handshakes, in the tunnel
+    assert proxy.resumed == [False, False]

@@ -19,12 +19,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from status_reporter.api import transport
+from status_reporter.api.auth import load_client_cert
 from status_reporter.api.transport import (
     MAX_HEAD,
     Endpoint,
     HttpClient,
     ReadTimeout,
     RequestTimeout,
+    ResumingContext,
     Stream,
     TcpKeepalive,
     TransportError,
@@ -36,6 +38,7 @@ from tests.unit.transport_server import (
     Server,
     answer_all,
     chunked,
+    noting_resumption,
     response,
     send_forever,
     serve,
@@ -710,6 +713,155 @@ async def test_tls_with_a_name_not_in_the_certificate_fails(pki: Pki, tmp_path: 
         client = client_for(server, tls=pki.client_context(), server_hostname="other.test")
         with pytest.raises(TransportError, match="certificate verify failed: Hostname mismatch"):
             await client.request("GET", "/", timeout=2)
+
+
+# --- TLS session resumption --------------------------------------------------------
+
+
+def resuming(pki: Pki) -> ResumingContext:
+    return ResumingContext.verifying(cadata=pki.ca_pem.decode())
+
+
+def idle_resumed(client: HttpClient) -> list[bool]:
+    """Whether each idle connection's handshake resumed a session, as the client saw it."""
+    return [conn.transport.get_extra_info("ssl_object").session_reused for conn in client._idle]
+
+
+async def test_new_connections_resume_the_tls_session_of_an_earlier_one(
+    pki: Pki, tmp_path: Path
+) -> None:
+    resumed: list[bool] = []
+    async with (
+        serve(noting_resumption(resumed), pki.server_context(tmp_path)) as server,
+        client_for(server, tls=resuming(pki), server_hostname=SERVER_NAME) as client,
+    ):
+        await client.request("GET", "/", timeout=2)
+        # The watch's own connection, and a request's while it lasts.
+        async with client.stream("GET", "/w", connect_timeout=2, read_timeout=2):
+            await client.request("GET", "/", timeout=2, fresh=True)
+        assert idle_resumed(client) == [False, True]
+    assert resumed == [False, True, True]
+
+
+async def test_a_server_that_refuses_resumption_gets_full_handshakes(
+    pki: Pki, tmp_path: Path
+) -> None:
+    resumed: list[bool] = []
+    server_tls = pki.server_context(tmp_path)
+    tls = resuming(pki)
+    async with (
+        serve(noting_resumption(resumed), server_tls) as server,
+        client_for(server, tls=tls) as client,
+    ):
+        for _ in range(2):
+            await client.request("GET", "/", timeout=2, fresh=True)
+        # From now on the server neither accepts the tickets it issued (as after a
+        # restart, with new ticket keys) nor issues any.
+        server_tls.options |= ssl.OP_NO_TICKET
+        server_tls.num_tickets = 0
+        for _ in range(2):
+            assert (await client.request("GET", "/", timeout=2, fresh=True)).body == b"ok"
+        # The refused session is not offered again.
+        assert tls.session(("127.0.0.1", server.port, "127.0.0.1")) is None
+    assert resumed == [False, True, False, False]
+
+
+async def test_a_changed_ca_file_makes_the_next_handshake_a_full_one(
+    pki: Pki, tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(pki.ca_pem)
+    resumed: list[bool] = []
+    async with serve(noting_resumption(resumed), pki.server_context(tmp_path)) as server:
+        tls = ResumingContext.verifying(cafile=str(ca_file))
+        endpoint = Endpoint("127.0.0.1", server.port, tls, ca_file=str(ca_file))
+        async with HttpClient(endpoint, keepalive=None, user_agent=UA) as client:
+            for _ in range(2):
+                await client.request("GET", "/", timeout=2, fresh=True)
+            replace_file(ca_file, pki.ca_pem + pki.other_ca_pem)  # a CA rotation begins
+            for _ in range(2):
+                await client.request("GET", "/", timeout=2, fresh=True)
+    assert resumed == [False, True, False, True]
+
+
+async def test_a_new_client_certificate_makes_the_next_handshake_a_full_one(
+    pki: Pki, tmp_path: Path
+) -> None:
+    # A resumed handshake presents no certificate: the server would go on seeing the
+    # one of the session's full handshake.
+    resumed: list[bool] = []
+    tls = resuming(pki)
+    load_client_cert(tls, pki.client_cert_pem, pki.client_key_pem, "test")
+    server_tls = pki.server_context(tmp_path, client_ca=True)
+    async with (
+        serve(noting_resumption(resumed), server_tls) as server,
+        client_for(server, tls=tls) as client,
+    ):
+        for _ in range(2):
+            await client.request("GET", "/", timeout=2, fresh=True)
+        # As a credential plugin's new certificate is loaded.
+        load_client_cert(tls, pki.client_cert_pem, pki.client_key_pem, "test")
+        for _ in range(2):
+            await client.request("GET", "/", timeout=2, fresh=True)
+    assert resumed == [False, True, False, True]
+
+
+async def test_a_session_from_before_a_change_is_not_kept(pki: Pki, tmp_path: Path) -> None:
+    # A request on a connection made before the client certificate changed is answered
+    # after the change: its session is not offered.
+    answered = asyncio.Event()
+
+    async def handler(peer: Peer) -> None:
+        if peer.index == 0:
+            await peer.read_request()
+            await answered.wait()
+            await peer.send(response(b"late"))
+        await answer_all(response(b"ok"))(peer)
+
+    resumed: list[bool] = []
+    tls = resuming(pki)
+    async with (
+        serve(noting_resumption(resumed, handler), pki.server_context(tmp_path)) as server,
+        client_for(server, tls=tls) as client,
+    ):
+        late = asyncio.create_task(client.request("GET", "/", timeout=2))
+        await server.wait_requests(1)
+        load_client_cert(tls, pki.client_cert_pem, pki.client_key_pem, "test")
+        answered.set()
+        assert (await late).body == b"late"
+        await client.request("GET", "/", timeout=2, fresh=True)
+    assert resumed == [False, False]
+
+
+@pytest.mark.parametrize("ca", ["file", "data", "system"])
+def test_a_resuming_context_is_set_up_as_the_default_one(
+    pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca: str
+) -> None:
+    monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys.log"))
+    (tmp_path / "ca.crt").write_bytes(pki.ca_pem)
+    cafile, cadata = {
+        "file": (str(tmp_path / "ca.crt"), None),
+        "data": (None, pki.ca_pem.decode()),
+        "system": (None, None),
+    }[ca]
+    ours = ResumingContext.verifying(cafile=cafile, cadata=cadata)
+    default = ssl.create_default_context(cafile=cafile, cadata=cadata)
+
+    def settings(tls: ssl.SSLContext) -> object:
+        return (
+            tls.protocol,
+            tls.verify_mode,
+            tls.check_hostname,
+            tls.verify_flags,
+            tls.options,
+            tls.minimum_version,
+            tls.maximum_version,
+            tls.keylog_filename,
+            tls.get_ca_certs(),
+            tls.cert_store_stats(),
+        )
+
+    assert settings(ours) == settings(default)
 
 
 # --- socket options --------------------------------------------------------------
