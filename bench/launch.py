@@ -16,16 +16,18 @@ peak RSS and CPU from ``wait4()``.
 With ``--release READY,GO`` (two inherited file descriptors) it prepares everything,
 writes one byte to READY and waits until GO reaches end of file (the harness closes
 its end) before it forks: many launchers started beforehand start their programs
-together. Until then it runs at a higher priority (nice -10, root), so that on a busy
-machine the last launcher is not kept waiting by the first programs. Its child keeps
-that priority up to and through ``execve``: a child that lowered it before the exec
-queued behind hundreds of programs already running, and the execs of 300 launchers
-spread over seconds. The program itself runs at the launcher's original priority from
-its first instruction on: the child traces itself (``PTRACE_TRACEME``), so the kernel
-stops it once ``execve`` has loaded the program and before the program runs; the
-launcher then sets the program's priority back and detaches, and the program runs
-untraced. The child's short time from ``fork`` to ``execve`` at the higher priority
-is the same for every program.
+together. From then on it runs real-time (``SCHED_FIFO`` priority 1, root), ahead of
+every ordinary process, so that on a busy machine the last launcher is not kept
+waiting by the first programs. Its child keeps that up to and through ``execve``: a
+child that went back to the ordinary scheduling before the exec queued behind
+hundreds of programs already running, and so did one at nice -10 now and then (one
+exec of 300 came tens of seconds late). The program itself runs with the launcher's
+original scheduling and nice value from its first instruction on: the child traces
+itself (``PTRACE_TRACEME``), so the kernel stops it once ``execve`` has loaded the
+program and before the program runs; the launcher then gives the program its own
+original scheduling back and detaches, and the program runs untraced. The child's
+short time from ``fork`` to ``execve`` at the real-time priority is the same for every
+program.
 
 It needs CAP_SYS_ADMIN (root). It imports only the standard library and runs with
 ``-S -I``, so that its own memory, which ``ru_maxrss`` carries across ``exec``, stays
@@ -43,7 +45,9 @@ import sys
 import time
 
 CLONE_NEWNS = 0x00020000
-RELEASE_NICE = -10
+# The real-time priority (SCHED_FIFO) at which a released launcher runs until its
+# program is loaded.
+RELEASE_PRIORITY = 1
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
@@ -68,12 +72,12 @@ def _private_run(libc: ctypes.CDLL) -> None:
 
 
 def _executed(
-    libc: ctypes.CDLL, pid: int, priority: int
+    libc: ctypes.CDLL, pid: int, scheduling: tuple[int, os.sched_param]
 ) -> tuple[float | None, tuple[int, resource.struct_rusage] | None]:
     """Wait until the child ``pid``, which traces itself, has exec'd its program; give
-    the program ``priority`` and let it run. The wall clock at which the exec was seen
-    (None if the child ended instead: its exec failed), and then None, or the ended
-    child's wait status and resource usage."""
+    the program ``scheduling`` (policy and parameters) and let it run. The wall clock
+    at which the exec was seen (None if the child ended instead: its exec failed), and
+    then None, or the ended child's wait status and resource usage."""
     while True:
         _, status, usage = os.wait4(pid, 0)
         if not os.WIFSTOPPED(status):
@@ -82,7 +86,7 @@ def _executed(
         if stopped_by == signal.SIGTRAP:
             # The program is loaded and has run no instruction of its own yet.
             executed = time.time()
-            os.setpriority(os.PRIO_PROCESS, pid, priority)
+            os.sched_setscheduler(pid, *scheduling)
             _check(libc.ptrace(PTRACE_DETACH, pid, None, None), "ptrace(PTRACE_DETACH)")
             return executed, None
         # A signal that came before the exec: deliver it, as without the tracing.
@@ -106,7 +110,7 @@ def main(argv: list[str]) -> int:
         argv = [argv[0], *argv[3:]]
     report, credentials, log = argv[1:4]
     program = argv[argv.index("--") + 1 :]
-    priority = os.getpriority(os.PRIO_PROCESS, 0)
+    scheduling = (os.sched_getscheduler(0), os.sched_getparam(0))
     _private_run(libc)
     os.makedirs(SERVICE_ACCOUNT)
     for name in ("token", "ca.crt", "namespace"):
@@ -116,7 +120,7 @@ def main(argv: list[str]) -> int:
             target.write(data)
     output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     if release is not None:
-        os.setpriority(os.PRIO_PROCESS, 0, RELEASE_NICE)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RELEASE_PRIORITY))
         os.write(release[0], b".")
         os.close(release[0])
         while os.read(release[1], 64):
@@ -128,16 +132,16 @@ def main(argv: list[str]) -> int:
         try:
             # The program must not outlive a launcher that the harness kills.
             libc.prctl(PR_SET_PDEATHSIG, 9)
-            # Stop at the first instruction of the program: the launcher lowers its
-            # priority there (see the module's docstring).
+            # Stop at the first instruction of the program: the launcher gives it the
+            # ordinary scheduling there (see the module's docstring).
             _check(libc.ptrace(PTRACE_TRACEME, 0, None, None), "ptrace(PTRACE_TRACEME)")
             os.dup2(output, 1)
             os.dup2(output, 2)
             os.execv(program[0], program)  # noqa: S606 - a fixed program, no shell
         finally:
             os._exit(127)
-    executed, ended = _executed(libc, pid, priority)
-    os.setpriority(os.PRIO_PROCESS, 0, priority)
+    executed, ended = _executed(libc, pid, scheduling)
+    os.sched_setscheduler(0, *scheduling)
     _, status, usage = os.wait4(pid, 0) if ended is None else (pid, *ended)
     result = {
         "spawned": spawned,

@@ -127,7 +127,7 @@ def test_every_execve_of_a_round_within_a_second() -> None:
 def test_how_it_was_measured_says_the_reporter_is_execd_before_its_priority_drops() -> None:
     text = section([run("watch", 10)], SETTINGS, minutes=1.0, reference_note="", plotted=False)
     measured = text[text.index("### How it was measured") :]
-    assert "the child execs the reporter still at nice -10" in measured
+    assert "the child execs the reporter still real-time" in measured
     assert "`PTRACE_TRACEME`" in measured
     assert "runs untraced at the ordinary priority from its first instruction on" in measured
 

@@ -1,5 +1,5 @@
 """bench/launch.py, run for real (it needs root for its mount namespace): the program
-it releases runs untraced at the launcher's own priority, and its report has the time
+it releases runs untraced with the launcher's own scheduling, and its report has the time
 the program's ``execve`` completed."""
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import pytest
 from bench.measure import LAUNCHER, in_cluster_unavailable
 from harness.required import unavailable
 
-# What the program says of itself first thing: its clock, its nice value and who
-# traces it. Its clock comes after its interpreter has started up.
+# What the program says of itself first thing: its clock, scheduling policy, nice value
+# and who traces it. Its clock comes after its interpreter has started up.
 SELF_REPORT = """
 import json, os, time
 clock = time.time()
 tracer = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("TracerPid"))
-print(json.dumps({"clock": clock, "nice": os.getpriority(os.PRIO_PROCESS, 0), "tracer": tracer}))
+policy, nice = os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+print(json.dumps({"clock": clock, "policy": policy, "nice": nice, "tracer": tracer}))
 """
 OWN_NICE = 3
 
@@ -64,11 +65,12 @@ def _launch(tmp_path: Path, program: list[str]) -> dict[str, Any]:
     return result
 
 
-def test_the_program_runs_untraced_at_the_launchers_own_priority(tmp_path: Path) -> None:
+def test_the_program_runs_untraced_with_the_launchers_own_scheduling(tmp_path: Path) -> None:
     report = _launch(tmp_path, [sys.executable, "-S", "-I", "-c", SELF_REPORT])
     assert report["exit_code"] == 0
     program = json.loads((tmp_path / "program.log").read_text())
-    # Not the -10 at which the launcher waited and the child exec'd it.
+    # Not the real-time scheduling of the released launcher, through the child's exec.
+    assert program["policy"] == os.SCHED_OTHER
     assert program["nice"] == OWN_NICE
     assert program["tracer"] == "0"
 
