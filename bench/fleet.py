@@ -605,7 +605,9 @@ class Fleet:
                 member.process.wait()
             if member.report.exists():
                 data = json.loads(member.report.read_text())
-                member.executed = float(data.get("executed", data["spawned"]))
+                # None: the exec failed (exit code 127), no execve to count.
+                executed = data["executed"]
+                member.executed = float("nan") if executed is None else float(executed)
                 run.exit_codes[int(data["exit_code"])] += 1
                 run.reporters_peak_rss_mib += int(data["max_rss_kib"]) / 1024
                 run.reporters_cpu += float(data["cpu_seconds"])

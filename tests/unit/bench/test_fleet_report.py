@@ -25,6 +25,7 @@ from bench.fleet_report import (
     existing,
     model,
     percentile,
+    section,
     splice,
     start_up_per_job,
     verdicts,
@@ -121,6 +122,14 @@ def test_every_execve_of_a_round_within_a_second() -> None:
     late = verdict([run("watch", 10), run("poll", 300, spread=1.5)], target)
     assert late.met is False
     assert "1.50 s (poll, default, N = 300)" in late.measured
+
+
+def test_how_it_was_measured_says_the_reporter_is_execd_before_its_priority_drops() -> None:
+    text = section([run("watch", 10)], SETTINGS, minutes=1.0, reference_note="", plotted=False)
+    measured = text[text.index("### How it was measured") :]
+    assert "the child execs the reporter still real-time" in measured
+    assert "`PTRACE_TRACEME`" in measured
+    assert "runs untraced at the ordinary priority from its first instruction on" in measured
 
 
 def test_the_p99_target_at_100_is_a_second() -> None:
