@@ -134,6 +134,8 @@ class Reporter:
                 starting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await starting
+            # The watch start-up opened, when the Pod monitor never went on with it.
+            await self._pods.close()
 
     async def _run(self, starting: _Starting) -> ExitCode:
         facts: StartupFacts | None = None
