@@ -28,6 +28,8 @@ import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
+import msgspec
+
 from status_reporter.api.protocol import (
     INITIAL_EVENTS_END,
     Api,
@@ -93,10 +95,7 @@ class PodMonitor:
         # After a 410 Gone the next watch starts from the current state instead.
         self._expired = False
         self._adapter: str | None = None
-        # Whether the API server has sent a bookmark (does it send them at all?), and how
-        # many silent watches were renewed while it had not.
-        self._bookmarks = False
-        self._silent_renewals = 0
+        self._bookmarks = _Bookmarks()
         # The watch start-up opened (it gave the Pod's state), until :meth:`watch` goes on.
         self._open: _OpenWatch | None = None
 
@@ -324,16 +323,16 @@ class PodMonitor:
         (it sends one only when the resourceVersion moves on, never with its watch cache
         off): not a broken watch, one to renew (said once)."""
         lived = self._clock.now() - opened >= MIN_WATCH_SECONDS
-        if not isinstance(exc, WatchSilent) or self._bookmarks or not lived:
+        if not isinstance(exc, WatchSilent) or self._bookmarks.seen or not lived:
             return False
-        if not self._silent_renewals:
+        if not self._bookmarks.silent_renewals:
             self._log.info(
                 "no watch bookmarks from the API server so far (a quiet cluster, or its "
                 "watch cache off): the Pod watch is renewed after each silence of this length",
                 silence_seconds=BOOKMARK_SILENCE_SECONDS,
                 error=str(exc),
             )
-        self._silent_renewals += 1
+        self._bookmarks.silent_renewals += 1
         return True
 
     @staticmethod
@@ -354,7 +353,7 @@ class PodMonitor:
             # Not a state of the Pod: only where the next watch may resume. The bookmark
             # ending the initial events says nothing of the periodic ones.
             if event.pod.metadata.annotations.get(INITIAL_EVENTS_END) != "true":
-                self._bookmarks = True
+                self._bookmarks.seen = True
             version = event.pod.metadata.resource_version
             if version and not is_older(version, self._version):
                 self._version, self._expired = version, False
@@ -364,6 +363,14 @@ class PodMonitor:
             self._on_gone()
             return False
         return True
+
+
+class _Bookmarks(msgspec.Struct):
+    """Whether the API server has sent a bookmark (does it send them at all?), and how
+    many silent watches were renewed while it had not."""
+
+    seen: bool = False
+    silent_renewals: int = 0
 
 
 class _OpenWatch:

@@ -211,6 +211,7 @@ async def test_a_watch_silent_at_start_is_followed_by_a_get_and_goes_on(
     await clock.advance(FIRST_STATE_SECONDS)
     # Nothing within FIRST_STATE_SECONDS: a GET gives the state, the watch stays open.
     assert cluster.calls == {"review": 1, "watch": 1, "get_pod": 1, "get_job": 1}
+    assert cluster.watch_initial_events == [True]
     await clock.advance(30)
     run.adapter(terminated(exit_code=1))
     assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
