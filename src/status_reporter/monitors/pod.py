@@ -2,7 +2,8 @@
 its states, and the source of what the rules learn from it (docs/design.md "Monitoring").
 
 Every read goes through it: start-up's, the watch, the polls, the read before the
-deadline and the reads after a stop. Each Pod state passes once through
+deadline and the reads after a stop. When the Pod will be watched, start-up's read is
+the watch's first event, and that watch goes on as the watch. Each Pod state passes once through
 :func:`~status_reporter.core.pods.pod_facts`: one older than the newest seen is dropped,
 any other becomes :class:`~status_reporter.core.pods.PodFacts` for ``on_facts``. A Pod
 that is gone (404, ``DELETED``) is reported to ``on_gone``.

@@ -2,7 +2,7 @@
 is watched (README "Configuration" and "RBAC").
 
 The permissions are reviewed first: they tell whether the Pod will be watched, and then
-the Pod's first state is taken from that watch rather than from a GET. The Pod is read
+its state is taken from that watch rather than from a GET before it. The Pod is read
 next (by the Pod monitor, its only reader): it names the Job when ``JOB_NAME`` is unset
 (its controller ``ownerReference``), and the condition writer is built once the Job is
 named. The Job must exist, and its copy is what the condition is
