@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.checks import FAILURE, SUCCESS, eventually, stalled_pipe, summary, verbs
+from harness.checks import (
+    FAILURE,
+    SUCCESS,
+    eventually,
+    reporter_requests,
+    stalled_pipe,
+    summary,
+    verbs,
+)
 from harness.cluster import (
     REFERENCE_ROLE,
     AdapterJob,
@@ -94,7 +102,7 @@ def test_other_conditions_are_preserved(job: AdapterJob, reporter: Reporter, adm
     )
 
 
-def test_event_driven_run_costs_six_requests(
+def test_event_driven_run_costs_five_requests(
     job: AdapterJob, reporter: Reporter, plane: ControlPlane
 ) -> None:
     job.running()
@@ -103,21 +111,43 @@ def test_event_driven_run_costs_six_requests(
     time.sleep(2)
     job.write_result(SUCCESS)
     assert run.wait() == 0
+    # The review first (it tells that the Pod may be watched), then the watch, which
+    # gives the Pod's state and goes on as the run's only watch: the Pod is never GET.
     assert verbs(plane, job) == [
-        "get pods 200",
-        "get jobs 200",
         "create selfsubjectrulesreviews 201",
         "watch pods 200",
+        "get jobs 200",
         "patch jobs/status 200",
         "create events 201",
     ]
+    (watch,) = [e for e in reporter_requests(plane, job) if e["verb"] == "watch"]
+    assert "sendInitialEvents=true" in watch["requestURI"]
+    assert "resourceVersion=" not in watch["requestURI"].replace("resourceVersionMatch", "")
+
+
+def test_poll_mode_reads_the_pod_and_never_watches(
+    job: AdapterJob, reporter: Reporter, plane: ControlPlane
+) -> None:
+    job.running()
+    run = reporter(job, {"MONITOR_MODE": "poll", "CONTAINER_STATUS_INTERVAL_SECONDS": "1"})
+    eventually(lambda: "monitoring adapter" in run.output)
+    job.terminated(2, "Error")
+    assert run.wait() == 1, run.output
+    requests = verbs(plane, job)
+    assert requests[:3] == [
+        "create selfsubjectrulesreviews 201",
+        "get pods 200",
+        "get jobs 200",
+    ]
+    assert not any(v.startswith("watch") for v in requests)
+    assert "pod_updates=poll" in run.output
 
 
 def test_a_watch_outlives_the_api_servers_bookmarks(
     make_job: Callable[..., AdapterJob], reporter: Reporter, plane: ControlPlane, admin: Client
 ) -> None:
     # About a minute into a watch the API server sends a bookmark, when the Pods' resource
-    # version has moved on: other Pods change meanwhile. A long Job costs the same six
+    # version has moved on: other Pods change meanwhile. A long Job costs the same five
     # requests as a short one, and the watch is never dropped.
     job, other = make_job(), make_job()
     job.running()
@@ -131,7 +161,7 @@ def test_a_watch_outlives_the_api_servers_bookmarks(
     job.write_result(SUCCESS)
     assert run.wait() == 0, run.output
     assert "Pod watch broke" not in run.output
-    assert len(verbs(plane, job)) == 6, verbs(plane, job)
+    assert len(verbs(plane, job)) == 5, verbs(plane, job)
 
 
 # --- logging never delays the write ------------------------------------------------------
@@ -247,9 +277,15 @@ def test_reference_role_polls_the_pod(admin: Client, plane: ControlPlane, tmp_pa
     assert job.condition() is not None
     assert job.condition()["reason"] == "AdapterExitedWithError"  # type: ignore[index]
     requests = verbs(plane, job)
+    # No watch permission: the review says so, and the Pod is read, never watched.
+    assert requests[:3] == [
+        "create selfsubjectrulesreviews 201",
+        "get pods 200",
+        "get jobs 200",
+    ]
     assert not any(v.startswith("watch") for v in requests)
     assert not any(v.startswith("create events") for v in requests)
-    assert any(v == "get pods 200" for v in requests[2:])
+    assert any(v == "get pods 200" for v in requests[3:])
     assert "pod_updates=poll" in run.output
     # Without the permission, one debug line says that no Event is recorded.
     assert run.output.count("the outcome is not recorded as an Event") == 1
@@ -336,10 +372,18 @@ def test_named_adapter_not_in_the_pod(job: AdapterJob, reporter: Reporter) -> No
     assert "(containers: adapter, status-reporter)" in condition["message"]
 
 
-def test_wrong_pod_name_is_a_configuration_error(job: AdapterJob, reporter: Reporter) -> None:
+def test_wrong_pod_name_is_a_configuration_error(
+    job: AdapterJob, reporter: Reporter, plane: ControlPlane
+) -> None:
+    started = time.monotonic()
     run = reporter(job, {"POD_NAME": "no-such-pod"})
     assert run.wait() == 2, run.output
+    assert time.monotonic() - started < 5
     assert job.condition()["reason"] == "ReporterConfigInvalid"  # type: ignore[index]
+    # The watch's initial events ended with no Pod: known without a GET.
+    requests = verbs(plane, job)
+    assert requests[:2] == ["create selfsubjectrulesreviews 201", "watch pods 200"]
+    assert not any(v.startswith("get pods") for v in requests)
 
 
 def test_invalid_configuration_is_recorded_on_the_job(job: AdapterJob, reporter: Reporter) -> None:

@@ -23,7 +23,13 @@ from typing import Any
 
 import msgspec
 
-from status_reporter.api.protocol import ApiError, PodEvent, Unreachable, WatchSilent
+from status_reporter.api.protocol import (
+    INITIAL_EVENTS_END,
+    ApiError,
+    PodEvent,
+    Unreachable,
+    WatchSilent,
+)
 from status_reporter.core.clocks import ServerTime
 from status_reporter.core.models import (
     Container,
@@ -106,6 +112,11 @@ class MemoryCluster:
         self.fresh_patches: list[bool] = []
         self.watch_versions: list[str] = []
         self.watch_timeouts: list[float] = []
+        self.watch_initial_events: list[bool] = []
+        # Watches asking for sendInitialEvents are refused (an older API server).
+        self.no_initial_events = False
+        # Watches opened without a resourceVersion send no initial event (a slow server).
+        self.quiet_start = False
         # Every watch ends at once, with no event (a hostile server or proxy).
         self.empty_watches = False
         # Watches send events but never a bookmark (an API server without watch cache):
@@ -271,12 +282,22 @@ class MemoryCluster:
 
     @asynccontextmanager
     async def watch_pod(
-        self, resource_version: str, *, timeout_seconds: int, read_timeout: float
+        self,
+        resource_version: str,
+        *,
+        timeout_seconds: int,
+        read_timeout: float,
+        initial_events: bool = False,
     ) -> AsyncIterator[AsyncIterator[PodEvent]]:
-        """Events after ``resource_version`` (the current Pod as ADDED without one)."""
+        """Events after ``resource_version`` (the current Pod as ADDED without one, then
+        with ``initial_events`` the bookmark that ends them, unless ``no_initial_events``:
+        a server that refuses the parameter)."""
         self.watch_versions.append(resource_version)
         self.watch_timeouts.append(read_timeout)
+        self.watch_initial_events.append(initial_events)
         await self._enter("watch", read_timeout)
+        if initial_events and self.no_initial_events:
+            raise ApiError(422, "HTTP 422: sendInitialEvents is forbidden for watch")
         if self.empty_watches:
             # 200 and an empty body: the watch ends as soon as it opened.
             yield _nothing()
@@ -291,8 +312,15 @@ class MemoryCluster:
             for version, event in self._history:
                 if version > since:
                     queue.put_nowait(event)
-        elif self.pod is not None:
-            queue.put_nowait(PodEvent("ADDED", pod=self.pod))
+        elif not self.quiet_start:
+            if self.pod is not None:
+                queue.put_nowait(PodEvent("ADDED", pod=self.pod))
+            if initial_events:
+                end = ObjectMeta(
+                    resource_version=str(self._version),
+                    annotations={INITIAL_EVENTS_END: "true"},
+                )
+                queue.put_nowait(PodEvent("BOOKMARK", pod=Pod(metadata=end)))
         self._watchers.append(queue)
         try:
             yield _drain(queue, self._silence(read_timeout) if self.silent_watches else None)

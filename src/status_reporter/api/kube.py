@@ -244,15 +244,26 @@ class HttpApi:
 
     @asynccontextmanager
     async def watch_pod(
-        self, resource_version: str, *, timeout_seconds: int, read_timeout: float
+        self,
+        resource_version: str,
+        *,
+        timeout_seconds: int,
+        read_timeout: float,
+        initial_events: bool = False,
     ) -> AsyncIterator[AsyncIterator[PodEvent]]:
-        """Watch the Pod (a field selector on its name), with bookmarks."""
+        """Watch the Pod (a field selector on its name), with bookmarks; with
+        ``initial_events``, from its current state (sendInitialEvents)."""
         query = {
             "watch": "true",
             "fieldSelector": f"metadata.name={self._pod}",
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
         }
+        if initial_events:
+            # Required with sendInitialEvents; without a resourceVersion, the initial
+            # state is the current one (a consistent read).
+            query["sendInitialEvents"] = "true"
+            query["resourceVersionMatch"] = "NotOlderThan"
         if resource_version:
             query["resourceVersion"] = resource_version
         target = f"{self._pods_path}?{query_string(query)}"

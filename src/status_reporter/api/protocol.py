@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
 from status_reporter.core.clocks import ServerTime
 from status_reporter.core.models import Job, Pod, RulesReviewStatus, Status
+
+# The annotation of the bookmark that ends a watch's initial events (sendInitialEvents).
+INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
 
 
 class ApiError(Exception):
@@ -128,11 +131,19 @@ class Api(Protocol):
         ...
 
     def watch_pod(
-        self, resource_version: str, *, timeout_seconds: int, read_timeout: float
+        self,
+        resource_version: str,
+        *,
+        timeout_seconds: int,
+        read_timeout: float,
+        initial_events: bool = False,
     ) -> AbstractAsyncContextManager[AsyncIterator[PodEvent]]:
         """Watch the Pod from ``resource_version``.
 
         The server ends the watch after ``timeout_seconds``; waiting longer than
-        ``read_timeout`` for the next event raises :class:`Unreachable`.
+        ``read_timeout`` for the next event raises :class:`Unreachable`. With
+        ``initial_events`` (and no ``resource_version``) the watch starts with the Pod's
+        current state, if it exists, then a bookmark annotated :data:`INITIAL_EVENTS_END`
+        (a server without the feature refuses the watch with a 4xx).
         """
         ...

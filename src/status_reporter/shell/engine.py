@@ -130,10 +130,7 @@ class Reporter:
         try:
             return await self._run(starting)
         finally:
-            if not starting.done():
-                starting.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await starting
+            await _end_start_up(starting, self._pods)
 
     async def _run(self, starting: _Starting) -> ExitCode:
         facts: StartupFacts | None = None
@@ -297,6 +294,16 @@ class Reporter:
         while not self._record.pod_gone:
             await self._read_pod(_STOP_READ_TIMEOUT)
             await self._clock.sleep_until(self._clock.now() + _STOP_READ_INTERVAL)
+
+
+async def _end_start_up(starting: _Starting, pods: PodMonitor) -> None:
+    """Cancel start-up if it still runs, and close its Pod watch if no monitor went on
+    with it."""
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await starting
+    await pods.close()
 
 
 def _file_monitors(

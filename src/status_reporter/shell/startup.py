@@ -1,9 +1,11 @@
 """Start-up: the Pod, its Job, the adapter and the permissions, checked before anything
 is watched (README "Configuration" and "RBAC").
 
-The Pod is read first (by the Pod monitor, its only reader): it names the Job when
-``JOB_NAME`` is unset (its controller ``ownerReference``), and the condition writer is
-built once the Job is named. The Job must exist, and its copy is what the condition is
+The permissions are reviewed first: they tell whether the Pod will be watched, and then
+its state is taken from that watch rather than from a GET before it. The Pod is read
+next (by the Pod monitor, its only reader): it names the Job when ``JOB_NAME`` is unset
+(its controller ``ownerReference``), and the condition writer is built once the Job is
+named. The Job must exist, and its copy is what the condition is
 planned from. A missing Pod or adapter container is a configuration error reported at
 once, not after the timeout. When a stop cuts start-up short, a Pod read since may
 still teach the adapter.
@@ -16,7 +18,7 @@ from typing import Final
 
 import msgspec
 
-from status_reporter.api.access import check_access
+from status_reporter.api.access import check_access, may_watch_pods, review_rules
 from status_reporter.api.protocol import Api, Operations
 from status_reporter.api.retry import MIN_ATTEMPT_SECONDS, TRANSIENT_STATUSES, KubeError, call
 from status_reporter.api.writer import FORBIDDEN_GRACE_SECONDS, ConditionWriter
@@ -24,7 +26,7 @@ from status_reporter.base.clock import Clock
 from status_reporter.base.logs import Logger, carried
 from status_reporter.base.tasks import Cut, Interrupt
 from status_reporter.core.config import Config, ConfigError, MonitorMode
-from status_reporter.core.models import Job, Pod
+from status_reporter.core.models import Job, Pod, RulesReviewStatus
 from status_reporter.core.pods import find_adapter, has_container, is_native_sidecar, owner_job
 from status_reporter.monitors.pod import PodMonitor
 
@@ -75,7 +77,8 @@ class Startup:
         )
 
     async def run(self, deadline: float) -> StartupFacts:
-        """Read the Pod and the Job, find the adapter, review the permissions.
+        """Review the permissions, read the Pod (from the watch when it will be watched)
+        and the Job, find the adapter, check the permissions.
 
         Raises:
             ConfigError: no such Pod, no Job to report on, no such adapter container.
@@ -83,7 +86,11 @@ class Startup:
                 the API could not be reached before ``deadline``.
         """
         config = self._config
-        pod = await self._read_pod(deadline)
+        # First, since it tells whether the Pod may be watched: a watch that would be
+        # refused is never tried.
+        review, unanswered = await self._review(deadline)
+        watch = config.monitor_mode is MonitorMode.AUTO and may_watch_pods(review, self.ops)
+        pod, watch = await self._read_pod(deadline, watch=watch)
         self._name_job(pod)
         # The Job must exist; its copy is what the condition is planned from.
         ops = self.ops
@@ -98,19 +105,17 @@ class Startup:
         self._log.bind(**carried(config.log_context, job.metadata, pod.metadata))
         adapter = find_adapter(pod, config.adapter_container_name, config.reporter_container_name)
         self._warn_about(pod)
-        access = await check_access(
-            self._api,
-            ops,
-            clock=self._clock,
-            deadline=min(deadline, self._clock.now() + REVIEW_SECONDS),
-            log=self._log,
-        )
+        if unanswered:
+            # The API answers now: an outage from the start leaves nothing assumed.
+            review, _ = await self._review(deadline)
+            watch = watch and may_watch_pods(review, ops)
+        access = check_access(review, ops, log=self._log)
         return StartupFacts(
             pod=pod,
             job=job,
             adapter=adapter,
             native_sidecar=is_native_sidecar(pod, config.reporter_container_name),
-            watch_pods=config.monitor_mode is MonitorMode.AUTO and access.watch_pods,
+            watch_pods=watch,
             create_events=access.create_events,
             patch_confirmed=access.patch_confirmed,
         )
@@ -154,10 +159,25 @@ class Startup:
         except ConfigError:
             return None
 
-    async def _read_pod(self, deadline: float) -> Pod:
+    async def _review(self, deadline: float) -> tuple[RulesReviewStatus | None, bool]:
+        """The permission review (None when unavailable: access is assumed), and whether
+        it got no answer at all (worth asking again once the API answers)."""
+        try:
+            review = await review_rules(
+                self._api,
+                clock=self._clock,
+                deadline=min(deadline, self._clock.now() + REVIEW_SECONDS),
+                log=self._log,
+            )
+        except KubeError as exc:
+            self._log.debug("permission review unavailable; assuming access", error=str(exc))
+            return None, exc.status is None or exc.status in TRANSIENT_STATUSES
+        return review, False
+
+    async def _read_pod(self, deadline: float, *, watch: bool) -> tuple[Pod, bool]:
         config = self._config
         try:
-            return await self._pods.read_at_start(deadline)
+            return await self._pods.read_at_start(deadline, watch=watch)
         except KubeError as exc:
             if exc.status != 404:
                 raise

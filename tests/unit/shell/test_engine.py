@@ -36,6 +36,7 @@ from status_reporter.core.models import (
     Pod,
     Status,
 )
+from status_reporter.monitors.pod import FIRST_STATE_SECONDS
 from status_reporter.monitors.resultfile import MAX_READ_INTERVAL, MIN_READ_INTERVAL
 from status_reporter.shell.engine import Reporter
 from status_reporter.shell.outcome import STOP_EXIT_SECONDS, ExitCode
@@ -174,6 +175,50 @@ async def test_valid_result_is_written_and_exits_zero(cluster: MemoryCluster, st
     assert run.cluster.calls["watch"] == 1
 
 
+async def test_a_watched_pods_first_state_comes_from_the_watch_not_a_get(
+    cluster: MemoryCluster, start: Start
+) -> None:
+    run = await start()
+    # Review, then the watch that starts with the Pod's state: no GET.
+    assert cluster.calls == {"review": 1, "watch": 1, "get_job": 1}
+    assert cluster.watch_versions == [""]
+    assert cluster.watch_initial_events == [True]
+    run.adapter(terminated(exit_code=1))
+    # The same watch goes on: it brings the adapter's exit.
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    assert cluster.calls["watch"] == 1
+    assert cluster.calls["get_pod"] == 0
+
+
+async def test_a_server_refusing_initial_events_gets_a_plain_watch(
+    cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.no_initial_events = True
+    run = await start()
+    assert cluster.watch_initial_events == [True, False]
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    # As many requests as a GET before the watch would cost.
+    assert cluster.calls["get_pod"] == 0
+    assert cluster.calls["watch"] == 2
+
+
+async def test_a_watch_silent_at_start_is_followed_by_a_get_and_goes_on(
+    clock: FakeClock, cluster: MemoryCluster, start: Start
+) -> None:
+    cluster.quiet_start = True
+    run = await start()
+    await clock.advance(FIRST_STATE_SECONDS)
+    # Nothing within FIRST_STATE_SECONDS: a GET gives the state, the watch stays open.
+    assert cluster.calls == {"review": 1, "watch": 1, "get_pod": 1, "get_job": 1}
+    assert cluster.watch_initial_events == [True]
+    await clock.advance(30)
+    run.adapter(terminated(exit_code=1))
+    assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
+    assert cluster.calls["watch"] == 1
+    assert cluster.calls["get_pod"] == 1
+
+
 async def test_auto_mode_reacts_to_the_file_event_without_waiting_for_a_poll(
     start: Start, tmp_path: Path
 ) -> None:
@@ -191,6 +236,7 @@ async def test_poll_mode_reads_on_the_reference_schedule(
     clock: FakeClock, cluster: MemoryCluster, start: Start
 ) -> None:
     run = await start(monitor_mode=MonitorMode.POLL, poll_interval_seconds=5)
+    assert run.cluster.calls == {"review": 1, "get_pod": 1, "get_job": 1}
     assert run.reads == 1
     await run.clock.advance(4.9)
     assert run.reads == 1
@@ -243,8 +289,10 @@ async def test_a_result_already_there_needs_no_monitors(
     run.write(SUCCESS)
     await run.start()
     assert await run.finish() is ExitCode.RESULT
-    assert run.cluster.calls["watch"] == 0
-    assert sum(run.cluster.calls.values()) == 5  # pod, job, review, patch, event
+    # Review, the watch that gave the Pod, Job, patch, Event; the watch went no further.
+    assert run.cluster.calls["watch"] == 1
+    assert run.cluster.calls["get_pod"] == 0
+    assert sum(run.cluster.calls.values()) == 5
 
 
 async def test_adapter_already_terminated_at_start(
@@ -717,8 +765,8 @@ async def test_without_a_condition_of_this_type_a_run_reads_the_job_once(
     run = await start()
     run.adapter(terminated(exit_code=1))
     assert await run.finish(within=1) is ExitCode.ADAPTER_PROBLEM
-    # Pod, Job, review, watch, patch, Event: six requests.
-    assert sum(cluster.calls.values()) == 6
+    # Review, watch (with the Pod), Job, patch, Event: five requests.
+    assert sum(cluster.calls.values()) == 5
     assert cluster.calls["get_job"] == 1
 
 
@@ -909,8 +957,26 @@ async def test_no_adapter_candidate(start: Start) -> None:
 async def test_a_missing_pod_is_a_configuration_error(cluster: MemoryCluster, start: Start) -> None:
     cluster.pod = None
     run = await start()
-    assert await run.finish() is ExitCode.CONFIG_INVALID
+    assert await run.finish(within=0.1) is ExitCode.CONFIG_INVALID
     assert run.last_word()["reason"] == "ReporterConfigInvalid"
+    # The watch's initial events told it: no GET.
+    assert cluster.calls["get_pod"] == 0
+
+
+@pytest.mark.parametrize("watch", ["refused", "no_initial_events"])
+async def test_a_missing_pod_is_a_configuration_error_however_it_is_read(
+    cluster: MemoryCluster, start: Start, watch: str
+) -> None:
+    cluster.pod = None
+    if watch == "refused":
+        cluster.rules = REFERENCE_RULES
+    else:
+        cluster.no_initial_events = True
+    run = await start()
+    # A plain watch says nothing of a missing Pod: a GET asks after FIRST_STATE_SECONDS.
+    assert await run.finish(within=FIRST_STATE_SECONDS + 0.1) is ExitCode.CONFIG_INVALID
+    assert cluster.calls["get_pod"] == 1
+    assert cluster.calls["watch"] == (0 if watch == "refused" else 2)
 
 
 @pytest.mark.memcluster(pod=make_pod(("adapter", "sidecar")))
@@ -1025,12 +1091,13 @@ async def test_an_api_back_within_the_write_budget_gets_the_result_written(
     # Back after MAX_WAIT_TIME_SECONDS, within the write's budget.
     await clock.advance(39)
     assert not run.done
+    reviews = cluster.calls["review"]
     cluster.down = False
     assert await run.finish(within=6) is ExitCode.RESULT
     assert run.written() == ("True", "ValidationPassed", "all good")
     assert run.last_word() == {**PASSED_WORD, "written": True}
-    # Start-up's checks ran before the write: Pod, Job, review, patch, event.
-    assert cluster.calls["review"] == 1
+    # Start-up's checks ran before the write, the review answered.
+    assert cluster.calls["review"] == reviews + 1
     assert len(cluster.patches) == 1
 
 
@@ -1386,11 +1453,15 @@ async def test_a_watch_that_is_too_old_starts_again_from_the_current_state(
     clock: FakeClock, cluster: MemoryCluster, start: Start
 ) -> None:
     run = await start(container_status_interval_seconds=10)
-    assert run.cluster.watch_versions[0] != ""
+    await run.clock.advance(2)
+    run.cluster.break_watches()  # renewed from the version seen
+    await run.clock.advance(1)
+    assert run.cluster.watch_versions[1] != ""
+    await run.clock.advance(2)
     run.cluster.fail("get_pod", Unreachable("refused"))  # no fresh version from a read either
     run.cluster.send_watch_event(PodEvent("ERROR", error=Status(code=410, message="too old")))
     await run.clock.advance(1)
-    assert run.cluster.watch_versions[1] == ""  # 410 Gone: never resume from the old version
+    assert run.cluster.watch_versions[2] == ""  # 410 Gone: never resume from the old version
     run.adapter(terminated(exit_code=1))
     assert await run.finish() is ExitCode.ADAPTER_PROBLEM
 
