@@ -125,6 +125,18 @@ def test_event_driven_run_costs_five_requests(
     assert "resourceVersion=" not in watch["requestURI"].replace("resourceVersionMatch", "")
 
 
+def _assert_pod_read_never_watched(requests: list[str], output: str) -> None:
+    """Start-up was the review, a GET of the Pod and of the Job; the Pod was polled,
+    never watched."""
+    assert requests[:3] == [
+        "create selfsubjectrulesreviews 201",
+        "get pods 200",
+        "get jobs 200",
+    ]
+    assert not any(v.startswith("watch") for v in requests)
+    assert "pod_updates=poll" in output
+
+
 def test_poll_mode_reads_the_pod_and_never_watches(
     job: AdapterJob, reporter: Reporter, plane: ControlPlane
 ) -> None:
@@ -133,14 +145,7 @@ def test_poll_mode_reads_the_pod_and_never_watches(
     eventually(lambda: "monitoring adapter" in run.output)
     job.terminated(2, "Error")
     assert run.wait() == 1, run.output
-    requests = verbs(plane, job)
-    assert requests[:3] == [
-        "create selfsubjectrulesreviews 201",
-        "get pods 200",
-        "get jobs 200",
-    ]
-    assert not any(v.startswith("watch") for v in requests)
-    assert "pod_updates=poll" in run.output
+    _assert_pod_read_never_watched(verbs(plane, job), run.output)
 
 
 def test_a_watch_outlives_the_api_servers_bookmarks(
@@ -278,15 +283,9 @@ def test_reference_role_polls_the_pod(admin: Client, plane: ControlPlane, tmp_pa
     assert job.condition()["reason"] == "AdapterExitedWithError"  # type: ignore[index]
     requests = verbs(plane, job)
     # No watch permission: the review says so, and the Pod is read, never watched.
-    assert requests[:3] == [
-        "create selfsubjectrulesreviews 201",
-        "get pods 200",
-        "get jobs 200",
-    ]
-    assert not any(v.startswith("watch") for v in requests)
+    _assert_pod_read_never_watched(requests, run.output)
     assert not any(v.startswith("create events") for v in requests)
     assert any(v == "get pods 200" for v in requests[3:])
-    assert "pod_updates=poll" in run.output
     # Without the permission, one debug line says that no Event is recorded.
     assert run.output.count("the outcome is not recorded as an Event") == 1
 
