@@ -15,10 +15,10 @@ import contextlib
 import socket
 import struct
 import subprocess
-import threading
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from harness.loopthread import LoopThread
 
 Mode = Literal["pass", "refuse", "blackhole"]
 CHAIN = "SR-FAULTS"
@@ -50,25 +50,15 @@ class FaultProxy:
         self.latency = 0.0
         self.accepted = 0
         self._links: list[_Link] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner = LoopThread()
         self._server: asyncio.Server | None = None
         self._dropping = False
         # Bumped by every reset: a connection still being set up when it happened is reset too.
         self._resets = 0
 
-    def _call(self, work: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=10)
-
     def start(self) -> FaultProxy:
         """Listen on a free loopback port."""
-        self._thread.start()
-
-        async def listen() -> asyncio.Server:
-            return await asyncio.start_server(self._accept, "127.0.0.1", 0)
-
-        self._server = self._call(listen())
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._server, self.port = self._runner.serve(self._accept)
         return self
 
     def stop(self) -> None:
@@ -83,9 +73,8 @@ class FaultProxy:
                 if link.server is not None:
                     _abort(link.server)
 
-        self._call(close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._runner.call(close())
+        self._runner.stop()
 
     # --- faults ------------------------------------------------------------------------
 
@@ -99,7 +88,7 @@ class FaultProxy:
                 if link.server is not None:
                     _abort(link.server)
 
-        self._call(reset())
+        self._runner.call(reset())
 
     def stall_existing(self) -> None:
         """Established connections stop forwarding, but stay open; new ones are fine."""
@@ -108,7 +97,7 @@ class FaultProxy:
             for link in self._links:
                 link.stalled.set()
 
-        self._call(stall())
+        self._runner.call(stall())
 
     def drop_existing_packets(self) -> list[int]:
         """The kernel drops every packet of the established connections; returns their ports."""

@@ -23,13 +23,13 @@ import asyncio
 import ssl
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from harness.controlplane import ControlPlane
+from harness.loopthread import LoopThread
 
 # The pieces hostile bodies are sent in, and the size of one batch of trailer fields.
 _PIECE = 1024 * 1024
@@ -172,8 +172,7 @@ class HttpProxy:
         self._client_tls = ssl.create_default_context(cafile=str(ca_file))
         self._writers: set[asyncio.StreamWriter] = set()
         self._clients: set[asyncio.StreamWriter] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner = LoopThread()
         self._server: asyncio.Server | None = None
 
     @classmethod
@@ -196,9 +195,6 @@ class HttpProxy:
         """Where clients reach the proxy."""
         return f"https://127.0.0.1:{self.port}"
 
-    def _call(self, work: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=10)
-
     def rotate(self, cert_file: Path, key_file: Path) -> None:
         """Present ``cert_file`` from the next handshake on, and reset every client
         connection, so that each client must make a new one."""
@@ -208,19 +204,13 @@ class HttpProxy:
             for writer in list(self._clients):
                 writer.transport.abort()
 
-        self._call(rotate())
+        self._runner.call(rotate())
 
     def start(self) -> HttpProxy:
         """Listen on a free loopback port."""
-        self._thread.start()
-
-        async def listen() -> asyncio.Server:
-            return await asyncio.start_server(
-                self._serve, "127.0.0.1", 0, ssl=self._server_tls, ssl_handshake_timeout=10
-            )
-
-        self._server = self._call(listen())
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._server, self.port = self._runner.serve(
+            self._serve, ssl=self._server_tls, ssl_handshake_timeout=10
+        )
         return self
 
     def stop(self) -> None:
@@ -238,9 +228,8 @@ class HttpProxy:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
 
-        self._call(close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._runner.call(close())
+        self._runner.stop()
 
     # --- rules ---------------------------------------------------------------------------
 
@@ -294,7 +283,9 @@ class HttpProxy:
                     break
                 if stray is not None:
                     # Later, on the connection as it then is: idle, most likely.
-                    self._loop.call_later(stray.after, _write_unless_closed, writer, stray.response)
+                    self._runner.loop.call_later(
+                        stray.after, _write_unless_closed, writer, stray.response
+                    )
         except (OSError, EOFError, ValueError, asyncio.LimitOverrunError):
             pass  # the client or the API server went away, or spoke no HTTP
         finally:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from collections.abc import Coroutine
-from typing import Any
+
+from harness.loopthread import LoopThread
 
 _CHUNK = 64 * 1024
 _HANDSHAKE = 0x16
@@ -58,23 +57,13 @@ class ResumptionRelay:
         self.target = target
         self.port = 0
         self.resumed: list[bool | None] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner = LoopThread()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    def _call(self, work: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=10)
-
     def start(self) -> ResumptionRelay:
         """Listen on a free loopback port."""
-        self._thread.start()
-
-        async def listen() -> asyncio.Server:
-            return await asyncio.start_server(self._accept, "127.0.0.1", 0)
-
-        self._server = self._call(listen())
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._server, self.port = self._runner.serve(self._accept)
         return self
 
     def stop(self) -> None:
@@ -86,9 +75,8 @@ class ResumptionRelay:
             for writer in self._writers:
                 writer.transport.abort()
 
-        self._call(close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._runner.call(close())
+        self._runner.stop()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
